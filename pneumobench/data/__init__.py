@@ -1,0 +1,1 @@
+"""Data handling: SIIM-ACR run-length masks, DICOM ingest and prepared datasets."""
