@@ -1,0 +1,107 @@
+"""The paper's building blocks, registered under the names ``ModelConfig`` uses.
+
+ASPP and scSE are smp's modules (they match the paper's description); the decoder
+layer, the standard center block and the classification head follow the paper and the
+authors' code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from segmentation_models_pytorch.base.modules import SCSEModule
+from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP
+from torch import nn
+
+from pneumobench.config import ModelConfig
+from pneumobench.models.registry import register_attention, register_center_block, register_head
+
+
+class ConvBnReLU(nn.Sequential):
+    """Conv3x3 (no bias) + BatchNorm + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+@register_center_block("std")
+class StdCenter(nn.Sequential):
+    """The baseline center block: two Conv3x3+BN+ReLU at the encoder's width (512)."""
+
+    def __init__(self, in_channels: int, config: ModelConfig) -> None:
+        super().__init__(ConvBnReLU(in_channels, in_channels), ConvBnReLU(in_channels, in_channels))
+        self.out_channels = in_channels
+
+
+@register_center_block("aspp")
+class ASPPCenter(nn.Module):
+    """ASPP replacing the center block: 1x1, three dilated 3x3, image pooling, 1x1 projection."""
+
+    def __init__(self, in_channels: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.aspp = ASPP(
+            in_channels,
+            config.aspp_channels,
+            atrous_rates=config.aspp_rates,
+            separable=False,
+            dropout=config.aspp_dropout,
+        )
+        self.out_channels = config.aspp_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.aspp(x)
+
+
+register_attention("none")(lambda channels: nn.Identity())
+register_attention("scse")(SCSEModule)
+
+
+class DecoderLayer(nn.Module):
+    """Nearest x2 upsampling, concatenation with the skip, attention, two Conv3x3+BN+ReLU, attention."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, attention) -> None:
+        super().__init__()
+        self.attention_in = attention(in_channels + skip_channels)
+        self.convs = nn.Sequential(
+            ConvBnReLU(in_channels + skip_channels, out_channels), ConvBnReLU(out_channels, out_channels)
+        )
+        self.attention_out = attention(out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.attention_in(torch.cat([x, skip], dim=1))
+        return self.attention_out(self.convs(x))
+
+
+class GlobalLayer(nn.Sequential):
+    """Conv1x1 then Conv3x3 (64 channels), each followed by ReLU and BatchNorm, as the authors."""
+
+    def __init__(self, in_channels: int, channels: int = 64) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, channels, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(channels),
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.BatchNorm2d(channels),
+        )
+
+
+@register_head("concat_pool")
+class ConcatPoolHead(nn.Module):
+    """Concatenated global average and max pooling, Conv1x1 to 32, Conv1x1 to 1 (authors' head)."""
+
+    def __init__(self, in_channels: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(
+            nn.Conv2d(2 * in_channels, config.cls_hidden, kernel_size=1),
+            nn.Conv2d(config.cls_hidden, 1, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([F.adaptive_avg_pool2d(x, 1), F.adaptive_max_pool2d(x, 1)], dim=1)
+        return self.fc(pooled).flatten()

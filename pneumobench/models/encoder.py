@@ -1,0 +1,114 @@
+"""The ResNet encoder from segmentation-models-pytorch and its pretrained weights.
+
+``encoder_weights`` is ``None`` (random), ``"imagenet"`` (smp's download from the model hub,
+which works online or from the hub cache) or a path to a state dict file (``.pth``/``.pt``
+loaded with ``weights_only=True``, or ``.safetensors``). Classifier keys are dropped and any
+mismatch is reported key by key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from segmentation_models_pytorch.encoders import get_encoder
+from torch import nn
+
+__all__ = ["EncoderWeightsError", "build_encoder", "load_encoder_weights"]
+
+CLASSIFIER_PREFIXES = ("fc.", "classifier.", "head.")
+WRAPPER_PREFIXES = ("module.", "encoder.")
+MAX_LISTED_KEYS = 20
+
+
+class EncoderWeightsError(RuntimeError):
+    """Pretrained encoder weights that cannot be found, read or matched to the encoder."""
+
+
+def build_encoder(name: str, weights: str | None) -> nn.Module:
+    """smp's encoder ``name`` (depth 5) with ``weights`` loaded as described above."""
+    if weights is None:
+        return get_encoder(name, weights=None)
+    if weights == "imagenet":
+        return _imagenet_encoder(name)
+    encoder = get_encoder(name, weights=None)
+    load_encoder_weights(encoder, weights)
+    return encoder
+
+
+def _imagenet_encoder(name: str) -> nn.Module:
+    try:
+        return get_encoder(name, weights="imagenet")
+    except Exception as error:  # the hub raises connection, offline and cache-miss errors
+        cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        raise EncoderWeightsError(
+            f"ImageNet weights for encoder {name!r} are not available: smp downloads them from "
+            f"the Hugging Face model hub (smp-hub/{name}.imagenet) and neither the hub nor its "
+            f"cache ({cache}) could provide them ({type(error).__name__}: {error}). Provide them "
+            "in one of two ways: (1) run once with network access so the hub cache holds them "
+            "(later runs work offline, also with HF_HUB_OFFLINE=1), or copy such a cache and "
+            "point HF_HOME at it; (2) set encoder_weights to a state dict file, e.g. "
+            "torchvision's resnet34-333f7ec4.pth (the paper's weights) or a .safetensors file "
+            "(pneumobench run --encoder-weights PATH)."
+        ) from error
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise EncoderWeightsError(f"encoder weights file {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        elif path.suffix in (".pth", ".pt", ".bin"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise EncoderWeightsError(
+                f"encoder weights file {path}: unknown format {path.suffix!r} "
+                "(expected .pth, .pt, .bin or .safetensors)"
+            )
+    except EncoderWeightsError:
+        raise
+    except Exception as error:
+        raise EncoderWeightsError(f"encoder weights file {path} cannot be read: {error}") from error
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EncoderWeightsError(f"encoder weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in WRAPPER_PREFIXES:
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix) :]: value for key, value in state.items()}
+    return {k: v for k, v in state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
+
+
+def _listed(kind: str, keys: list[str]) -> list[str]:
+    lines = [f"  {kind}: {key}" for key in keys[:MAX_LISTED_KEYS]]
+    if len(keys) > MAX_LISTED_KEYS:
+        lines.append(f"  ... and {len(keys) - MAX_LISTED_KEYS} more {kind} keys")
+    return lines
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | os.PathLike) -> None:
+    """Load a state dict file into ``encoder``; raise listing every mismatched key."""
+    path = Path(path)
+    state = _strip_prefixes(_read_state_dict(path))
+    expected = encoder.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(
+        f"{key} (file {tuple(state[key].shape)}, encoder {tuple(expected[key].shape)})"
+        for key in set(state) & set(expected)
+        if state[key].shape != expected[key].shape
+    )
+    if missing or unexpected or wrong_shape:
+        lines = [f"encoder weights file {path} does not match the encoder:"]
+        lines += _listed("missing", missing) + _listed("unexpected", unexpected)
+        lines += _listed("shape mismatch", wrong_shape)
+        raise EncoderWeightsError("\n".join(lines))
+    encoder.load_state_dict(state)

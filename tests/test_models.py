@@ -1,0 +1,219 @@
+"""Models: shapes, every Table 6 combination, the parameter claim, weights, freezing, extension."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from segmentation_models_pytorch.encoders import get_encoder
+from torch import nn
+
+from pneumobench.config import ExperimentConfig, ModelConfig
+from pneumobench.models import (
+    EncoderWeightsError,
+    InputSizeError,
+    build_model,
+    count_parameters,
+    freeze_encoder,
+    unfreeze_encoder,
+)
+from pneumobench.models.registry import ATTENTIONS, register_attention
+from pneumobench.modifications import MODIFICATIONS, modification, table6_rows
+
+
+def seeded_model(config, seed=0):
+    torch.manual_seed(seed)
+    return build_model(config)
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return seeded_model(ModelConfig())
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_shapes_eval_batch_1_and_train_batch_2(baseline, size):
+    baseline.eval()
+    with torch.no_grad():
+        mask, cls = baseline(torch.randn(1, 3, size, size))
+    assert mask.shape == (1, 1, size, size) and cls.shape == (1,)
+    baseline.train()
+    mask, cls = baseline(torch.randn(2, 3, size, size))
+    assert mask.shape == (2, 1, size, size) and cls.shape == (2,)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 3, 100, 64), "input size 100x64 is not a multiple of 32"),
+        ((1, 1, 64, 64), "expected input of shape (N,3,H,W)"),
+        ((3, 64, 64), "expected input of shape (N,3,H,W)"),
+    ],
+)
+def test_input_the_encoder_cannot_take(baseline, shape, message):
+    with pytest.raises(InputSizeError) as info:
+        baseline(torch.randn(*shape))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("row", table6_rows(), ids=lambda r: "+".join(r) or "baseline")
+def test_every_table6_combination_runs_forward_and_backward(row):
+    config = ExperimentConfig().with_modifications(*row)
+    model = seeded_model(config).train()
+    mask, cls = model(torch.randn(2, 3, 64, 64))
+    (mask.mean() + cls.mean()).backward()
+    assert mask.shape == (2, 1, 64, 64) and cls.shape == (2,)
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_modifications_change_the_architecture():
+    def build(*mods):
+        return build_model(ExperimentConfig().with_modifications(*mods))
+
+    assert type(build("aspp").center).__name__ == "ASPPCenter"
+    assert type(build("scse").decoder[0].attention_in).__name__ == "SCSEModule"
+    assert build("hypercolumns").global_layer[0].in_channels == 4 * 64
+    assert build().global_layer[0].in_channels == 64
+
+
+def test_aspp_is_lighter_by_about_800k_parameters():
+    base = count_parameters(build_model(ModelConfig()))
+    aspp = count_parameters(build_model(ExperimentConfig().with_modifications("aspp")))
+    assert 600_000 <= base - aspp <= 1_000_000
+
+
+def test_count_parameters_trainable_only(baseline):
+    model = seeded_model(ModelConfig())
+    total = count_parameters(model)
+    freeze_encoder(model)
+    encoder_frozen = sum(
+        p.numel() for m in model.encoder.modules() if not isinstance(m, nn.BatchNorm2d)
+        for p in m.parameters(recurse=False)
+    )
+    assert count_parameters(model, trainable_only=True) == total - encoder_frozen
+
+
+def test_freeze_keeps_encoder_batchnorm_trainable_and_unfreeze_restores():
+    model = seeded_model(ModelConfig())
+    freeze_encoder(model)
+    for module in model.encoder.modules():
+        for param in module.parameters(recurse=False):
+            assert param.requires_grad == isinstance(module, nn.BatchNorm2d)
+    assert all(p.requires_grad for p in model.decoder.parameters())
+    unfreeze_encoder(model)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_same_seed_same_weights_other_seed_differs():
+    a, b, c = (seeded_model(ModelConfig(), seed) for seed in (1, 1, 2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.final_conv.weight, c.final_conv.weight)
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(baseline):
+    model = seeded_model(ModelConfig()).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        reference, _ = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mask, cls = model(x)
+    assert mask.dtype == torch.bfloat16 and mask.shape == (2, 1, 64, 64)
+    assert torch.isfinite(mask).all() and torch.isfinite(cls).all()
+    relative_error = (mask.float() - reference).norm() / reference.norm()
+    assert relative_error < 0.05  # bf16 keeps about 3 significant digits per operation
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_encoder_weights_from_file_change_the_outputs(tmp_path, suffix):
+    torch.manual_seed(123)
+    donor = get_encoder("resnet34", weights=None)
+    state = {**donor.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    path = tmp_path / f"resnet34{suffix}"
+    if suffix == ".pth":
+        torch.save(state, path)
+    else:
+        save_file(state, str(path))
+    random_model = seeded_model(ModelConfig()).eval()
+    loaded = seeded_model(ModelConfig(encoder_weights=str(path))).eval()
+    assert all(torch.equal(v, loaded.encoder.state_dict()[k]) for k, v in donor.state_dict().items())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(random_model(x)[0], loaded(x)[0])
+
+
+def test_mismatched_weights_file_is_reported_key_by_key(tmp_path):
+    state = get_encoder("resnet34", weights=None).state_dict()
+    del state["layer1.0.conv1.weight"]
+    state["layer9.weight"] = torch.zeros(1)
+    state["conv1.weight"] = torch.zeros(64, 3, 3, 3)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(EncoderWeightsError) as info:
+        build_model(ModelConfig(encoder_weights=str(path)))
+    message = str(info.value)
+    assert str(path) in message
+    assert "missing: layer1.0.conv1.weight" in message
+    assert "unexpected: layer9.weight" in message
+    assert "shape mismatch: conv1.weight (file (64, 3, 3, 3), encoder (64, 3, 7, 7))" in message
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("absent.pth", None, "does not exist"),
+        ("weights.txt", b"x", "unknown format '.txt'"),
+        ("garbage.pth", b"not a checkpoint", "cannot be read"),
+    ],
+)
+def test_unreadable_weights_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(EncoderWeightsError, match=message):
+        build_model(ModelConfig(encoder_weights=str(path)))
+
+
+def test_offline_imagenet_without_cache_says_how_to_provide_weights(tmp_path):
+    code = (
+        "from pneumobench.models import build_model; from pneumobench.config import ModelConfig;"
+        "build_model(ModelConfig(encoder_weights='imagenet'))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "EncoderWeightsError" in result.stderr
+    assert "ImageNet weights for encoder 'resnet34' are not available" in result.stderr
+    assert "resnet34-333f7ec4.pth" in result.stderr and str(tmp_path / "hub") in result.stderr
+
+
+class GatedAttention(nn.Module):
+    """A researcher's block, defined outside the package: a learned per-channel gate."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.gate = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.gate) * 2
+
+
+def test_new_attention_block_and_modification_without_touching_the_core():
+    register_attention("test_gate")(GatedAttention)
+
+    @modification("test_gate")
+    def gate(config):
+        return config.replace_model(attention="test_gate")
+
+    try:
+        config = ExperimentConfig().with_modifications("test_gate", "aspp")
+        model = seeded_model(config).train()
+        assert isinstance(model.decoder[0].attention_in, GatedAttention)
+        mask, cls = model(torch.randn(2, 3, 64, 64))
+        (mask.mean() + cls.mean()).backward()
+        assert model.decoder[0].attention_in.gate.grad is not None
+    finally:
+        ATTENTIONS.unregister("test_gate")
+        MODIFICATIONS.unregister("test_gate")
