@@ -138,3 +138,28 @@ def test_dice_per_image(benchmark, dice_batch):
 @pytest.mark.benchmark(group="dice per image 32x256x256")
 def test_dice_smp_reference(benchmark, dice_batch):
     benchmark(_smp_dice, *dice_batch)
+
+
+@pytest.fixture(scope="module")
+def siim_download(tmp_path_factory):
+    """64 synthetic SIIM images: 1024x1024 JPEG Baseline DICOM files and a stage-2 CSV."""
+    from pneumobench.data.synthetic import write_siim
+
+    root = tmp_path_factory.mktemp("siim")
+    write_siim(root, n_positive=32, n_negative=32, seed=0)
+    return root
+
+
+def _prepare(root, out, workers):
+    from pneumobench.data.siim import prepare
+
+    dataset, report = prepare(root, out, size=256, per_class=None, workers=workers, progress=False, overwrite=True)
+    return report
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.benchmark(group="ingest 64 DICOM 1024->256")
+def test_ingest(benchmark, siim_download, tmp_path, workers):
+    report = benchmark.pedantic(_prepare, args=(siim_download, tmp_path / "out", workers), rounds=3, iterations=1)
+    assert report.ingested == 64
+    benchmark.extra_info["images_per_second"] = 64 / benchmark.stats.stats.mean if benchmark.stats else None

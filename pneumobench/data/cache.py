@@ -1,0 +1,60 @@
+"""The embedded default dataset: synthetic SIIM files, prepared once into a cache and reused.
+
+The cache directory is ``$PNEUMOBENCH_CACHE`` or ``~/.cache/pneumobench``. A dataset is keyed
+by its parameters and the generator version; a file lock makes concurrent callers (pytest-xdist
+workers, parallel jobs) wait for the one that builds it instead of building it twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pneumobench.data import prepared
+from pneumobench.data.siim import prepare
+from pneumobench.data.synthetic import GENERATOR_VERSION, write_siim
+
+__all__ = ["SyntheticSpec", "cache_dir", "synthetic_dataset"]
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Parameters of a synthetic prepared dataset."""
+
+    n_positive: int = 160
+    n_negative: int = 160
+    size: int = 64
+    seed: int = 0
+    difficulty: float = 0.5
+
+    def key(self) -> str:
+        text = json.dumps({**asdict(self), "generator": GENERATOR_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PNEUMOBENCH_CACHE") or Path.home() / ".cache" / "pneumobench")
+
+
+def synthetic_dataset(spec: SyntheticSpec = SyntheticSpec(), *, progress: bool = False) -> prepared.PreparedDataset:
+    """The prepared synthetic dataset of ``spec``, generated on first use and cached."""
+    root = cache_dir() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"synthetic-{spec.key()}"
+    with open(root / f".synthetic-{spec.key()}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "manifest.json").is_file():
+            return prepared.load(target)
+        raw = Path(tempfile.mkdtemp(prefix="siim-raw-", dir=root))
+        try:
+            write_siim(raw, n_positive=spec.n_positive, n_negative=spec.n_negative, seed=spec.seed, difficulty=spec.difficulty)
+            dataset, _ = prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
+        finally:
+            shutil.rmtree(raw, ignore_errors=True)
+        return dataset

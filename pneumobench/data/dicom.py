@@ -1,0 +1,183 @@
+"""Reading (and, for synthetic data and tests, writing) single-frame grayscale DICOM files.
+
+``read_dicom`` returns the image as uint8 plus the metadata that matters. JPEG Baseline
+(what SIIM-ACR ships), uncompressed and RLE Lossless pixel data decode. MONOCHROME1 is
+inverted so that air is always dark. Images stored with more than 8 bits are windowed to
+uint8: with the file's first WindowCenter/WindowWidth when present (the DICOM linear VOI
+function), otherwise linearly from the image's own minimum to maximum.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+__all__ = ["DicomError", "DicomInfo", "read_dicom", "write_dicom"]
+
+SUPPORTED_TRANSFER_SYNTAXES = {
+    ExplicitVRLittleEndian: "explicit VR little endian",
+    "1.2.840.10008.1.2": "implicit VR little endian",
+    JPEGBaseline8Bit: "JPEG Baseline",
+    RLELossless: "RLE Lossless",
+}
+
+
+class DicomError(ValueError):
+    """A DICOM file that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class DicomInfo:
+    """The metadata pneumobench keeps from a DICOM file."""
+
+    image_id: str
+    rows: int
+    columns: int
+    photometric: str
+    transfer_syntax: str
+    bits_stored: int
+    sex: str
+    age: str
+    view: str
+
+
+def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
+    """Read one DICOM file into a (rows, columns) uint8 image and its ``DicomInfo``."""
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as error:  # pydicom raises several types for unreadable files
+        raise DicomError(f"{path}: not a readable DICOM file ({error})") from None
+    if "PixelData" not in ds:
+        raise DicomError(f"{path}: no pixel data")
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
+        raise DicomError(f"{path}: unsupported transfer syntax {syntax or 'missing'}")
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if samples != 1:
+        raise DicomError(f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale")
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames != 1:
+        raise DicomError(f"{path}: {frames} frames; expected a single-frame image")
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise DicomError(f"{path}: photometric interpretation {photometric or 'missing'}; expected MONOCHROME1/2")
+    try:  # Pillow is a dependency and the fastest JPEG Baseline decoder; others by pydicom
+        plugin = "pillow" if syntax == JPEGBaseline8Bit else ""
+        pixels = pydicom.pixels.pixel_array(ds, decoding_plugin=plugin)
+    except Exception as error:
+        raise DicomError(f"{path}: pixel data cannot be decoded ({error})") from None
+    if pixels.ndim != 2:
+        raise DicomError(f"{path}: pixel array of shape {pixels.shape}; expected 2-D")
+    bits = int(ds.get("BitsStored", 8))
+    image = _to_uint8(pixels, ds, bits)
+    if photometric == "MONOCHROME1":
+        image = 255 - image
+    info = DicomInfo(
+        image_id=path.stem,
+        rows=int(image.shape[0]),
+        columns=int(image.shape[1]),
+        photometric=photometric,
+        transfer_syntax=SUPPORTED_TRANSFER_SYNTAXES[syntax],
+        bits_stored=bits,
+        sex=str(ds.get("PatientSex", "")),
+        age=str(ds.get("PatientAge", "")),
+        view=str(ds.get("ViewPosition", "")),
+    )
+    return image, info
+
+
+def _to_uint8(pixels: np.ndarray, ds: Dataset, bits: int) -> np.ndarray:
+    if bits <= 8 and pixels.dtype == np.uint8:
+        return pixels
+    values = pixels.astype(np.float32)
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center is not None and width is not None:
+        center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
+        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+        low, high = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    else:
+        low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / max(high - low, 1e-6) * 255.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def write_dicom(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    *,
+    transfer_syntax: str = JPEGBaseline8Bit,
+    photometric: str = "MONOCHROME2",
+    sop_instance_uid: str | None = None,
+    patient: dict[str, str] | None = None,
+    jpeg_quality: int = 95,
+) -> str:
+    """Write ``pixels`` (uint8 or uint16, 2-D; or 3-D frames/RGB for tests) as a CR DICOM file.
+
+    ``transfer_syntax`` is JPEG Baseline (8-bit grayscale only), RLE Lossless or explicit VR
+    little endian. Returns the SOP Instance UID. Used by the synthetic generator and tests.
+    """
+    pixels = np.ascontiguousarray(pixels)
+    uid = sop_instance_uid or generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = uid
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "CR"
+    ds.BodyPartExamined = "CHEST"
+    ds.PixelSpacing = [0.168, 0.168]
+    for key, value in (patient or {}).items():
+        setattr(ds, key, value)
+    rgb = pixels.ndim == 3 and pixels.shape[-1] == 3 and photometric == "RGB"
+    ds.SamplesPerPixel = 3 if rgb else 1
+    if rgb:
+        ds.PlanarConfiguration = 0
+    elif pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if rgb else pixels.shape[-2:]
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    if transfer_syntax == JPEGBaseline8Bit:
+        if pixels.dtype != np.uint8 or pixels.ndim != 2:
+            raise ValueError("JPEG Baseline needs a 2-D uint8 image")
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buffer, format="JPEG", quality=jpeg_quality)
+        ds.PixelData = encapsulate([buffer.getvalue()])
+        ds["PixelData"].VR = "OB"
+        meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.LossyImageCompression = "01"
+    else:
+        ds.PixelData = pixels.tobytes()
+        if transfer_syntax == RLELossless:
+            ds.compress(RLELossless, encoding_plugin="pydicom")
+        elif transfer_syntax != ExplicitVRLittleEndian:
+            raise ValueError(f"unsupported transfer syntax {transfer_syntax}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return uid

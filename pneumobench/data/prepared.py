@@ -1,0 +1,168 @@
+"""The prepared dataset on disk: uint8 arrays, labels, ids, split and a checked manifest.
+
+Layout of a prepared directory::
+
+    images.npy   (N, S, S) uint8     masks.npy  (N, S, S) uint8 (0/1)
+    labels.npy   (N,) uint8          split.npy  (N,) uint8 (0 train, 1 validation)
+    ids.json     [N image ids]       manifest.json
+
+``save`` writes into a temporary sibling directory and renames it into place, so a reader
+never sees half a dataset. ``load`` memory-maps the arrays and refuses a dataset whose
+files are missing, truncated or changed (the manifest's fingerprint no longer matches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pneumobench import __version__
+
+__all__ = ["DatasetError", "PreparedDataset", "save", "load", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+ARRAYS = ("images", "masks", "labels", "split")
+TRAIN, VALIDATION = 0, 1
+
+
+class DatasetError(ValueError):
+    """A prepared dataset that is missing, incomplete, tampered with or inconsistent."""
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """Arrays of a prepared dataset (memory-mapped when loaded) and its manifest."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    ids: tuple[str, ...]
+    manifest: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.split == TRAIN)
+
+    @property
+    def val_indices(self) -> np.ndarray:
+        """Validation images in stored order: runs line up image by image through these."""
+        return np.flatnonzero(self.split == VALIDATION)
+
+
+def fingerprint(images: np.ndarray, masks: np.ndarray, labels: np.ndarray, split: np.ndarray, ids: list[str]) -> str:
+    """BLAKE2b of every array (dtype, shape, bytes) and the ids: the identity of the contents."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (images, masks, labels, split):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    digest.update(json.dumps(list(ids)).encode())
+    return digest.hexdigest()
+
+
+def _validate(images, masks, labels, split, ids) -> None:
+    n = len(ids)
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
+        raise DatasetError(f"images must be (N,S,S) uint8, got {images.shape} {images.dtype}")
+    if masks.shape != images.shape or masks.dtype != np.uint8:
+        raise DatasetError(f"masks must be uint8 of the images' shape {images.shape}, got {masks.shape} {masks.dtype}")
+    for name, array in (("labels", labels), ("split", split)):
+        if array.shape != (n,) or array.dtype != np.uint8:
+            raise DatasetError(f"{name} must be ({n},) uint8, got {array.shape} {array.dtype}")
+    if images.shape[0] != n or len(set(ids)) != n:
+        raise DatasetError(f"ids must be {images.shape[0]} distinct strings, got {n} ({len(set(ids))} distinct)")
+
+
+def save(
+    out_dir: str | os.PathLike,
+    *,
+    images: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    ids: list[str],
+    parameters: dict[str, Any],
+    source: dict[str, Any],
+    overwrite: bool = False,
+) -> PreparedDataset:
+    """Write a prepared dataset atomically to ``out_dir`` and return it loaded."""
+    out = Path(out_dir)
+    _validate(images, masks, labels, split, ids)
+    if out.exists() and not overwrite:
+        raise DatasetError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for name, array in zip(ARRAYS, (images, masks, labels, split)):
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+        (tmp / "ids.json").write_text(json.dumps(list(ids)))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "pneumobench_version": __version__,
+            "parameters": parameters,
+            "source": source,
+            "counts": _counts(labels, split),
+            "size": int(images.shape[-1]),
+            "fingerprint": fingerprint(images, masks, labels, split, ids),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load(out)
+
+
+def _counts(labels: np.ndarray, split: np.ndarray) -> dict[str, int]:
+    counts = {"images": int(labels.size)}
+    for split_name, split_value in (("train", TRAIN), ("validation", VALIDATION)):
+        for label_name, label_value in (("positive", 1), ("negative", 0)):
+            counts[f"{split_name}_{label_name}"] = int(((split == split_value) & (labels == label_value)).sum())
+    return counts
+
+
+def load(path: str | os.PathLike, *, verify: bool = True) -> PreparedDataset:
+    """Memory-map a prepared dataset; ``verify`` recomputes and checks the fingerprint."""
+    root = Path(path)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise DatasetError(f"{root} is not a prepared dataset: {manifest_path.name} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        ids = json.loads((root / "ids.json").read_text())
+        arrays = [np.load(root / f"{name}.npy", mmap_mode="r") for name in ARRAYS]
+    except FileNotFoundError as error:
+        raise DatasetError(f"{root}: file {Path(error.filename).name} is missing") from None
+    except (ValueError, OSError) as error:
+        raise DatasetError(f"{root}: a file is truncated or corrupt ({error})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+    images, masks, labels, split = arrays
+    _validate(images, masks, labels, split, ids)
+    if verify:
+        actual = fingerprint(images, masks, labels, split, ids)
+        if actual != manifest.get("fingerprint"):
+            raise DatasetError(
+                f"{root}: contents changed since preparation (fingerprint {actual} != manifest "
+                f"{manifest.get('fingerprint')}); prepare the dataset again"
+            )
+    return PreparedDataset(images, masks, labels, split, tuple(ids), manifest, root)

@@ -1,0 +1,289 @@
+"""Ingest a SIIM-ACR download (DICOM + RLE CSV) into the paper's prepared dataset.
+
+``prepare`` finds the CSV (``stage_2_train.csv`` or ``train-rle.csv``, either header style),
+joins its rows with the DICOM files found recursively (image id = file stem), decodes
+every image in worker processes, downsamples images by block averaging (area
+interpolation for a non-integer factor) and masks by block mean >= 0.5, samples
+``per_class`` images of each class with the seed, splits them in half stratified by label,
+and writes the prepared dataset with an ingest report. Every input is accounted for:
+each image id found ends up ingested or quarantined with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from pneumobench.data import prepared
+from pneumobench.data.dicom import DicomError, read_dicom
+from pneumobench.data.rle import EMPTY, RLEError, decode_union
+
+__all__ = ["IngestError", "IngestReport", "prepare", "find_csv", "downsample_image", "downsample_mask"]
+
+CSV_NAMES = ("stage_2_train.csv", "train-rle.csv")
+SIIM_SHAPE = (1024, 1024)
+UNSAFE_ID = re.compile(r"[/\\]|\.\.|^\s*$")
+
+
+class IngestError(RuntimeError):
+    """Preparation cannot go on: no CSV, an unreadable CSV, or nothing usable."""
+
+
+@dataclass
+class IngestReport:
+    """What happened to every input: counts, and a reason for each quarantined item."""
+
+    csv_path: str = ""
+    csv_rows: int = 0
+    csv_images: int = 0
+    dicom_files: int = 0
+    found: int = 0
+    ingested: int = 0
+    quarantined: list[dict[str, str]] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    masks_lost_to_downsampling: int = 0
+    sampled: dict[str, int] = field(default_factory=dict)
+    shortfall: dict[str, int] = field(default_factory=dict)
+    split: dict[str, int] = field(default_factory=dict)
+
+    def quarantine(self, item: str, reason: str) -> None:
+        self.quarantined.append({"id": item, "reason": reason})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        lines = [
+            f"CSV {self.csv_path}: {self.csv_rows} rows, {self.csv_images} images; {self.dicom_files} DICOM files",
+            f"found {self.found} images: {self.ingested} ingested, {len(self.quarantined)} quarantined",
+            f"labels of ingested: {self.labels}; masks lost to downsampling: {self.masks_lost_to_downsampling}",
+            f"sampled: {self.sampled}; split: {self.split}",
+        ]
+        if self.shortfall:
+            lines.append(f"fewer images than requested: {self.shortfall}")
+        reasons: dict[str, int] = defaultdict(int)
+        for entry in self.quarantined:
+            reasons[entry["reason"].split(":")[0]] += 1
+        lines += [f"  quarantined ({count}): {reason}" for reason, count in sorted(reasons.items())]
+        return "\n".join(lines)
+
+
+def find_csv(siim_dir: Path) -> Path:
+    """The label CSV of a SIIM download: stage 2's if present, else stage 1's."""
+    for name in CSV_NAMES:
+        matches = sorted(siim_dir.rglob(name))
+        if matches:
+            return matches[0]
+    raise IngestError(f"no label CSV ({' or '.join(CSV_NAMES)}) under {siim_dir}")
+
+
+def _read_csv(path: Path, report: IngestReport) -> dict[str, list[str]]:
+    """Rows grouped by image id, values stripped; unsafe ids are quarantined."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except Exception as error:
+        raise IngestError(f"{path}: cannot read the CSV ({error})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = {"ImageId", "EncodedPixels"} - set(table.columns)
+    if missing:
+        raise IngestError(f"{path}: missing column(s) {sorted(missing)}; found {list(table.columns)}")
+    report.csv_path, report.csv_rows = str(path), len(table)
+    rows: dict[str, list[str]] = defaultdict(list)
+    for line, (image_id, rle) in enumerate(zip(table["ImageId"].str.strip(), table["EncodedPixels"].str.strip()), start=2):
+        if UNSAFE_ID.search(image_id):
+            report.quarantine(f"csv line {line}", f"unsafe ImageId {image_id!r} (path separator, '..' or empty)")
+            continue
+        rows[image_id].append(rle)
+    report.csv_images = len(rows)
+    return dict(rows)
+
+
+def _find_dicoms(siim_dir: Path, report: IngestReport) -> tuple[dict[str, Path], dict[str, list[Path]]]:
+    by_id: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(siim_dir.rglob("*.dcm")):
+        by_id[path.stem].append(path)
+    report.dicom_files = sum(len(paths) for paths in by_id.values())
+    unique = {image_id: paths[0] for image_id, paths in by_id.items() if len(paths) == 1}
+    duplicates = {image_id: paths for image_id, paths in by_id.items() if len(paths) > 1}
+    return unique, duplicates
+
+
+def downsample_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Exact block mean (rounded half up) when the factor is an integer, else area interpolation."""
+    return np.asarray(_resize_area(Image.fromarray(image), size))
+
+
+def downsample_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A low-resolution pixel is positive when at least half of its area is (uint8 0/1).
+
+    The block mean of a 0/1 image rounded half up is 1 exactly when the mean is >= 0.5.
+    """
+    small = np.asarray(_resize_area(Image.fromarray(mask.astype(np.uint8)), size))
+    if mask.shape[0] % size or mask.shape[1] % size:  # area interpolation of 0/1 values
+        area = np.asarray(_resize_area(Image.fromarray(mask.astype(np.float32)), size))
+        small = (area >= 0.5).astype(np.uint8)
+    return small
+
+
+def _resize_area(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    if width % size == 0 and height % size == 0:
+        return image.reduce((width // size, height // size))
+    return image.resize((size, size), Image.Resampling.BOX)
+
+
+def _ingest_one(task: tuple[str, str, list[str], int, tuple[int, int] | None]) -> tuple[str, Any]:
+    """Worker: decode one image and its mask; return ('ok', arrays) or ('quarantined', reason)."""
+    image_id, path, rles, size, expected_shape = task
+    try:
+        image, _ = read_dicom(path)
+    except DicomError as error:
+        return "quarantined", str(error)
+    if expected_shape is not None and image.shape != tuple(expected_shape):
+        return "quarantined", f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}"
+    if not rles:  # a negative: nothing to decode
+        return "ok", (downsample_image(image, size), np.zeros((size, size), np.uint8))
+    try:
+        mask = decode_union(rles, image.shape)
+    except RLEError as error:
+        return "quarantined", f"malformed RLE: {error}"
+    return "ok", (downsample_image(image, size), downsample_mask(mask, size))
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sample_and_split(ids: list[str], labels: np.ndarray, per_class: int | None, seed: int, report: IngestReport):
+    """Pick ``per_class`` images of each class, then split each class in half with the seed."""
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label, name in ((1, "positive"), (0, "negative")):
+        members = np.flatnonzero(labels == label)
+        want = len(members) if per_class is None else per_class
+        if want > len(members):
+            report.shortfall[name] = want - len(members)
+            want = len(members)
+        picked = rng.choice(members, size=want, replace=False) if want else members[:0]
+        report.sampled[name] = int(want)
+        chosen.extend(sorted(picked.tolist()))
+    chosen_arr = np.array(sorted(chosen), dtype=np.int64)
+    split = np.full(len(chosen_arr), prepared.VALIDATION, np.uint8)
+    total_train = len(chosen_arr) // 2
+    for label in (1, 0):  # positives first take the extra image of an odd class
+        members = np.flatnonzero(labels[chosen_arr] == label)
+        n_train = min(len(members), (len(members) + 1) // 2, total_train)
+        total_train -= n_train
+        split[rng.permutation(members)[:n_train]] = prepared.TRAIN
+    return chosen_arr, split
+
+
+def prepare(
+    siim_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    size: int = 256,
+    per_class: int | None = 2669,
+    seed: int = 2019,
+    csv: str | os.PathLike | None = None,
+    expected_shape: tuple[int, int] | None = SIIM_SHAPE,
+    workers: int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> tuple[prepared.PreparedDataset, IngestReport]:
+    """Build the paper's balanced, downsampled dataset from a SIIM-ACR download.
+
+    Raises ``IngestError`` only when the CSV cannot be found or read, or when no image is
+    usable; everything else that is wrong lands in the report's quarantine with a reason.
+    """
+    root = Path(siim_dir)
+    if not root.is_dir():
+        raise IngestError(f"{root} is not a directory")
+    report = IngestReport()
+    csv_path = Path(csv) if csv is not None else find_csv(root)
+    rows = _read_csv(csv_path, report)
+    dicoms, duplicates = _find_dicoms(root, report)
+    for image_id, paths in sorted(duplicates.items()):
+        report.quarantine(image_id, f"duplicate DICOM id: {len(paths)} files ({', '.join(map(str, paths))})")
+    all_ids = sorted(set(rows) | set(dicoms) | set(duplicates))
+    report.found = len(all_ids) + sum(1 for q in report.quarantined if q["id"].startswith("csv line"))
+
+    tasks = []
+    labels_by_id: dict[str, int] = {}
+    for image_id in all_ids:
+        if image_id in duplicates:
+            continue
+        if image_id not in rows:
+            report.quarantine(image_id, f"no CSV row for DICOM file {dicoms[image_id]}")
+            continue
+        if image_id not in dicoms:
+            report.quarantine(image_id, "no DICOM file for CSV row")
+            continue
+        values = rows[image_id]
+        encoded = [v for v in values if v != EMPTY]
+        if encoded and len(encoded) != len(values):
+            report.quarantine(image_id, f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
+            continue
+        labels_by_id[image_id] = int(bool(encoded))
+        tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape))
+
+    images, masks, ids, labels = [], [], [], []
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = pool.map(_ingest_one, tasks, chunksize=8)
+        for task, (status, value) in tqdm(
+            zip(tasks, results), total=len(tasks), desc="ingest", unit="img", disable=not progress
+        ):
+            image_id = task[0]
+            if status != "ok":
+                report.quarantine(image_id, value)
+                continue
+            image, mask = value
+            label = labels_by_id[image_id]
+            report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
+            images.append(image)
+            masks.append(mask)
+            ids.append(image_id)
+            labels.append(label)
+    report.ingested = len(ids)
+    label_arr = np.array(labels, dtype=np.uint8)
+    report.labels = {"positive": int(label_arr.sum()), "negative": int((label_arr == 0).sum())}
+    if not ids:
+        raise IngestError(f"nothing usable under {root}:\n{report.summary()}")
+
+    chosen, split = _sample_and_split(ids, label_arr, per_class, seed, report)
+    report.split = {"train": int((split == prepared.TRAIN).sum()), "validation": int((split == prepared.VALIDATION).sum())}
+    dataset = prepared.save(
+        out_dir,
+        images=np.stack([images[i] for i in chosen]),
+        masks=np.stack([masks[i] for i in chosen]),
+        labels=label_arr[chosen],
+        split=split,
+        ids=[ids[i] for i in chosen],
+        parameters={"size": size, "per_class": per_class, "seed": seed, "expected_shape": expected_shape},
+        source={"csv": csv_path.name, "csv_sha256": _file_hash(csv_path), "dicom_files": report.dicom_files},
+        overwrite=overwrite,
+    )
+    _write_json_atomic(Path(out_dir) / "ingest-report.json", report.to_dict())
+    return dataset, report
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)

@@ -1,0 +1,267 @@
+"""SIIM ingest: the synthetic round trip, every bad input, accounting, prepared-dataset checks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from pneumobench.cli import main as cli_main
+from pneumobench.data import prepared
+from pneumobench.data.cache import SyntheticSpec, synthetic_dataset
+from pneumobench.data.dicom import write_dicom
+from pneumobench.data.rle import encode
+from pneumobench.data.siim import IngestError, downsample_mask, prepare
+from pneumobench.data.synthetic import iter_cases, write_siim
+
+SMALL = (64, 64)
+
+
+def square_mask(top=8, size=16):
+    mask = np.zeros(SMALL, bool)
+    mask[top : top + size, 8:24] = True
+    return mask
+
+
+class SiimTree:
+    """Builds a small SIIM-layout download: 64x64 DICOMs and a stage-2 CSV."""
+
+    def __init__(self, root):
+        self.root = root
+        self.rows = []
+
+    def dicom(self, image_id, pixels=None, subdir="s", **kwargs):
+        path = self.root / "dicom-images-train" / subdir / "series" / f"{image_id}.dcm"
+        pixels = np.full(SMALL, 100, np.uint8) if pixels is None else pixels
+        write_dicom(path, pixels, transfer_syntax=ExplicitVRLittleEndian, **kwargs)
+        return path
+
+    def row(self, image_id, rle):
+        self.rows.append((image_id, rle))
+
+    def image(self, image_id, mask=None):
+        self.dicom(image_id)
+        self.row(image_id, "-1" if mask is None else encode(mask))
+
+    def write_csv(self, header="ImageId,EncodedPixels"):
+        lines = [header] + [f"{image_id},{rle}" for image_id, rle in self.rows]
+        (self.root / "stage_2_train.csv").write_text("\n".join(lines) + "\n")
+
+    def prepare(self, out=None, **kwargs):
+        self.write_csv()
+        kwargs = {"size": 32, "per_class": None, "expected_shape": SMALL, "progress": False, "workers": 1, **kwargs}
+        return prepare(self.root, out or self.root.parent / "prepared", **kwargs)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "siim").mkdir()
+    return SiimTree(tmp_path / "siim")
+
+
+def reasons(report):
+    return {entry["id"]: entry["reason"] for entry in report.quarantined}
+
+
+def test_synthetic_round_trip_gives_the_drawn_masks(tmp_path):
+    write_siim(tmp_path / "raw", n_positive=4, n_negative=3, seed=5, csv_style="stage1")
+    dataset, report = prepare(tmp_path / "raw", tmp_path / "out", size=256, per_class=None, progress=False)
+    assert report.ingested == 7 and not report.quarantined
+    drawn = dict(iter_cases(4, 3, seed=5))
+    assert sorted(drawn) == sorted(dataset.ids)
+    for index, image_id in enumerate(dataset.ids):
+        case = drawn[image_id]
+        assert np.array_equal(dataset.masks[index], downsample_mask(case.mask, 256))
+        assert dataset.labels[index] == bool(case.regions)
+        # JPEG is lossy, block averaging 4x4 removes most of the error.
+        small = case.image.reshape(256, 4, 256, 4).mean(axis=(1, 3))
+        assert np.abs(dataset.images[index].astype(float) - small).mean() < 2.0
+
+
+def test_positives_with_two_regions_have_two_rows(tmp_path):
+    csv_path = write_siim(tmp_path / "raw", n_positive=12, n_negative=0, seed=1)
+    drawn = dict(iter_cases(12, 0, seed=1))
+    rows = csv_path.read_text().splitlines()[1:]
+    assert len(rows) == sum(len(c.regions) for c in drawn.values())
+    assert any(len(c.regions) == 2 for c in drawn.values())
+
+
+def test_stage1_and_stage2_csvs_have_their_published_headers(tmp_path):
+    stage1 = write_siim(tmp_path / "a", n_positive=1, n_negative=1, seed=0, csv_style="stage1")
+    stage2 = write_siim(tmp_path / "b", n_positive=1, n_negative=1, seed=0, csv_style="stage2")
+    assert stage1.name == "train-rle.csv" and stage1.read_text().startswith("ImageId, EncodedPixels\n")
+    assert ", -1" in stage1.read_text()
+    assert stage2.name == "stage_2_train.csv" and stage2.read_text().startswith("ImageId,EncodedPixels\n")
+
+
+def test_union_of_rows_and_downsampling_rule(tree):
+    upper, lower = square_mask(top=4, size=8), square_mask(top=30, size=10)
+    tree.dicom("two")
+    tree.row("two", encode(upper))
+    tree.row("two", encode(lower))
+    tree.image("neg")
+    dataset, report = tree.prepare()
+    index = dataset.ids.index("two")
+    expected = (upper | lower).reshape(32, 2, 32, 2).mean(axis=(1, 3)) >= 0.5
+    assert np.array_equal(dataset.masks[index], expected)
+    assert report.labels == {"positive": 1, "negative": 1}
+
+
+def test_small_mask_keeps_its_label_and_is_counted(tree):
+    speck = np.zeros(SMALL, bool)
+    speck[10, 10] = True  # one pixel: a quarter of a 2x2 block, lost at 32x32
+    tree.image("speck", speck)
+    tree.image("neg")
+    dataset, report = tree.prepare()
+    index = dataset.ids.index("speck")
+    assert dataset.labels[index] == 1 and not dataset.masks[index].any()
+    assert report.masks_lost_to_downsampling == 1
+
+
+def test_every_bad_input_is_quarantined_with_a_reason_and_accounted_for(tree):
+    tree.image("good_pos", square_mask())
+    tree.image("good_neg")
+    tree.dicom("truncated")
+    path = tree.root / "dicom-images-train" / "s" / "series" / "truncated.dcm"
+    path.write_bytes(path.read_bytes()[:-1000])  # cut inside the pixel data
+    tree.row("truncated", "-1")
+    (tree.root / "dicom-images-train" / "fake.dcm").write_text("not dicom")
+    tree.row("fake", "-1")
+    tree.dicom("rgb", np.zeros((64, 64, 3), np.uint8), photometric="RGB")
+    tree.row("rgb", "-1")
+    tree.dicom("mono1", np.full(SMALL, 4000, np.uint16), photometric="MONOCHROME1")
+    tree.row("mono1", "-1")
+    tree.dicom("wrong_size", np.zeros((48, 48), np.uint8))
+    tree.row("wrong_size", "-1")
+    tree.image("bad_rle")
+    tree.rows[-1] = ("bad_rle", "1 2 3")
+    tree.image("past_end")
+    tree.rows[-1] = ("past_end", "4000 200")
+    tree.image("mixed", square_mask())
+    tree.row("mixed", "-1")
+    tree.row("../etc/passwd", "-1")
+    tree.row("a/b", "-1")
+    tree.row("row_only", "-1")
+    tree.dicom("file_only")
+    tree.dicom("dup", subdir="one")
+    tree.dicom("dup", subdir="two")
+    tree.row("dup", "-1")
+
+    dataset, report = tree.prepare()
+    why = reasons(report)
+    assert "truncated.dcm: pixel data cannot be decoded" in why["truncated"]
+    assert "fake.dcm" in why["fake"] and "not a readable DICOM file" in why["fake"]
+    assert "3 samples per pixel" in why["rgb"]
+    assert "image is 48x48, expected 64x64" in why["wrong_size"]
+    assert "malformed RLE" in why["bad_rle"] and "odd number of tokens" in why["bad_rle"]
+    assert "past the image end" in why["past_end"]
+    assert "both '-1' and RLE rows" in why["mixed"]
+    assert "unsafe ImageId '../etc/passwd'" in why["csv line 13"]
+    assert "unsafe ImageId 'a/b'" in why["csv line 14"]
+    assert why["row_only"] == "no DICOM file for CSV row"
+    assert "no CSV row for DICOM file" in why["file_only"]
+    assert "duplicate DICOM id: 2 files" in why["dup"]
+    assert sorted(dataset.ids) == ["good_neg", "good_pos", "mono1"]  # 16-bit MONOCHROME1 is valid
+    assert report.ingested + len(report.quarantined) == report.found
+    saved = json.loads((tree.root.parent / "prepared" / "ingest-report.json").read_text())
+    assert saved["quarantined"] == report.quarantined and saved["found"] == report.found
+
+
+def test_csv_without_needed_columns(tree):
+    tree.image("a")
+    tree.write_csv(header="Image,Pixels")
+    with pytest.raises(IngestError, match=r"missing column\(s\) \['EncodedPixels', 'ImageId'\]"):
+        prepare(tree.root, tree.root.parent / "out", progress=False)
+
+
+def test_no_csv_and_nothing_usable(tree, capsys):
+    tree.dicom("a")
+    with pytest.raises(IngestError, match="no label CSV"):
+        prepare(tree.root, tree.root.parent / "out", progress=False)
+    tree.row("a", "1 2 3")
+    tree.write_csv()
+    assert cli_main(["data", "prepare", str(tree.root), str(tree.root.parent / "out"), "--quiet"]) == 2
+    assert "nothing usable" in capsys.readouterr().err
+
+
+def test_sampling_and_stratified_split(tree):
+    for i in range(7):
+        tree.image(f"p{i}", square_mask())
+    for i in range(9):
+        tree.image(f"n{i}")
+    dataset, report = tree.prepare(per_class=5, seed=3)
+    assert report.sampled == {"positive": 5, "negative": 5}
+    counts = dataset.manifest["counts"]
+    assert counts["train_positive"] + counts["train_negative"] == 5
+    assert {counts["train_positive"], counts["validation_positive"]} == {2, 3}
+    assert {counts["train_negative"], counts["validation_negative"]} == {2, 3}
+    again, _ = tree.prepare(out=tree.root.parent / "again", per_class=5, seed=3)
+    assert again.fingerprint == dataset.fingerprint  # the seed fixes sample and split
+    other, _ = tree.prepare(out=tree.root.parent / "other", per_class=5, seed=4)
+    assert other.fingerprint != dataset.fingerprint
+    short, report = tree.prepare(out=tree.root.parent / "short", per_class=8)
+    assert report.shortfall == {"positive": 1} and report.sampled == {"positive": 7, "negative": 8}
+
+
+@pytest.fixture
+def small_prepared(tree):
+    tree.image("p", square_mask())
+    tree.image("n")
+    dataset, _ = tree.prepare()
+    return dataset.path
+
+
+def test_tampered_or_truncated_dataset_is_refused(small_prepared):
+    images = small_prepared / "images.npy"
+    original = images.read_bytes()
+    images.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(prepared.DatasetError, match="contents changed since preparation"):
+        prepared.load(small_prepared)
+    images.write_bytes(original[:-100])
+    with pytest.raises(prepared.DatasetError, match="truncated or corrupt"):
+        prepared.load(small_prepared)
+    images.unlink()
+    with pytest.raises(prepared.DatasetError, match="images.npy is missing"):
+        prepared.load(small_prepared)
+
+
+def test_existing_output_is_not_overwritten_silently(tree, small_prepared):
+    with pytest.raises(prepared.DatasetError, match="already exists"):
+        tree.prepare(out=small_prepared)
+    dataset, _ = tree.prepare(out=small_prepared, overwrite=True)
+    assert dataset.path == small_prepared
+    assert not [p for p in small_prepared.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_cli_synth_then_prepare(tmp_path, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    assert cli_main(["data", "synth", str(raw), "--positive", "3", "--negative", "3", "--quiet"]) == 0
+    assert cli_main(["data", "prepare", str(raw), str(out), "--size", "64", "--per-class", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "6 ingested, 0 quarantined" in printed and "prepared dataset" in printed
+    dataset = prepared.load(out)
+    assert dataset.images.shape == (4, 64, 64) and dataset.manifest["parameters"]["per_class"] == 2
+
+
+def test_cached_synthetic_dataset_is_reused_and_safe_under_concurrency(tmp_path):
+    env = {**os.environ, "PNEUMOBENCH_CACHE": str(tmp_path)}
+    code = (
+        "from pneumobench.data.cache import SyntheticSpec, synthetic_dataset;"
+        "print(synthetic_dataset(SyntheticSpec(n_positive=3, n_negative=3, size=32)).fingerprint)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate()[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs) and outputs[0] == outputs[1] != ""
+    datasets = tmp_path / "datasets"
+    assert len([p for p in datasets.iterdir() if p.is_dir()]) == 1  # no leftover raw or temp dirs
+    os.environ["PNEUMOBENCH_CACHE"], previous = str(tmp_path), os.environ.get("PNEUMOBENCH_CACHE")
+    try:
+        assert synthetic_dataset(SyntheticSpec(n_positive=3, n_negative=3, size=32)).fingerprint == outputs[0]
+    finally:
+        if previous is None:
+            del os.environ["PNEUMOBENCH_CACHE"]
+        else:
+            os.environ["PNEUMOBENCH_CACHE"] = previous
