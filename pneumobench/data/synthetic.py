@@ -126,14 +126,14 @@ def _draw_half(rng: np.random.Generator, positive: bool, difficulty: float, size
 
 
 def iter_cases(
-    n_positive: int, n_negative: int, *, seed: int = 0, difficulty: float = 0.5
+    n_positive: int, n_negative: int, *, seed: int = 0, difficulty: float = 0.5, size: int = SIZE
 ) -> Iterator[tuple[str, SyntheticCase]]:
     """The (image id, case) pairs of a synthetic download, in file order, from ``seed``."""
     rng = np.random.default_rng(seed)
     labels = np.array([True] * n_positive + [False] * n_negative)
     rng.shuffle(labels)
     for index, positive in enumerate(labels):
-        yield f"1.2.276.0.7230010.3.1.4.{seed}.{index}", draw_case(rng, bool(positive), difficulty=difficulty)
+        yield f"1.2.276.0.7230010.3.1.4.{seed}.{index}", draw_case(rng, bool(positive), difficulty=difficulty, size=size)
 
 
 def write_siim(

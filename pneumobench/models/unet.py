@@ -43,6 +43,7 @@ class PaperUNet(nn.Module):
         self.cls_head = HEADS.get(config.head)(self.center.out_channels, config)
         for module in [*self.decoder, self.global_layer, self.final_conv]:
             _init_decoder_weights(module)
+        nn.init.constant_(self.final_conv.bias, config.mask_bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_input(x)
