@@ -63,6 +63,82 @@ def _data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from pneumobench.config import get_profile
+    from pneumobench.data.cache import synthetic_dataset
+    from pneumobench.data.prepared import DatasetError, load
+    from pneumobench.models import EncoderWeightsError
+    from pneumobench.training import train
+
+    profile = get_profile(args.profile)
+    config = profile.config(*args.mod)
+    if args.encoder_weights is not None:
+        config = config.replace_model(encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
+    try:
+        if args.data is not None:
+            dataset = load(args.data)
+        elif profile.synthetic is not None:
+            dataset = synthetic_dataset(profile.synthetic, progress=not args.quiet)
+        else:
+            print(f"pneumobench run: profile {profile.name!r} needs --data (a prepared SIIM-ACR dataset)", file=sys.stderr)
+            return 2
+        result = train(
+            config, dataset, args.seed, _resolve_device(args.device),
+            checkpoint=args.checkpoint, deterministic=args.deterministic,
+            compile_model=args.compile, progress=not args.quiet,
+        )
+    except (DatasetError, EncoderWeightsError) as error:
+        print(f"pneumobench run: {error}", file=sys.stderr)
+        return 2
+    rows = [[c["epoch"], c["stage"], f"{c['lr_end']:.2e}", f"{c['train_loss']:.4f}",
+             "" if c["val_dice"] is None else f"{c['val_dice']:.4f}",
+             "" if c["val_accuracy"] is None else f"{c['val_accuracy']:.4f}", f"{c['seconds']:.1f}"] for c in result.curves]
+    print(tabulate(rows, headers=["epoch", "stage", "lr", "train loss", "val dice", "val acc", "s"]))
+    print(f"\n{config.name} (profile {profile.name}, seed {args.seed}, key {config.key()}): "
+          f"Dice {result.dice:.4f}, accuracy {result.accuracy:.4f}, {result.wall_time_s:.1f} s, "
+          f"{result.train_images_per_s:.1f} training images/s on {result.environment['device_name']}")
+    if args.out:
+        from pneumobench.store import write_text_atomic
+
+        write_text_atomic(Path(args.out), result.to_json())
+        print(f"result written to {args.out}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from pneumobench import bench
+    from pneumobench.config import get_profile
+
+    rows = []
+    if args.what in ("all", "metrics"):
+        rows += bench.bench_metrics()
+    if args.what in ("all", "ingest"):
+        rows += bench.bench_ingest(args.ingest_images)
+    if args.what in ("all", "train"):
+        config = get_profile("paper").config(*args.mod).replace_model(encoder_weights=None)
+        rows += bench.bench_train(config, size=args.size, batch=args.batch, steps=args.steps, device=_resolve_device(args.device))
+    print(tabulate(rows, headers="keys", floatfmt=".3g"))
+    if args.json:
+        from pneumobench.environment import environment
+        from pneumobench.store import write_text_atomic
+
+        write_text_atomic(Path(args.json), json.dumps({"rows": rows, "environment": environment(_resolve_device(args.device))}, indent=2))
+        print(f"written to {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pneumobench",
@@ -100,6 +176,31 @@ def build_parser() -> argparse.ArgumentParser:
     show = data_commands.add_parser("show", help="check a prepared dataset and print its manifest")
     show.add_argument("path", type=Path)
     show.set_defaults(handler=_data_show)
+
+    run = commands.add_parser("run", help="train one configuration with one seed and print the result")
+    run.add_argument("--profile", default="smoke", help="smoke (default), paper, nightly or a registered one")
+    run.add_argument("--mod", action="append", default=[], metavar="NAME", help="a modification (repeatable): lovasz, aspp, hypercolumns, scse")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--data", type=Path, help="a prepared dataset (default: the profile's synthetic one)")
+    run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
+    run.add_argument("--encoder-weights", help="none, imagenet, or a state dict file (.pth/.safetensors)")
+    run.add_argument("--checkpoint", type=Path, help="checkpoint file: written each epoch, resumed from if present")
+    run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on GPU)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument("--out", type=Path, help="write the RunResult JSON here")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    bench = commands.add_parser("bench", help="throughput of the hot paths against plain references")
+    bench.add_argument("what", nargs="?", default="all", choices=("all", "train", "metrics", "ingest"))
+    bench.add_argument("--size", type=int, default=64, help="training image side (default 64)")
+    bench.add_argument("--batch", type=int, default=32, help="training batch (default 32)")
+    bench.add_argument("--steps", type=int, default=5, help="timed training steps per mode (default 5)")
+    bench.add_argument("--mod", action="append", default=[], metavar="NAME", help="benchmark this modification")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--ingest-images", type=int, default=64)
+    bench.add_argument("--json", type=Path, help="also write the table and environment as JSON")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

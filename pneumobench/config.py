@@ -170,13 +170,13 @@ register_profile(Profile(
         model=ModelConfig(encoder="resnet18", mask_bias=-3.0),
         image_size=32,
         batch_size=16,
-        stages=(StageConfig(1, 1e-2, 5e-3, freeze_encoder=True), StageConfig(5, 1e-2, 2e-4)),
+        stages=(StageConfig(1, 2e-2, 1e-2, freeze_encoder=True), StageConfig(4, 2e-2, 4e-4)),
     ),
     seeds=(0, 1, 2),
     synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.2),
     description=(
         "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a "
-        "ResNet-18 encoder at 32x32, 1+5 epochs of 128 images; exercises the pipeline, not evidence about the paper"
+        "ResNet-18 encoder at 32x32, 1+4 epochs of 128 images; exercises the pipeline, not evidence about the paper"
     ),
 ))
 

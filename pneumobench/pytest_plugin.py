@@ -1,6 +1,19 @@
-"""pytest plugin (registered through the ``pytest11`` entry point): markers and GPU skips."""
+"""pytest plugin (``pytest11`` entry point): options, markers, the ``pb`` session fixture, verdicts.
+
+A claim test asks ``pb.runs_for(mods)`` for the runs it needs (trained on demand, cached in
+the results store), judges them with ``pneumobench.claims``/``stats`` and hands the
+``ClaimStats`` to ``pb.judge``: REPRODUCED (and NO REGRESSION) pass, CONTRADICTED (and
+REGRESSED) fail, INCONCLUSIVE is an xfail saying how many seeds would decide (a failure
+with ``--pb-strict``). The terminal summary prints one table of every verdict.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,21 +23,303 @@ MARKERS = {
     "gpu": "needs a CUDA device; skipped with a reason where there is none",
     "slow": "takes more than a few seconds on the CPU",
 }
+FAMILY_ALPHA = 0.05
+REGRESSION_MARGIN = 0.02
+REGRESSION_ALPHA = 0.01
+PROPERTY = "pneumobench"
+SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pneumobench", "pneumobench: paper claims and regression baselines")
+    group.addoption("--pb-profile", default="smoke", help="smoke (default, CPU, synthetic), paper or nightly")
+    group.addoption("--pb-data", default=None, help="a prepared dataset (pneumobench data prepare); default: the profile's synthetic one")
+    group.addoption("--pb-seeds", default=None, help="seeds: a count (5) or a list (0,1,2); default: the profile's")
+    group.addoption("--pb-device", default="auto", help="auto (default), cpu, cuda, cuda:1")
+    group.addoption("--pb-store", default=None, help="results store (default .pneumobench/results.sqlite in the rootdir)")
+    group.addoption("--pb-baselines", default=None, help="baselines directory (default baselines/ in the rootdir)")
+    group.addoption("--pb-report", default=None, help="also write the verdict table as JSON and Markdown to this directory")
+    group.addoption("--pb-update-baselines", action="store_true", help="rewrite the recorded baseline of this profile and device")
+    group.addoption("--pb-strict", action="store_true", help="INCONCLUSIVE verdicts fail instead of xfail")
+    group.addoption("--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    session = PneumobenchSession(config)
+    config.stash[_SESSION] = session
+    config.pluginmanager.register(session, "pneumobench-session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not any(item.get_closest_marker("gpu") for item in items):
-        return
-    import torch
+    if any(item.get_closest_marker("gpu") for item in items):
+        import torch
 
-    if torch.cuda.is_available():
+        if not torch.cuda.is_available():
+            skip = pytest.mark.skip(reason="needs a CUDA device; torch.cuda.is_available() is False here")
+            for item in items:
+                if item.get_closest_marker("gpu"):
+                    item.add_marker(skip)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """After -k/-m selection: count the claims (Bonferroni) and note the runs they need."""
+    pb_session = session.config.stash[_SESSION]
+    judged = [item for item in session.items if item.get_closest_marker("paper") or item.get_closest_marker("regression")]
+    pb_session.claims_collected = sum(1 for item in judged if item.get_closest_marker("paper"))
+    for item in judged:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for value in params.values():
+            if hasattr(value, "configs"):
+                pb_session.needed.update(value.configs())
+            elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+                pb_session.needed.add(value)
+
+
+@pytest.fixture(scope="session")
+def pb(request: pytest.FixtureRequest) -> PneumobenchSession:
+    """The pneumobench session: profile, dataset, runs and the verdict recorder."""
+    return request.config.stash[_SESSION]
+
+
+@pytest.fixture
+def pb_judge(pb: PneumobenchSession, request: pytest.FixtureRequest):
+    """``pb_judge(claim, stats)``: record the verdict and map it to the test's outcome."""
+
+    def judge(claim: Any, stats: Any) -> None:
+        pb.judge(request.node, claim, stats)
+
+    return judge
+
+
+@dataclass
+class PneumobenchSession:
+    config: pytest.Config
+    claims_collected: int = 0
+    needed: set[tuple[str, ...]] = field(default_factory=set)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    _dataset: Any = None
+    _store: Any = None
+    _prefetched: bool = False
+
+    def option(self, name: str) -> Any:
+        return self.config.getoption(name)
+
+    @property
+    def profile(self):
+        from pneumobench.config import get_profile
+
+        return get_profile(self.option("--pb-profile"))
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        value = self.option("--pb-seeds")
+        if value is None:
+            return self.profile.seeds
+        if "," in value:
+            return tuple(int(v) for v in value.split(",") if v.strip())
+        return tuple(range(int(value)))
+
+    @property
+    def synthetic(self) -> bool:
+        return self.option("--pb-data") is None
+
+    @property
+    def alpha(self) -> float:
+        """Bonferroni: the family's 0.05 split over the claims collected."""
+        return FAMILY_ALPHA / max(self.claims_collected, 1)
+
+    @property
+    def baselines_dir(self) -> Path:
+        return Path(self.option("--pb-baselines") or self.config.rootpath / "baselines")
+
+    @property
+    def device(self):
+        from pneumobench.runner import select_device
+
+        return select_device(self.option("--pb-device"))
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            from pneumobench.data.cache import synthetic_dataset
+            from pneumobench.data.prepared import load
+
+            if self.option("--pb-data"):
+                self._dataset = load(self.option("--pb-data"))
+            elif self.profile.synthetic is not None:
+                self._dataset = synthetic_dataset(self.profile.synthetic, progress=True)
+            else:
+                raise pytest.UsageError(
+                    f"profile {self.profile.name!r} runs on the real SIIM-ACR data: pass --pb-data DIR, a dataset "
+                    "made with `pneumobench data prepare SIIM_DIR DIR`"
+                )
+        return self._dataset
+
+    @property
+    def store(self):
+        if self._store is None:
+            from pneumobench.store import DEFAULT_STORE, ResultStore
+
+            self._store = ResultStore(self.option("--pb-store") or self.config.rootpath / DEFAULT_STORE)
+        return self._store
+
+    def paper_numbers(self):
+        from pneumobench.baselines import load_paper
+
+        return load_paper(self.baselines_dir / "paper.json")
+
+    def recorded(self):
+        """The recorded baseline of this profile and device type, or None."""
+        from pneumobench.baselines import load_recorded, recorded_path
+
+        path = recorded_path(self.baselines_dir, self.profile.name, self.device.type)
+        return load_recorded(path) if path.exists() else None
+
+    def _prefetch(self) -> None:
+        """Train every needed run up front, several at a time (not under pytest-xdist)."""
+        self._prefetched = True
+        workers = self.option("--pb-workers")
+        if workers is None:
+            import torch
+
+            workers = torch.cuda.device_count() if self.device.type == "cuda" else 2
+        if workers <= 1 or os.environ.get("PYTEST_XDIST_WORKER") or len(self.needed) * len(self.seeds) < 2:
+            return
+        from pneumobench.runner import prefetch
+
+        runs = [(self.profile.config(*mods), seed) for mods in sorted(self.needed) for seed in self.seeds]
+        device = self.option("--pb-device") if self.option("--pb-device") != "auto" else None
+        prefetch(runs, self.dataset, device, store=self.store, workers=workers,
+                 checkpoint_every=self.profile.checkpoint_every)
+
+    def runs_for(self, mods: tuple[str, ...]) -> list:
+        """The runs of the profile's configuration with ``mods``, one per seed."""
+        from pneumobench.runner import run
+
+        if not self._prefetched:
+            self._prefetch()
+        config = self.profile.config(*mods)
+        return [run(config, seed, self.dataset, self.device, store=self.store,
+                    checkpoint_every=self.profile.checkpoint_every, progress=False) for seed in self.seeds]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather verdict records from reports (this also works on the pytest-xdist controller)."""
+        for name, value in getattr(report, "user_properties", []):
+            if name == PROPERTY and report.when == "call":
+                self.records.append(json.loads(value))
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return
+        if config.getoption("--pb-update-baselines"):
+            _update_baselines(self, terminalreporter)
+        if not self.records:
+            return
+        from tabulate import tabulate
+
+        rows = summary_rows(self.records)
+        terminalreporter.write_sep("=", "pneumobench verdicts")
+        terminalreporter.write_line(
+            f"profile {self.records[0]['profile']}; family alpha {FAMILY_ALPHA} (Bonferroni per test, Holm in the table)"
+        )
+        if any(r["synthetic"] for r in self.records):
+            terminalreporter.write_line(f"NOTE: {SYNTHETIC_NOTE}")
+        terminalreporter.write_line(tabulate(rows, headers="keys", disable_numparse=True))
+        report_dir = config.getoption("--pb-report")
+        if report_dir:
+            _write_report(Path(report_dir), self.records, rows)
+            terminalreporter.write_line(f"verdicts written to {report_dir}/verdicts.json and verdicts.md")
+
+    def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
+        from pneumobench.stats import Verdict
+
+        record = {
+            "test": node.nodeid,
+            "claim": getattr(claim, "id", str(claim)),
+            "source": getattr(claim, "source", ""),
+            "text": getattr(claim, "text", ""),
+            "metric": getattr(claim, "metric", ""),
+            "synthetic": self.synthetic,
+            "profile": self.profile.name,
+            **stats.to_dict(),
+        }
+        node.user_properties.append((PROPERTY, json.dumps(record)))
+        line = _verdict_line(record)
+        if self.synthetic:
+            line += f" [{SYNTHETIC_NOTE}]"
+        if stats.verdict in (Verdict.REPRODUCED, Verdict.NO_REGRESSION):
+            return
+        if stats.verdict in (Verdict.CONTRADICTED, Verdict.REGRESSED):
+            pytest.fail(line, pytrace=False)
+        if self.option("--pb-strict"):
+            pytest.fail(f"{line} (--pb-strict)", pytrace=False)
+        pytest.xfail(line)
+
+
+def _verdict_line(record: dict[str, Any]) -> str:
+    needed = record.get("seeds_needed")
+    text = f"{record['verdict']}: {record['text'] or record['claim']}: measured {record['estimate']:+.4f}"
+    if record.get("paper") is not None:
+        text += f" (paper {record['paper']:+.4f})"
+    text += f", p={record['p_value']:.3g} at alpha={record['alpha']:.3g}, {record['seeds']} seeds"
+    if record["verdict"] == "INCONCLUSIVE" and needed:
+        text += f"; about {needed} seeds would decide at the paper's effect size"
+    if record.get("note"):
+        text += f"; {record['note']}"
+    return text
+
+
+_SESSION = pytest.StashKey["PneumobenchSession"]()
+
+
+def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict table: one row per claim, with Holm-adjusted p-values over the paper claims."""
+    from pneumobench.stats import holm
+
+    paper = [r for r in records if r["verdict"] not in ("REGRESSED", "NO REGRESSION")]
+    adjusted = dict(zip((id(r) for r in paper), holm([r["p_value"] for r in paper]))) if paper else {}
+    rows = []
+    for r in records:
+        ci = "" if r["ci_low"] != r["ci_low"] else f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+        rows.append({
+            "claim": r["claim"],
+            "source": r["source"],
+            "paper": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
+            "measured": f"{r['estimate']:+.4f}",
+            "95% CI": ci,
+            "p": f"{r['p_value']:.3g}",
+            "p (Holm)": "" if id(r) not in adjusted else f"{adjusted[id(r)]:.3g}",
+            "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
+            "seeds": r["seeds"],
+            "seeds needed": r.get("seeds_needed") or "",
+            "verdict": r["verdict"],
+        })
+    return rows
+
+
+def _write_report(directory: Path, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    from tabulate import tabulate
+
+    from pneumobench.store import write_text_atomic
+
+    write_text_atomic(directory / "verdicts.json", json.dumps({"records": records, "table": rows}, indent=2, sort_keys=True))
+    lines = ["# pneumobench verdicts", ""]
+    if any(r["synthetic"] for r in records):
+        lines += [f"> {SYNTHETIC_NOTE}", ""]
+    lines.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
+    write_text_atomic(directory / "verdicts.md", "\n".join(lines) + "\n")
+
+
+def _update_baselines(session: PneumobenchSession, terminalreporter) -> None:
+    from pneumobench.baselines import record, recorded_path
+    from pneumobench.modifications import table6_rows
+    from pneumobench.runner import device_kind
+
+    if not session.needed:
         return
-    skip = pytest.mark.skip(reason="needs a CUDA device; torch.cuda.is_available() is False here")
-    for item in items:
-        if item.get_closest_marker("gpu"):
-            item.add_marker(skip)
+    results = [r for mods in table6_rows() if mods in session.needed for r in session.runs_for(mods)]
+    path = recorded_path(session.baselines_dir, session.profile.name, session.device.type)
+    record(path, profile=session.profile.name, device_kind=device_kind(session.device), results=results)
+    terminalreporter.write_line(f"recorded baseline written to {path} ({len(results)} runs)")

@@ -12,43 +12,12 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
+from pneumobench.bench import naive_decode, naive_encode
 from pneumobench.data.rle import decode, encode
 from pneumobench.losses import lovasz_hinge
 from pneumobench.metrics import dice_per_image
 
 SIIM_SHAPE = (1024, 1024)
-
-
-def naive_encode(mask: np.ndarray) -> str:
-    """Per-pixel relative RLE encoder: walks every pixel in column-major order."""
-    height, width = mask.shape
-    tokens, previous_end, run_start = [], 0, None
-    for pixel in range(height * width):
-        on = bool(mask[pixel % height, pixel // height])
-        if on and run_start is None:
-            run_start = pixel
-        elif not on and run_start is not None:
-            tokens += [run_start - previous_end, pixel - run_start]
-            previous_end, run_start = pixel, None
-    if run_start is not None:
-        tokens += [run_start - previous_end, height * width - run_start]
-    return " ".join(map(str, tokens)) if tokens else "-1"
-
-
-def naive_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
-    """Per-pixel relative RLE decoder."""
-    height, _ = shape
-    mask = np.zeros(shape, dtype=bool)
-    if rle.strip() == "-1":
-        return mask
-    values = [int(v) for v in rle.split()]
-    position = 0
-    for gap, length in zip(values[0::2], values[1::2]):
-        position += gap
-        for pixel in range(position, position + length):
-            mask[pixel % height, pixel // height] = True
-        position += length
-    return mask
 
 
 @pytest.fixture(scope="module")

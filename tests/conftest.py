@@ -9,9 +9,9 @@ from pneumobench.data.synthetic import iter_cases
 
 
 def make_prepared(path, n_per_class, *, size=32, seed=11, difficulty=0.2):
-    """A prepared dataset drawn at 2x ``size`` (no DICOM round trip: that path has its own
+    """A prepared dataset drawn at 4x ``size`` (no DICOM round trip: that path has its own
     tests), alternating train and validation within each class."""
-    cases = list(iter_cases(n_per_class, n_per_class, seed=seed, difficulty=difficulty, size=2 * size))
+    cases = list(iter_cases(n_per_class, n_per_class, seed=seed, difficulty=difficulty, size=4 * size))
     labels = np.array([bool(case.regions) for _, case in cases], np.uint8)
     split = np.zeros(len(cases), np.uint8)
     for label in (0, 1):
@@ -35,6 +35,9 @@ def tiny_dataset(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke_sized_dataset(tmp_path_factory):
-    """256 synthetic images at 32x32, the smoke profile's size: 128 train, 128 validation."""
-    return make_prepared(tmp_path_factory.mktemp("smoke") / "prepared", 128, seed=3)
+def smoke_dataset():
+    """The smoke profile's embedded default dataset (generated once into the cache, then reused)."""
+    from pneumobench.config import get_profile
+    from pneumobench.data.cache import synthetic_dataset
+
+    return synthetic_dataset(get_profile("smoke").synthetic)

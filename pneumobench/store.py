@@ -1,0 +1,211 @@
+"""The results store: one SQLite database (WAL) of runs, keyed so stale results are never reused.
+
+A run's key combines the configuration key, the seed, the dataset fingerprint, a
+fingerprint of the library's source and the device kind: changing the model code, the
+dataset or the device trains again. A run is claimed (status ``running``) before it starts,
+so concurrent processes (pytest-xdist workers) never train the same key twice: the others
+wait. A failed run is recorded with its error. A claim whose owner process died is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pneumobench.training import RunResult
+
+__all__ = ["StoreError", "RunFailedError", "ResultStore", "run_key", "source_fingerprint", "write_text_atomic", "DEFAULT_STORE"]
+
+DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    config_key TEXT NOT NULL,
+    config_name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dataset_fingerprint TEXT NOT NULL,
+    source_fingerprint TEXT NOT NULL,
+    device_kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    owner TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    result_json TEXT,
+    error TEXT
+)
+"""
+
+
+class StoreError(RuntimeError):
+    """The results store cannot be opened or read (damaged, not a database, locked)."""
+
+
+class RunFailedError(RuntimeError):
+    """A run recorded as failed; the message carries its stored error."""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+_SOURCE_OVERRIDE: list[str] = []
+
+
+def pin_source_fingerprint(value: str) -> None:
+    """Use ``value`` as this process's source fingerprint (worker processes take the parent's,
+    so runs a parent hands out keep its keys even if files change meanwhile)."""
+    _SOURCE_OVERRIDE[:] = [value]
+
+
+def source_fingerprint() -> str:
+    """Hash of every Python source file of the library (a code change invalidates results)."""
+    return _SOURCE_OVERRIDE[0] if _SOURCE_OVERRIDE else _hash_sources()
+
+
+@lru_cache(maxsize=1)
+def _hash_sources() -> str:
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_key(config_key: str, seed: int, dataset_fingerprint: str, device_kind: str) -> str:
+    text = json.dumps([config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # cannot tell for another host; assume alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+class ResultStore:
+    """Runs on disk. ``fetch_or_claim`` + ``finish``/``fail`` is the protocol the runner uses."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, poll_seconds: float = 1.0) -> None:
+        self.path = Path(path)
+        self.poll_seconds = poll_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(SCHEMA)
+                db.execute("SELECT COUNT(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"results store {self.path} is damaged or not a pneumobench store ({error}); "
+                "move it away (its runs will be trained again) or pass another --pb-store"
+            ) from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def fetch_or_claim(
+        self, key: str, *, config_key: str, config_name: str, seed: int, dataset_fingerprint: str,
+        device_kind: str, retry_failed: bool = False,
+    ) -> RunResult | None:
+        """The stored result of ``key``; or None after claiming it (the caller must train).
+
+        Waits while another live process holds the claim; raises ``RunFailedError`` for a
+        recorded failure unless ``retry_failed``.
+        """
+        while True:
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                row = db.execute("SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)).fetchone()
+                if row is None or (row[0] == "running" and not _owner_alive(row[1])) or (row[0] == "failed" and retry_failed):
+                    db.execute(
+                        "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
+                        "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (key, config_key, config_name, seed, dataset_fingerprint, source_fingerprint(), device_kind,
+                         "running", _owner(), time.time()),
+                    )
+                    db.execute("COMMIT")
+                    return None
+                db.execute("COMMIT")
+            status, owner, result_json, error = row
+            if status == "done":
+                return RunResult.from_json(result_json)
+            if status == "failed":
+                raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
+            time.sleep(self.poll_seconds)  # another live process is training this key
+
+    def finish(self, key: str, result: RunResult) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE runs SET status='done', finished_at=?, result_json=?, error=NULL WHERE run_key=?",
+                (time.time(), result.to_json(), key),
+            )
+
+    def release(self, key: str) -> None:
+        """Drop an unfinished claim (an interrupted run), so the next call trains it again."""
+        with self._connect() as db:
+            db.execute("DELETE FROM runs WHERE run_key=? AND status='running'", (key,))
+
+    def fail(self, key: str, error: BaseException) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE runs SET status='failed', finished_at=?, error=? WHERE run_key=?",
+                (time.time(), f"{type(error).__name__}: {error}", key),
+            )
+
+    def results(self) -> list[RunResult]:
+        """Every finished run, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT result_json FROM runs WHERE status='done' ORDER BY finished_at").fetchall()
+        return [RunResult.from_json(r[0]) for r in rows]
+
+    def to_dataframe(self):
+        """One row per run (finished or not): keys, status, Dice, accuracy, wall time, error."""
+        import pandas as pd
+
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_key, config_name, config_key, seed, dataset_fingerprint, source_fingerprint, "
+                "device_kind, status, started_at, finished_at, result_json, error FROM runs ORDER BY started_at"
+            ).fetchall()
+        records: list[dict[str, Any]] = []
+        for *head, result_json, error in rows:
+            record = dict(zip(
+                ["run_key", "config_name", "config_key", "seed", "dataset_fingerprint", "source_fingerprint",
+                 "device_kind", "status", "started_at", "finished_at"], head))
+            result = json.loads(result_json) if result_json else {}
+            record.update(dice=result.get("dice"), accuracy=result.get("accuracy"), wall_time_s=result.get("wall_time_s"), error=error)
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        write_text_atomic(Path(path), self.to_dataframe().to_csv(index=False))
