@@ -156,13 +156,10 @@ register_profile(Profile(
     description="the paper's exact protocol on the real SIIM-ACR data (256x256, ImageNet encoder, 43 epochs)",
     checkpoint_every=5,
 ))
-register_profile(Profile(
+register_profile(dataclasses.replace(
+    PROFILES.get("paper"),
     name="nightly",
-    base=_PAPER,
-    seeds=(0, 1, 2, 3, 4),
-    synthetic=None,
     description="GPU CI: the paper's protocol on a prepared SIIM-ACR dataset, 5 seeds per configuration",
-    checkpoint_every=5,
 ))
 register_profile(Profile(
     name="smoke",

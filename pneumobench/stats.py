@@ -71,6 +71,10 @@ class ClaimStats:
         return data
 
 
+def _too_few(n: int) -> str:
+    return f"{n} seeds: at least {MIN_SEEDS} are needed to decide"
+
+
 def _one_sided_t(values: np.ndarray, null: float, alternative: str) -> float:
     """p of a one-sample t-test of mean(values) vs ``null``; exact ties handled (sd = 0)."""
     values = np.asarray(values, float)
@@ -139,7 +143,7 @@ def paired_claim(
     nan = float("nan")
     ci = _bootstrap_diff_ci(treatment, control, np.random.default_rng(seed)) if bootstrap else (nan, nan)
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, f"{n} seeds: at least {MIN_SEEDS} are needed to decide"
+        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
     elif p_claim < alpha:
         verdict, note = Verdict.REPRODUCED, ""
     elif p_other < alpha:
@@ -169,17 +173,18 @@ def best_claim(
     n = weakest.seeds
     beaten_by = [name for name, r in results.items() if r.verdict == Verdict.CONTRADICTED]
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, f"{n} seeds: at least {MIN_SEEDS} are needed to decide"
+        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
     elif beaten_by:
         verdict, note = Verdict.CONTRADICTED, f"significantly beaten by {', '.join(beaten_by)}"
     elif all(r.verdict == Verdict.REPRODUCED for r in results.values()):
         verdict, note = Verdict.REPRODUCED, ""
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {weakest_name}"
+    needed = seeds_for_power(paper, weakest.extra["sd_per_seed"], alpha) if paper is not None else None
     return ClaimStats(
         verdict=verdict, seeds=n, estimate=weakest.estimate, ci_low=weakest.ci_low, ci_high=weakest.ci_high,
-        p_value=weakest.p_value, alpha=alpha, paper=paper, p_outperform=weakest.p_outperform, note=note,
-        extra={"closest_rival": weakest_name},
+        p_value=weakest.p_value, alpha=alpha, paper=paper, p_outperform=weakest.p_outperform, seeds_needed=needed,
+        note=note, extra={"closest_rival": weakest_name},
     )
 
 
@@ -204,7 +209,7 @@ def equivalence_claim(values: np.ndarray, target: float, *, margin: float, alpha
     else:
         half = 0.0
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, f"{n} seeds: at least {MIN_SEEDS} are needed to decide"
+        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
     elif p_equivalent < alpha:
         verdict, note = Verdict.REPRODUCED, f"within +-{margin}"
     elif p_outside < alpha:
@@ -233,7 +238,7 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     else:
         p = float(st.ttest_ind(current, baseline - margin, equal_var=False, alternative="less").pvalue)
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, f"{n} seeds: at least {MIN_SEEDS} are needed to decide"
+        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
     elif p < alpha:
         verdict, note = Verdict.REGRESSED, f"drop {drop:.4f} > margin {margin}"
     else:

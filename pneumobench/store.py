@@ -1,8 +1,8 @@
 """The results store: one SQLite database (WAL) of runs, keyed so stale results are never reused.
 
 A run's key combines the configuration key, the seed, the dataset fingerprint, a
-fingerprint of the library's source and the device kind: changing the model code, the
-dataset or the device trains again. A run is claimed (status ``running``) before it starts,
+fingerprint of the source that decides a run's numbers (training, losses, metrics, models)
+and the device kind: changing that code, the dataset or the device trains again. A run is claimed (status ``running``) before it starts,
 so concurrent processes (pytest-xdist workers) never train the same key twice: the others
 wait. A failed run is recorded with its error. A claim whose owner process died is taken over.
 """
@@ -71,15 +71,23 @@ def pin_source_fingerprint(value: str) -> None:
 
 
 def source_fingerprint() -> str:
-    """Hash of every Python source file of the library (a code change invalidates results)."""
+    """Hash of the library's result-determining source (a change there invalidates results)."""
     return _SOURCE_OVERRIDE[0] if _SOURCE_OVERRIDE else _hash_sources()
+
+
+# The modules whose code decides a run's numbers; the configuration itself is in its key and
+# the data in the dataset fingerprint, so statistics, reports and the CLI may change freely.
+RESULT_SOURCES = ("training.py", "losses.py", "metrics.py", "models")
 
 
 @lru_cache(maxsize=1)
 def _hash_sources() -> str:
     root = Path(__file__).resolve().parent
+    paths = sorted(
+        path for name in RESULT_SOURCES for path in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))
+    )
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in paths:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

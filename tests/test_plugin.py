@@ -32,13 +32,13 @@ FAKE_VERDICTS = textwrap.dedent(
 )
 
 
-def test_outcomes_follow_the_verdicts(pytester):
+def test_outcomes_follow_the_verdicts(pytester, tmp_path):
     pytester.makepyfile(test_fake=FAKE_VERDICTS)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--pb-report", "report")
+    (tmp_path / "prepared").mkdir()  # --pb-data marks the data as real (the fake claims never load it)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--pb-report", "report", f"--pb-data={tmp_path / 'prepared'}")
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines([
         "*pneumobench verdicts*",
-        "*NOTE: synthetic data: exercises the pipeline, not evidence about the paper*",
         "*claim*source*paper*measured*95% CI*p*p (Holm)*P(T>C)*seeds*seeds needed*verdict*",
         "*fake-reproduced*Table 0*+0.0050*+0.0100*[+0.0000, +0.0200]*0.2*0.6*0.67*3*9*REPRODUCED*",
         "*fake-contradicted*CONTRADICTED*",
@@ -47,6 +47,16 @@ def test_outcomes_follow_the_verdicts(pytester):
     report = json.loads((pytester.path / "report" / "verdicts.json").read_text())
     assert {r["claim"] for r in report["records"]} == {"fake-reproduced", "fake-contradicted", "fake-inconclusive"}
     assert "| claim" in (pytester.path / "report" / "verdicts.md").read_text()
+
+
+def test_on_synthetic_data_a_contradiction_is_an_xfail(pytester):
+    pytester.makepyfile(test_fake=FAKE_VERDICTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rx")
+    result.assert_outcomes(passed=1, xfailed=2)
+    result.stdout.fnmatch_lines([
+        "*NOTE: synthetic data: exercises the pipeline, not evidence about the paper*",
+        "*CONTRADICTED: a contradicted claim*[[]synthetic data: exercises the pipeline, not evidence about the paper]*",
+    ])
 
 
 def test_inconclusive_xfail_says_how_many_seeds_would_decide(pytester):
