@@ -85,7 +85,7 @@ def test_aspp_is_lighter_by_about_800k_parameters():
     assert 600_000 <= base - aspp <= 1_000_000
 
 
-def test_count_parameters_trainable_only(baseline):
+def test_count_parameters_trainable_only():
     model = seeded_model(ModelConfig())
     total = count_parameters(model)
     freeze_encoder(model)
@@ -113,7 +113,7 @@ def test_same_seed_same_weights_other_seed_differs():
     assert not torch.equal(a.final_conv.weight, c.final_conv.weight)
 
 
-def test_bf16_autocast_and_channels_last_on_cpu(baseline):
+def test_bf16_autocast_and_channels_last_on_cpu():
     model = seeded_model(ModelConfig()).eval().to(memory_format=torch.channels_last)
     x = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
     with torch.no_grad():

@@ -170,7 +170,7 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sample_and_split(ids: list[str], labels: np.ndarray, per_class: int | None, seed: int, report: IngestReport):
+def _sample_and_split(labels: np.ndarray, per_class: int | None, seed: int, report: IngestReport):
     """Pick ``per_class`` images of each class, then split each class in half with the seed."""
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
@@ -266,7 +266,7 @@ def prepare(
     if not ids:
         raise IngestError(f"nothing usable under {root}:\n{report.summary()}")
 
-    chosen, split = _sample_and_split(ids, label_arr, per_class, seed, report)
+    chosen, split = _sample_and_split(label_arr, per_class, seed, report)
     report.split = {"train": int((split == prepared.TRAIN).sum()), "validation": int((split == prepared.VALIDATION).sum())}
     dataset = prepared.save(
         out_dir,
