@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from pneumobench.modifications import table6_rows
 from pneumobench.stats import ClaimStats, Verdict, best_claim, equivalence_claim, paired_claim
 from pneumobench.training import RunResult
 
-__all__ = ["Claim", "PAPER_CLAIMS", "table6_claims", "evaluate", "per_image", "per_seed"]
+__all__ = ["Claim", "PAPER_CLAIMS", "table6_claims", "evaluate", "verdict_record", "per_image", "per_seed"]
 
 Mods = tuple[str, ...]
 RunsFor = Callable[[Mods], list[RunResult]]
@@ -160,3 +161,19 @@ def evaluate(
         result.note = f"against the recorded baseline ({target:.4f}); paper {claim.paper}. {result.note}"
         return result
     raise ValueError(f"unknown claim kind {claim.kind!r}")
+
+
+def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:
+    """One verdict as plain data: what the plugin reports and the report's claims table holds."""
+    return {
+        "test": test,
+        "claim": claim.id,
+        "kind": claim.kind,
+        "source": claim.source,
+        "text": claim.text,
+        "metric": claim.metric,
+        "treatment": "+".join(claim.treatment) or "baseline",
+        "synthetic": synthetic,
+        "profile": profile,
+        **stats.to_dict(),
+    }

@@ -139,6 +139,32 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pneumobench.baselines import BaselineError
+    from pneumobench.registry import UnknownNameError
+    from pneumobench.report import ReportError, write_report
+    from pneumobench.store import StoreError
+
+    try:
+        report = write_report(args.store, args.out, baselines_dir=args.baselines, data=args.data,
+                              profile=args.profile, dataset_fingerprint=args.dataset)
+    except (ReportError, StoreError, BaselineError, UnknownNameError) as error:
+        print(f"pneumobench report: {error}", file=sys.stderr)
+        return 2
+    data = report.data
+    verdicts: dict[str, int] = {}
+    for record in data["claims"]:
+        verdicts[record["verdict"]] = verdicts.get(record["verdict"], 0) + 1
+    print(f"{data['runs']} runs of {len(data['configurations'])} configurations (profile {data['profile']}, "
+          f"dataset {data['dataset_fingerprint']}, device {data['device_kind']})")
+    print("verdicts: " + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "none"))
+    for note in data["notes"]:
+        print(f"note: {note}")
+    print(f"report written to {report.directory / 'report.md'} with {len(report.figures)} figures in "
+          f"{report.directory / 'figures'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pneumobench",
@@ -201,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ingest-images", type=int, default=64)
     bench.add_argument("--json", type=Path, help="also write the table and environment as JSON")
     bench.set_defaults(handler=_bench)
+
+    report = commands.add_parser("report", help="write the reproduction report (Markdown, JSON, figures) from a results store")
+    report.add_argument("--store", type=Path, default=Path(".pneumobench") / "results.sqlite",
+                        help="results store (default .pneumobench/results.sqlite)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
+    report.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines directory (default baselines/)")
+    report.add_argument("--data", type=Path, help="the prepared dataset the runs used, for the overlays "
+                        "(default: the path the runs recorded)")
+    report.add_argument("--profile", help="judge the claims as this profile (default: the one that made the runs)")
+    report.add_argument("--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)")
+    report.set_defaults(handler=_report)
     return parser
 
 

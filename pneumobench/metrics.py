@@ -30,7 +30,9 @@ class MetricInputError(ValueError):
 
 def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x))
+        array = np.ascontiguousarray(x)
+        # torch cannot wrap read-only memory (memory-mapped datasets): copy those
+        return torch.from_numpy(array if array.flags.writeable else array.copy())
     if isinstance(x, torch.Tensor):
         return x
     raise MetricInputError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")

@@ -29,7 +29,6 @@ FAMILY_ALPHA = 0.05
 REGRESSION_MARGIN = 0.02
 REGRESSION_ALPHA = 0.01
 PROPERTY = "pneumobench"
-SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,7 +124,8 @@ class PneumobenchSession:
 
     @property
     def synthetic(self) -> bool:
-        return self.option("--pb-data") is None
+        """The profile's generated dataset, or a prepared one the generator drew."""
+        return self.option("--pb-data") is None or self.dataset.synthetic
 
     @property
     def alpha(self) -> float:
@@ -160,11 +160,17 @@ class PneumobenchSession:
         return self._dataset
 
     @property
+    def store_path(self) -> Path:
+        from pneumobench.store import DEFAULT_STORE
+
+        return Path(self.option("--pb-store") or self.config.rootpath / DEFAULT_STORE)
+
+    @property
     def store(self):
         if self._store is None:
-            from pneumobench.store import DEFAULT_STORE, ResultStore
+            from pneumobench.store import ResultStore
 
-            self._store = ResultStore(self.option("--pb-store") or self.config.rootpath / DEFAULT_STORE)
+            self._store = ResultStore(self.store_path)
         return self._store
 
     def paper_numbers(self):
@@ -221,7 +227,9 @@ class PneumobenchSession:
             return
         from tabulate import tabulate
 
-        rows = summary_rows(self.records)
+        from pneumobench.report import SYNTHETIC_NOTE, verdict_table
+
+        rows = verdict_table(self.records)
         terminalreporter.write_sep("=", "pneumobench verdicts")
         terminalreporter.write_line(
             f"profile {self.records[0]['profile']}; family alpha {FAMILY_ALPHA} (Bonferroni per test, Holm in the table)"
@@ -231,22 +239,21 @@ class PneumobenchSession:
         terminalreporter.write_line(tabulate(rows, headers="keys", disable_numparse=True))
         report_dir = config.getoption("--pb-report")
         if report_dir:
-            _write_report(Path(report_dir), self.records, rows)
-            terminalreporter.write_line(f"verdicts written to {report_dir}/verdicts.json and verdicts.md")
+            from pneumobench.report import write_report
+
+            dataset = self.dataset if self.needed else None  # claims that trained nothing need no dataset
+            report = write_report(self.store_path, report_dir, baselines_dir=self.baselines_dir,
+                                  data=dataset.path if dataset else None, profile=self.profile.name,
+                                  dataset_fingerprint=dataset.fingerprint if dataset else None, records=self.records)
+            terminalreporter.write_line(f"report written to {report.directory / 'report.md'} "
+                                        f"({len(report.figures)} figures in {report.directory / 'figures'})")
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
+        from pneumobench.claims import verdict_record
+        from pneumobench.report import SYNTHETIC_NOTE
         from pneumobench.stats import Verdict
 
-        record = {
-            "test": node.nodeid,
-            "claim": getattr(claim, "id", str(claim)),
-            "source": getattr(claim, "source", ""),
-            "text": getattr(claim, "text", ""),
-            "metric": getattr(claim, "metric", ""),
-            "synthetic": self.synthetic,
-            "profile": self.profile.name,
-            **stats.to_dict(),
-        }
+        record = verdict_record(claim, stats, synthetic=self.synthetic, profile=self.profile.name, test=node.nodeid)
         node.user_properties.append((PROPERTY, json.dumps(record)))
         line = _verdict_line(record)
         if self.synthetic:
@@ -276,44 +283,6 @@ def _verdict_line(record: dict[str, Any]) -> str:
 
 
 _SESSION = pytest.StashKey["PneumobenchSession"]()
-
-
-def summary_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict table: one row per claim, with Holm-adjusted p-values over the paper claims."""
-    from pneumobench.stats import holm
-
-    paper = [r for r in records if r["verdict"] not in ("REGRESSED", "NO REGRESSION")]
-    adjusted = dict(zip((id(r) for r in paper), holm([r["p_value"] for r in paper]))) if paper else {}
-    rows = []
-    for r in records:
-        ci = "" if r["ci_low"] != r["ci_low"] else f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
-        rows.append({
-            "claim": r["claim"],
-            "source": r["source"],
-            "paper": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
-            "measured": f"{r['estimate']:+.4f}",
-            "95% CI": ci,
-            "p": f"{r['p_value']:.3g}",
-            "p (Holm)": "" if id(r) not in adjusted else f"{adjusted[id(r)]:.3g}",
-            "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
-            "seeds": r["seeds"],
-            "seeds needed": r.get("seeds_needed") or "",
-            "verdict": r["verdict"],
-        })
-    return rows
-
-
-def _write_report(directory: Path, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-    from tabulate import tabulate
-
-    from pneumobench.store import write_text_atomic
-
-    write_text_atomic(directory / "verdicts.json", json.dumps({"records": records, "table": rows}, indent=2, sort_keys=True))
-    lines = ["# pneumobench verdicts", ""]
-    if any(r["synthetic"] for r in records):
-        lines += [f"> {SYNTHETIC_NOTE}", ""]
-    lines.append(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
-    write_text_atomic(directory / "verdicts.md", "\n".join(lines) + "\n")
 
 
 def _update_baselines(session: PneumobenchSession, terminalreporter) -> None:

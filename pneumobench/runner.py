@@ -11,7 +11,6 @@ import multiprocessing
 import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
 import torch
 from tqdm import tqdm

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import special
 from scipy import stats as st
 
 __all__ = [
@@ -83,7 +84,11 @@ def _one_sided_t(values: np.ndarray, null: float, alternative: str) -> float:
         if alternative == "greater":
             return 0.0 if mean > null else 1.0
         return 0.0 if mean < null else 1.0
-    return float(st.ttest_1samp(values, null, alternative=alternative).pvalue)
+    # The t statistic and Student's t tail directly: scipy's ttest_1samp gives the same p-value
+    # with ~50x the overhead, which the simulations of the rule's error rates feel.
+    n = len(values)
+    t = (values.mean() - null) / (values.std(ddof=1) / math.sqrt(n))
+    return float(special.stdtr(n - 1, -t if alternative == "greater" else t))
 
 
 def _bootstrap_diff_ci(treatment: np.ndarray, control: np.ndarray, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
@@ -107,11 +112,9 @@ def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, 
         return None
     if sd <= 0:
         return MIN_SEEDS
-    for n in range(MIN_SEEDS, max_seeds + 1):
-        critical = st.t.ppf(1 - alpha, n - 1)
-        if 1 - st.nct.cdf(critical, n - 1, abs(effect) / sd * math.sqrt(n)) >= power:
-            return n
-    return None
+    n = np.arange(MIN_SEEDS, max_seeds + 1)
+    reached = st.nct.sf(st.t.ppf(1 - alpha, n - 1), n - 1, abs(effect) / sd * np.sqrt(n)) >= power
+    return int(n[np.argmax(reached)]) if reached.any() else None
 
 
 def paired_claim(

@@ -17,13 +17,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pneumobench.training import RunResult
 
-__all__ = ["StoreError", "RunFailedError", "ResultStore", "run_key", "source_fingerprint", "write_text_atomic", "DEFAULT_STORE"]
+__all__ = ["StoreError", "RunFailedError", "ResultStore", "StoredRun", "run_key", "source_fingerprint", "write_text_atomic", "DEFAULT_STORE"]
 
 DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
 SCHEMA = """
@@ -115,6 +116,16 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished run and what its key was made of besides the configuration and seed."""
+
+    result: RunResult
+    source_fingerprint: str
+    device_kind: str
+    finished_at: float
+
+
 class ResultStore:
     """Runs on disk. ``fetch_or_claim`` + ``finish``/``fail`` is the protocol the runner uses."""
 
@@ -192,9 +203,21 @@ class ResultStore:
 
     def results(self) -> list[RunResult]:
         """Every finished run, oldest first."""
+        return [stored.result for stored in self.finished()]
+
+    def finished(self) -> list[StoredRun]:
+        """Every finished run with the code version and device kind it ran with, oldest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT result_json FROM runs WHERE status='done' ORDER BY finished_at").fetchall()
-        return [RunResult.from_json(r[0]) for r in rows]
+            rows = db.execute(
+                "SELECT result_json, source_fingerprint, device_kind, finished_at FROM runs "
+                "WHERE status='done' ORDER BY finished_at, run_key"
+            ).fetchall()
+        return [StoredRun(RunResult.from_json(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Runs per status (done, running, failed)."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
 
     def to_dataframe(self):
         """One row per run (finished or not): keys, status, Dice, accuracy, wall time, error."""

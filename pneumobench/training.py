@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.prepared import PreparedDataset
+from pneumobench.data.rle import encode
 from pneumobench.environment import environment
 from pneumobench.losses import joint_loss
 from pneumobench.metrics import ScoreAccumulator
@@ -50,11 +51,14 @@ __all__ = [
     "train",
     "learning_rate",
     "derive_seeds",
+    "example_indices",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FORMAT = 1
+EXAMPLE_POSITIVES = 3  # validation images whose predicted masks every run keeps, for reports
+EXAMPLE_NEGATIVES = 2
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -85,6 +89,9 @@ class RunResult:
     wall_time_s: float
     train_images_per_s: float
     environment: dict[str, Any] = field(default_factory=dict)
+    dataset_path: str = ""
+    synthetic_data: bool = False
+    examples: dict[str, str] = field(default_factory=dict)  # image id -> predicted mask (SIIM RLE)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,6 +171,32 @@ def epoch_order(data_seed: int, epoch: int, n: int, flip_p: float) -> tuple[torc
     order = torch.randperm(n, generator=generator)
     flips = torch.rand(n, generator=generator) < flip_p
     return order, flips
+
+
+def example_indices(dataset: PreparedDataset) -> np.ndarray:
+    """Positions in the validation split of the images whose predictions a run keeps.
+
+    A fixed choice per dataset: the positives at the 1/6, 3/6 and 5/6 quantiles of mask
+    area (a small, a middle and a large one) and the first negatives, in validation order.
+    """
+    val = dataset.val_indices
+    labels = np.asarray(dataset.labels[val])
+    positives = np.flatnonzero(labels == 1)
+    areas = np.asarray(dataset.masks[val[positives]]).reshape(len(positives), -1).sum(axis=1)
+    by_area = positives[np.argsort(areas, kind="stable")]
+    quantiles = (np.arange(EXAMPLE_POSITIVES) * 2 + 1) / (2 * EXAMPLE_POSITIVES)
+    chosen = np.unique(by_area[(quantiles * len(by_area)).astype(int)]) if len(by_area) else by_area
+    return np.concatenate([chosen, np.flatnonzero(labels == 0)[:EXAMPLE_NEGATIVES]])
+
+
+def _predict_masks(model: torch.nn.Module, data: DeviceData, positions: np.ndarray, autocast: bool) -> np.ndarray:
+    """Binary predicted masks (probability above 0.5, as the metrics threshold) for ``positions``."""
+    model.eval()
+    index = torch.as_tensor(positions, device=data.images.device)
+    with torch.no_grad(), torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        images, _, _ = data.batch(index)
+        mask_logits, _ = model(images)
+    return (torch.sigmoid(mask_logits.float()) > 0.5)[:, 0].cpu().numpy()
 
 
 @contextlib.contextmanager
@@ -359,7 +392,11 @@ def train(
                 }, checkpoint_path)
         bar.close()
 
-    assert last_scores is not None
+        assert last_scores is not None
+        positions = example_indices(dataset)
+        predicted = _predict_masks(forward, val_data, positions, autocast) if len(positions) else []
+        examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
+
     wall = elapsed_before + time.perf_counter() - started
     trained_images = (config.epochs - start_epoch) * steps_per_epoch * config.batch_size
     if checkpoint_path and not keep_checkpoint:
@@ -381,4 +418,7 @@ def train(
         wall_time_s=wall,
         train_images_per_s=trained_images / max(time.perf_counter() - started, 1e-9),
         environment=environment(device),
+        dataset_path=str(dataset.path or ""),
+        synthetic_data=dataset.synthetic,
+        examples=examples,
     )

@@ -10,6 +10,8 @@ import pytest
 # imported twice, so everything the inner runs use is imported here first.
 import pneumobench.baselines  # noqa: F401
 import pneumobench.claims  # noqa: F401
+import pneumobench.figures  # noqa: F401
+import pneumobench.report  # noqa: F401
 import pneumobench.runner  # noqa: F401
 
 pytest_plugins = ["pytester"]
@@ -32,21 +34,23 @@ FAKE_VERDICTS = textwrap.dedent(
 )
 
 
-def test_outcomes_follow_the_verdicts(pytester, tmp_path):
+def test_outcomes_follow_the_verdicts(pytester, tiny_dataset):
     pytester.makepyfile(test_fake=FAKE_VERDICTS)
-    (tmp_path / "prepared").mkdir()  # --pb-data marks the data as real (the fake claims never load it)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--pb-report", "report", f"--pb-data={tmp_path / 'prepared'}")
+    # --pb-data with a dataset not drawn by the generator: the data counts as real
+    result = pytester.runpytest("-p", "no:cacheprovider", "--pb-report", "report", f"--pb-data={tiny_dataset.path}")
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines([
         "*pneumobench verdicts*",
-        "*claim*source*paper*measured*95% CI*p*p (Holm)*P(T>C)*seeds*seeds needed*verdict*",
+        "*claim*source*target*measured*95% CI*p*p (Holm)*P(T>C)*seeds*seeds needed*verdict*",
         "*fake-reproduced*Table 0*+0.0050*+0.0100*[+0.0000, +0.0200]*0.2*0.6*0.67*3*9*REPRODUCED*",
         "*fake-contradicted*CONTRADICTED*",
         "*fake-inconclusive*INCONCLUSIVE*",
     ])
-    report = json.loads((pytester.path / "report" / "verdicts.json").read_text())
-    assert {r["claim"] for r in report["records"]} == {"fake-reproduced", "fake-contradicted", "fake-inconclusive"}
-    assert "| claim" in (pytester.path / "report" / "verdicts.md").read_text()
+    report = json.loads((pytester.path / "report" / "report.json").read_text())
+    assert [r["claim"] for r in report["claims"]] == ["fake-reproduced", "fake-contradicted", "fake-inconclusive"]
+    assert report["runs"] == 0 and report["notes"][0].startswith("no Table 6 or figures of runs: no results store")
+    markdown = (pytester.path / "report" / "report.md").read_text()
+    assert "| fake-contradicted " in markdown and "![effects](figures/effects.png)" in markdown
 
 
 def test_on_synthetic_data_a_contradiction_is_an_xfail(pytester):

@@ -4,9 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from pneumobench.stats import (
+    MIN_SEEDS,
     Verdict,
+    _one_sided_t,
     best_claim,
     equivalence_claim,
     holm,
@@ -141,3 +146,29 @@ def test_seeds_for_power_grows_as_the_effect_shrinks():
     small, large = seeds_for_power(0.002, 0.006, alpha), seeds_for_power(0.01, 0.006, alpha)
     assert small > large >= 3
     assert seeds_for_power(0.0, 0.01, alpha) is None
+
+
+@given(
+    values=st.lists(st.floats(0, 1), min_size=2, max_size=12).filter(lambda v: np.ptp(v) > 1e-6),
+    null=st.floats(0, 1),
+    alternative=st.sampled_from(["less", "greater"]),
+)
+def test_one_sided_t_matches_scipy(values, null, alternative):
+    expected = scipy_stats.ttest_1samp(values, null, alternative=alternative).pvalue
+    assert _one_sided_t(np.array(values), null, alternative) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def _seeds_for_power_by_loop(effect, sd, alpha, power=0.8, max_seeds=1000):
+    """Reference: try each seed count in turn with scipy's noncentral t."""
+    for n in range(MIN_SEEDS, max_seeds + 1):
+        critical = scipy_stats.t.ppf(1 - alpha, n - 1)
+        if scipy_stats.nct.sf(critical, n - 1, abs(effect) / sd * math.sqrt(n)) >= power:
+            return n
+    return None
+
+
+@pytest.mark.parametrize("effect", [0.002, 0.01, -0.05, 0.3])
+@pytest.mark.parametrize("sd", [0.005, 0.03])
+@pytest.mark.parametrize("alpha", [0.05, 0.001])
+def test_seeds_for_power_matches_the_loop(effect, sd, alpha):
+    assert seeds_for_power(effect, sd, alpha) == _seeds_for_power_by_loop(effect, sd, alpha)

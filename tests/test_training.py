@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,11 +16,16 @@ from torch import nn
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig, get_profile
 from pneumobench.losses import SEG_LOSSES, register_seg_loss
 from pneumobench.models import build_model
+from pneumobench.data.rle import decode
+from pneumobench.metrics import dice_per_image
 from pneumobench.training import (
+    EXAMPLE_NEGATIVES,
+    EXAMPLE_POSITIVES,
     NonFiniteLossError,
     RunResult,
     TrainingSetupError,
     derive_seeds,
+    example_indices,
     learning_rate,
     train,
 )
@@ -59,6 +65,31 @@ def test_run_uses_the_schedule_and_reports_everything(tiny_dataset):
     assert result.accuracy == pytest.approx(sum(result.correct) / len(result.correct))
     assert result.environment["torch"] == torch.__version__ and "git_commit" in result.environment
     assert RunResult.from_json(result.to_json()) == result
+    assert result.dataset_path == str(tiny_dataset.path) and result.synthetic_data is False
+
+
+def test_kept_predictions_are_the_scored_masks(tiny_dataset):
+    """The predicted masks a run keeps for reports give exactly the Dice the run scored."""
+    result = train(TINY, tiny_dataset, seed=1, progress=False)
+    positions = example_indices(tiny_dataset)
+    assert len(result.examples) == len(positions) == EXAMPLE_POSITIVES + EXAMPLE_NEGATIVES
+    for position in positions:
+        index = tiny_dataset.val_indices[position]
+        predicted = decode(result.examples[tiny_dataset.ids[index]], (32, 32))
+        truth = np.asarray(tiny_dataset.masks[index])
+        dice = float(dice_per_image(predicted[None], truth[None])[0])
+        assert dice == pytest.approx(result.dice_per_image[position], abs=1e-6)
+
+
+def test_example_images_are_small_middle_large_positives_and_first_negatives(tiny_dataset):
+    positions = example_indices(tiny_dataset)
+    val = tiny_dataset.val_indices
+    labels = np.asarray(tiny_dataset.labels[val])
+    areas = np.asarray(tiny_dataset.masks[val]).reshape(len(val), -1).sum(axis=1)
+    positives = sorted(np.flatnonzero(labels == 1), key=lambda p: (areas[p], p))
+    n = len(positives)
+    assert list(positions[:3]) == sorted([positives[n // 6], positives[n // 2], positives[5 * n // 6]])
+    assert list(positions[3:]) == list(np.flatnonzero(labels == 0)[:2])
 
 
 def test_stage1_changes_only_encoder_batchnorm(tiny_dataset, tmp_path):

@@ -50,11 +50,16 @@ def synthetic_dataset(spec: SyntheticSpec = SyntheticSpec(), *, progress: bool =
     with open(root / f".synthetic-{spec.key()}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "manifest.json").is_file():
-            return prepared.load(target)
+            dataset = prepared.load(target)
+            if dataset.synthetic:
+                return dataset
+            prepared.annotate(target, "synthetic", asdict(spec))  # a cache made before the mark existed
+            return prepared.load(target, verify=False)
         raw = Path(tempfile.mkdtemp(prefix="siim-raw-", dir=root))
         try:
             write_siim(raw, n_positive=spec.n_positive, n_negative=spec.n_negative, seed=spec.seed, difficulty=spec.difficulty)
-            dataset, _ = prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
+            prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
         finally:
             shutil.rmtree(raw, ignore_errors=True)
-        return dataset
+        prepared.annotate(target, "synthetic", asdict(spec))
+        return prepared.load(target, verify=False)

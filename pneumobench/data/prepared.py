@@ -26,7 +26,7 @@ import numpy as np
 
 from pneumobench import __version__
 
-__all__ = ["DatasetError", "PreparedDataset", "save", "load", "FORMAT_VERSION"]
+__all__ = ["DatasetError", "PreparedDataset", "save", "load", "annotate", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 ARRAYS = ("images", "masks", "labels", "split")
@@ -56,6 +56,11 @@ class PreparedDataset:
     @property
     def size(self) -> int:
         return int(self.images.shape[-1])
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the images were drawn by the synthetic generator (not evidence about the paper)."""
+        return "synthetic" in self.manifest
 
     @property
     def train_indices(self) -> np.ndarray:
@@ -130,6 +135,16 @@ def save(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load(out)
+
+
+def annotate(path: str | os.PathLike, key: str, value: Any) -> None:
+    """Add ``key`` to a prepared dataset's manifest (atomically); the fingerprint is unaffected."""
+    manifest_path = Path(path) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest[key] = value
+    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(tmp, manifest_path)
 
 
 def _counts(labels: np.ndarray, split: np.ndarray) -> dict[str, int]:

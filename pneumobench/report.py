@@ -1,0 +1,448 @@
+"""The reproduction report: Table 6 side by side, the claims table, figures, environment.
+
+``write_report`` reads the finished runs of a results store, picks one group of comparable
+runs (same dataset, result-determining code and device kind; the newest by default),
+judges every claim it can from them (or takes the verdicts a pytest session recorded) and
+writes ``report.md``, ``report.json`` and ``figures/*.png``. Runs of other groups are listed,
+never silently merged. The same store gives the same Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as st
+
+from pneumobench.store import ResultStore, StoredRun, write_text_atomic
+from pneumobench.training import RunResult
+
+__all__ = ["ReportError", "RunGroup", "Report", "load_group", "verdict_table", "judge_group", "write_report"]
+
+REPORT_SCHEMA = "pneumobench.report/1"
+FAMILY_ALPHA = 0.05
+NOT_RUN = "NOT RUN"
+SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
+
+
+class ReportError(RuntimeError):
+    """No report can be made: a missing or empty store, or an unknown dataset or profile."""
+
+
+@dataclass
+class RunGroup:
+    """Finished runs that are comparable: one dataset, one code version, one device kind."""
+
+    dataset_fingerprint: str
+    source_fingerprint: str
+    device_kind: str
+    runs: list[RunResult]
+
+    @property
+    def synthetic(self) -> bool:
+        return any(r.synthetic_data for r in self.runs)
+
+    def by_config(self) -> dict[str, list[RunResult]]:
+        """Runs per configuration, seeds ascending. Two configurations that share a name (other
+        settings differ) are told apart by a key suffix, never merged."""
+        grouped: dict[str, dict[int, RunResult]] = defaultdict(dict)
+        names: dict[str, set[str]] = defaultdict(set)
+        for run in self.runs:
+            grouped[run.config_key][run.seed] = run
+            names[run.config_name].add(run.config_key)
+        result = {}
+        for key, seeds in grouped.items():
+            name = seeds[min(seeds)].config_name
+            label = name if len(names[name]) == 1 else f"{name}#{key[:6]}"
+            result[label] = [seeds[s] for s in sorted(seeds)]
+        return result
+
+
+@dataclass
+class Report:
+    """What ``write_report`` wrote and the data behind it."""
+
+    directory: Path
+    markdown: str
+    data: dict[str, Any]
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def load_group(store_path: str | os.PathLike, *, dataset_fingerprint: str | None = None) -> tuple[RunGroup, list[dict[str, Any]]]:
+    """The newest group of comparable runs in the store (or the one of ``dataset_fingerprint``),
+    and a summary of every other group."""
+    path = Path(store_path)
+    if not path.is_file():
+        raise ReportError(
+            f"no results store at {path}: run the suites first (pytest suites -m paper) or pass --store PATH"
+        )
+    store = ResultStore(path)
+    finished = store.finished()
+    if not finished:
+        counts = store.counts()
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs at all"
+        raise ReportError(f"results store {path} holds no finished runs ({detail}): nothing to report")
+    groups: dict[tuple[str, str, str], list[StoredRun]] = defaultdict(list)
+    for stored in finished:
+        groups[(stored.result.dataset_fingerprint, stored.source_fingerprint, stored.device_kind)].append(stored)
+    candidates = [key for key in groups if dataset_fingerprint in (None, key[0])]
+    if not candidates:
+        known = sorted({key[0] for key in groups})
+        raise ReportError(f"results store {path} has no runs on dataset {dataset_fingerprint}; it has {', '.join(known)}")
+    chosen = max(candidates, key=lambda key: (max(s.finished_at for s in groups[key]), key))
+    others = [
+        {"dataset_fingerprint": key[0], "source_fingerprint": key[1], "device_kind": key[2], "runs": len(runs)}
+        for key, runs in sorted(groups.items()) if key != chosen
+    ]
+    group = RunGroup(*chosen, runs=[s.result for s in groups[chosen]])
+    return group, others
+
+
+def match_profile(group: RunGroup, name: str | None = None):
+    """The registered profile whose Table 6 configurations the group's runs are (or ``name``'s)."""
+    from pneumobench.config import PROFILES, get_profile
+    from pneumobench.modifications import table6_rows
+
+    if name is not None:
+        return get_profile(name)
+    keys = {r.config_key for r in group.runs}
+    best, best_hits = None, 0
+    for profile_name in PROFILES.names():
+        profile = get_profile(profile_name)
+        hits = sum(profile.config(*mods).key() in keys for mods in table6_rows())
+        if hits > best_hits:
+            best, best_hits = profile, hits
+    return best
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every paper claim and Table 6 row judged from the group's runs, as the suites judge them.
+
+    A claim whose configurations (or seeds) are missing from the group is a ``NOT RUN``
+    record naming what is missing. Alpha is Bonferroni over the claims judged, as in the suite.
+    """
+    from pneumobench.baselines import load_paper, load_recorded, recorded_path
+    from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims, verdict_record
+
+    baselines = Path(baselines_dir)
+    paper = load_paper(baselines / "paper.json")
+    recorded_file = recorded_path(baselines, profile.name, group.device_kind.split(":")[0])
+    recorded = load_recorded(recorded_file) if recorded_file.exists() else None
+    by_key: dict[str, list[RunResult]] = defaultdict(list)
+    for run in group.runs:
+        by_key[run.config_key].append(run)
+
+    def runs_for(mods: tuple[str, ...]) -> list[RunResult]:
+        return sorted(by_key.get(profile.config(*mods).key(), []), key=lambda r: r.seed)
+
+    claims = PAPER_CLAIMS + table6_claims(paper)
+    judgeable, missing = [], {}
+    for claim in claims:
+        absent = [mods for mods in claim.configs() if not runs_for(mods)]
+        seed_sets = {tuple(r.seed for r in runs_for(mods)) for mods in claim.configs()} - {()}
+        if absent:
+            missing[claim.id] = "no runs of " + ", ".join("+".join(m) or "baseline" for m in absent)
+        elif len(seed_sets) > 1:
+            missing[claim.id] = "its configurations were run with different seeds"
+        else:
+            judgeable.append(claim)
+    alpha = FAMILY_ALPHA / max(len(judgeable), 1)
+    records = []
+    for claim in claims:
+        if claim.id in missing:
+            records.append(_not_run(claim, missing[claim.id], group.synthetic, profile.name))
+            continue
+        stats = evaluate(claim, runs_for, alpha=alpha, base=profile.base, recorded=recorded,
+                         use_paper_values=profile.name == "paper" and not group.synthetic)
+        records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
+    return records
+
+
+def _not_run(claim, reason: str, synthetic: bool, profile: str) -> dict[str, Any]:
+    return {
+        "test": "", "claim": claim.id, "kind": claim.kind, "source": claim.source, "text": claim.text,
+        "metric": claim.metric, "treatment": "+".join(claim.treatment) or "baseline", "synthetic": synthetic,
+        "profile": profile, "verdict": NOT_RUN, "seeds": 0, "estimate": float("nan"), "ci_low": float("nan"),
+        "ci_high": float("nan"), "p_value": float("nan"), "alpha": float("nan"), "paper": claim.paper,
+        "p_outperform": None, "seeds_needed": None, "note": reason, "extra": {},
+    }
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict table: one row per claim, Holm-adjusted p-values over the judged paper claims."""
+    from pneumobench.stats import holm
+
+    paper = [i for i, r in enumerate(records)
+             if r["verdict"] not in ("REGRESSED", "NO REGRESSION", NOT_RUN) and _finite(r["p_value"])]
+    adjusted = dict(zip(paper, holm([records[i]["p_value"] for i in paper]))) if paper else {}
+    rows = []
+    for index, r in enumerate(records):
+        judged = r["verdict"] != NOT_RUN
+        ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if _finite(r["ci_low"]) else ""
+        rows.append({
+            "claim": r["claim"],
+            "source": r["source"],
+            "target": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
+            "measured": f"{r['estimate']:+.4f}" if judged else "",
+            "95% CI": ci,
+            "p": f"{r['p_value']:.3g}" if judged else "",
+            "p (Holm)": f"{adjusted[index]:.3g}" if index in adjusted else "",
+            "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
+            "seeds": r["seeds"],
+            "seeds needed": r.get("seeds_needed") or ("" if judged else r.get("note", "")),
+            "verdict": r["verdict"],
+        })
+    return rows
+
+
+def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds, clipped to the metric's range [0, 1] (NaN bounds with fewer than two)."""
+    data = np.asarray(values, float)
+    mean = float(data.mean())
+    if len(data) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(st.t.ppf(0.975, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data)))
+    return mean, max(mean - half, 0.0), min(mean + half, 1.0)
+
+
+def table6_rows(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
+    from pneumobench.baselines import load_paper
+    from pneumobench.modifications import table6_rows as paper_rows
+
+    paper = load_paper(Path(baselines_dir) / "paper.json")
+    paper_names = {"+".join(mods) or "baseline": mods for mods in paper_rows()}
+    by_config = group.by_config()
+    order = [n for n in paper_names if n in by_config] + sorted(n for n in by_config if n not in paper_names)
+    verdicts = {r["claim"]: r["verdict"] for r in records}
+    rows = []
+    for name in order:
+        runs = by_config[name]
+        row: dict[str, Any] = {"configuration": name, "seeds": [r.seed for r in runs]}
+        for metric in ("dice", "accuracy"):
+            mean, low, high = _mean_ci([getattr(r, metric) for r in runs])
+            row[metric] = {
+                "paper": paper.table6(paper_names[name])[metric] if name in paper_names else None,
+                "mean": mean, "ci_low": low, "ci_high": high,
+                "verdict": verdicts.get(f"table6-{name}-{metric}", ""),
+            }
+        rows.append(row)
+    return rows
+
+
+def _format_measured(entry: dict[str, Any]) -> str:
+    if _finite(entry["ci_low"]):
+        return f"{entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+    return f"{entry['mean']:.3f}"
+
+
+def _table6_markdown(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    table = [{
+        "configuration": row["configuration"],
+        "paper Dice": "" if row["dice"]["paper"] is None else f"{row['dice']['paper']:.3f}",
+        "Dice, mean [95% CI]": _format_measured(row["dice"]),
+        "Dice verdict": row["dice"]["verdict"],
+        "paper accuracy": "" if row["accuracy"]["paper"] is None else f"{row['accuracy']['paper']:.3f}",
+        "accuracy, mean [95% CI]": _format_measured(row["accuracy"]),
+        "accuracy verdict": row["accuracy"]["verdict"],
+        "seeds": len(row["seeds"]),
+    } for row in rows]
+    return tabulate(table, headers="keys", tablefmt="github", disable_numparse=True)
+
+
+def _environment(group: RunGroup) -> dict[str, str]:
+    """Each environment field with every value the group's runs recorded (sorted, joined)."""
+    values: dict[str, set[str]] = defaultdict(set)
+    for run in group.runs:
+        for key, value in run.environment.items():
+            values[key].add(json.dumps(value) if isinstance(value, dict | list) else str(value))
+    return {key: "; ".join(sorted(found)) for key, found in sorted(values.items())}
+
+
+def _load_dataset(group: RunGroup, data: str | os.PathLike | None) -> tuple[Any, str | None]:
+    """The group's dataset for the overlays, or None and the reason it is unavailable."""
+    from pneumobench.data.prepared import DatasetError, load
+
+    candidates = [Path(data)] if data else sorted({Path(r.dataset_path) for r in group.runs if r.dataset_path})
+    if not candidates:
+        return None, "the runs do not record where their dataset was: pass --data DIR"
+    reasons = []
+    for path in candidates:
+        try:
+            dataset = load(path)
+        except DatasetError as error:
+            reasons.append(str(error))
+            continue
+        if dataset.fingerprint == group.dataset_fingerprint:
+            return dataset, None
+        reasons.append(f"{path} is dataset {dataset.fingerprint}, the runs used {group.dataset_fingerprint}")
+    return None, "; ".join(reasons) + " (pass --data DIR with the dataset the runs used)"
+
+
+def write_report(
+    store: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    baselines_dir: str | os.PathLike = "baselines",
+    data: str | os.PathLike | None = None,
+    profile: str | None = None,
+    dataset_fingerprint: str | None = None,
+    records: Sequence[dict[str, Any]] | None = None,
+) -> Report:
+    """Write ``report.md``, ``report.json`` and ``figures/`` for the store's runs into ``out_dir``.
+
+    ``records``: verdicts a pytest session recorded (``--pb-report``); by default every
+    claim is judged again from the store, exactly as the suites judge it.
+    """
+    try:
+        group, others = load_group(store, dataset_fingerprint=dataset_fingerprint)
+    except ReportError as error:
+        if records is None:
+            raise
+        group, others, notes = None, [], [f"no Table 6 or figures of runs: {error}"]
+    else:
+        notes = []
+    matched = match_profile(group, profile) if group is not None else None
+    if records is None:
+        if matched is None:
+            records = []
+            notes.append("no registered profile made these runs, so no claim was judged: pass --profile NAME")
+        else:
+            records = judge_group(group, matched, baselines_dir)
+    records = [dict(r) for r in records]
+    rows = table6_rows(group, records, baselines_dir) if group is not None else []
+    out = Path(out_dir)
+    written = _draw_figures(group, rows, records, data, out / "figures", notes)
+    if others:
+        notes.append(f"the store also holds {sum(o['runs'] for o in others)} runs of {len(others)} other dataset, code "
+                     "or device group(s), not shown: choose one with --dataset FINGERPRINT")
+
+    data_out = {
+        "schema": REPORT_SCHEMA,
+        "store": str(store),
+        "profile": matched.name if matched else profile,
+        "synthetic": group.synthetic if group is not None else any(r.get("synthetic") for r in records),
+        "dataset_fingerprint": group.dataset_fingerprint if group is not None else None,
+        "source_fingerprint": group.source_fingerprint if group is not None else None,
+        "device_kind": group.device_kind if group is not None else None,
+        "runs": len(group.runs) if group is not None else 0,
+        "configurations": [row["configuration"] for row in rows],
+        "table6": rows,
+        "claims": records,
+        "claims_table": verdict_table(records),
+        "environment": _environment(group) if group is not None else {},
+        "figures": {name: {"path": str(item.path.relative_to(out)), "pixels": list(item.pixels), "caption": item.caption}
+                    for name, item in written.items()},
+        "other_groups": others,
+        "notes": notes,
+    }
+    markdown = _markdown(data_out)
+    write_text_atomic(out / "report.json", json.dumps(_json_safe(data_out), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out / "report.md", markdown)
+    return Report(out, markdown, data_out, {name: item.path for name, item in written.items()})
+
+
+def _draw_figures(group: RunGroup | None, rows: list[dict[str, Any]], records: list[dict[str, Any]],
+                  data: str | os.PathLike | None, directory: Path, notes: list[str]) -> dict[str, Any]:
+    """Every figure the runs allow, drawn into a fresh directory that then replaces ``directory``
+    (no stale figure of an earlier report survives). What cannot be drawn goes into ``notes``."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    scratch.chmod(0o755)  # mkdtemp makes it private
+    try:
+        written = _draw_into(group, rows, records, data, scratch, notes)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(scratch, directory)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return {name: dataclasses.replace(item, path=directory / item.path.name) for name, item in written.items()}
+
+
+def _draw_into(group: RunGroup | None, rows: list[dict[str, Any]], records: list[dict[str, Any]],
+               data: str | os.PathLike | None, directory: Path, notes: list[str]) -> dict[str, Any]:
+    from pneumobench import figures
+
+    written = {"effects": figures.effects(records, directory / "effects.png")}
+    if group is None:
+        return written
+    by_config = group.by_config()
+    by_config = {row["configuration"]: by_config[row["configuration"]] for row in rows}  # Table 6 order
+    written["seed_spread"] = figures.seed_spread(by_config, rows, directory / "seed-spread.png")
+    written["learning_curves"] = figures.learning_curves(by_config, directory / "learning-curves.png")
+    dataset, unavailable = _load_dataset(group, data)
+    if dataset is None:
+        notes.append(f"qualitative overlays not drawn: {unavailable}")
+        return written
+    drawn = figures.overlays(by_config, dataset, directory)
+    if not drawn:
+        notes.append("qualitative overlays not drawn: the runs kept no predicted masks (stored by an older "
+                     "pneumobench; train them again)")
+    return written | drawn
+
+
+def _markdown(data: dict[str, Any]) -> str:
+    from tabulate import tabulate
+
+    lines = ["# pneumobench report", ""]
+    if data["synthetic"]:
+        lines += [f"> {SYNTHETIC_NOTE}", ""]
+    lines += [
+        f"{data['runs']} runs of {len(data['configurations'])} configurations from `{data['store']}`: "
+        f"profile `{data['profile']}`, device `{data['device_kind']}`, dataset `{data['dataset_fingerprint']}`, "
+        f"code `{data['source_fingerprint']}`.",
+        "",
+    ]
+    for note in data["notes"]:
+        lines.append(f"- Note: {note}")
+    if data["notes"]:
+        lines.append("")
+    lines += ["## Table 6, re-created", ""]
+    if data["table6"]:
+        lines += ["Measured: mean over seeds of each run's validation Dice and accuracy, with a 95% t-interval over "
+                  "seeds (clipped to [0, 1]). Verdicts: the Table 6 row claims (see Claims).", "",
+                  _table6_markdown(data["table6"]), ""]
+    else:
+        lines += ["No runs to tabulate.", ""]
+    lines += ["## Claims", ""]
+    if data["claims_table"]:
+        lines += ["Target: the paper's difference or value; for a Table 6 row judged off the paper profile, the "
+                  "recorded baseline's mean; for a regression check, the baseline's mean. One-sided p-values; "
+                  "Holm adjusts them over the judged paper claims (family alpha 0.05).", "",
+                  tabulate(data["claims_table"], headers="keys", tablefmt="github", disable_numparse=True), ""]
+    else:
+        lines += ["No claim was judged.", ""]
+    lines += ["## Figures", ""]
+    for name, item in data["figures"].items():
+        lines += [f"### {name.replace('_', ' ')}", "", item["caption"], "", f"![{name}]({item['path']})", ""]
+    lines += ["## Environment", "", tabulate(sorted(data["environment"].items()), headers=["field", "value(s)"],
+                                             tablefmt="github", disable_numparse=True), ""]
+    return "\n".join(lines)

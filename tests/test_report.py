@@ -1,0 +1,226 @@
+"""The report: built from a small store of hand-made runs (no training), checked against the
+suite's own judgement, hand-computed seed statistics, the figure files and clear errors."""
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import stats as scipy_stats
+
+from pneumobench.baselines import load_paper, load_recorded
+from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims
+from pneumobench.cli import main
+from pneumobench.config import get_profile
+from pneumobench.data.rle import encode
+from pneumobench.modifications import table6_rows
+from pneumobench.report import NOT_RUN, ReportError, write_report
+from pneumobench.store import ResultStore, run_key
+from pneumobench.training import RunResult, example_indices
+
+BASELINES = Path(__file__).resolve().parents[1] / "baselines"
+PROFILE = get_profile("smoke")
+SEEDS = (0, 1, 2)
+ALL_CLAIMS = PAPER_CLAIMS + table6_claims(load_paper(BASELINES / "paper.json"))
+
+
+def name_of(mods):
+    return "+".join(mods) or "baseline"
+
+
+def fake_run(mods, seed, dataset, *, fingerprint=None):
+    """A plausible finished run: per-image scores drawn from (config, seed), examples that
+    predict each kept image's ground truth shifted one pixel to the right."""
+    config = PROFILE.config(*mods)
+    rng = np.random.default_rng([len(mods), sum(map(len, mods)), seed])
+    val = dataset.val_indices
+    dice = rng.uniform(0.2, 0.9, len(val))
+    correct = rng.random(len(val)) < 0.75
+    curves = [{"epoch": e, "stage": 1 if e == 1 else 2, "lr_end": 0.01, "train_loss": 1.0 / e,
+               "val_dice": float(dice.mean()) * e / 5, "val_accuracy": float(correct.mean()) * e / 5, "seconds": 1.0}
+              for e in range(1, 6)]
+    examples = {dataset.ids[val[p]]: encode(np.roll(np.asarray(dataset.masks[val[p]]), 1, axis=1))
+                for p in example_indices(dataset)}
+    return RunResult(
+        config=config.to_dict(), config_key=config.key(), config_name=config.name, seed=seed,
+        dataset_fingerprint=fingerprint or dataset.fingerprint, val_ids=[dataset.ids[i] for i in val],
+        dice_per_image=dice.tolist(), cls_prob=rng.random(len(val)).tolist(), correct=correct.tolist(),
+        dice=float(dice.mean()), accuracy=float(correct.mean()), curves=curves, epochs=5, wall_time_s=1.0,
+        train_images_per_s=10.0, environment={"torch": "2.x", "device_name": "cpu", "git_commit": "abc"},
+        dataset_path=str(dataset.path), synthetic_data=True, examples=examples,
+    )
+
+
+def fill(store, dataset, rows, *, fingerprint=None):
+    for mods in rows:
+        for seed in SEEDS:
+            result = fake_run(mods, seed, dataset, fingerprint=fingerprint)
+            key = run_key(result.config_key, seed, result.dataset_fingerprint, "cpu")
+            store.fetch_or_claim(key, config_key=result.config_key, config_name=result.config_name, seed=seed,
+                                 dataset_fingerprint=result.dataset_fingerprint, device_kind="cpu")
+            store.finish(key, result)
+
+
+@pytest.fixture(scope="module")
+def full_store(tiny_dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "results.sqlite"
+    fill(ResultStore(path), tiny_dataset, table6_rows())
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_store(tiny_dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("small") / "results.sqlite"
+    fill(ResultStore(path), tiny_dataset, [(), ("aspp",)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_report(full_store, tmp_path_factory):
+    return write_report(full_store, tmp_path_factory.mktemp("report"), baselines_dir=BASELINES)
+
+
+def test_report_holds_every_configuration_and_claim(full_report):
+    names = [name_of(mods) for mods in table6_rows()]
+    assert full_report.data["configurations"] == names
+    assert [r["claim"] for r in full_report.data["claims"]] == [c.id for c in ALL_CLAIMS]
+    table6_section, claims_section = full_report.markdown.split("## Claims")
+    for name in names:
+        assert f"| {name} " in table6_section
+    for claim in ALL_CLAIMS:
+        assert f"| {claim.id} " in claims_section
+    assert "synthetic data" in full_report.markdown
+    assert (full_report.directory / "report.json").stat().st_size > 0
+
+
+def test_table6_rows_are_seed_means_with_t_intervals(full_report, tiny_dataset):
+    row = full_report.data["table6"][0]
+    values = [fake_run((), seed, tiny_dataset).dice for seed in SEEDS]
+    mean = np.mean(values)
+    half = scipy_stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / math.sqrt(3)
+    assert row["configuration"] == "baseline" and row["seeds"] == list(SEEDS)
+    assert row["dice"]["mean"] == pytest.approx(mean)
+    assert (row["dice"]["ci_low"], row["dice"]["ci_high"]) == pytest.approx((max(mean - half, 0), min(mean + half, 1)))
+    assert row["dice"]["paper"] == 0.583 and row["accuracy"]["paper"] == 0.828
+
+
+def test_claims_are_judged_as_the_suite_judges_them(full_report, full_store):
+    runs = ResultStore(full_store).results()
+
+    def runs_for(mods):
+        key = PROFILE.config(*mods).key()
+        return sorted((r for r in runs if r.config_key == key), key=lambda r: r.seed)
+
+    records = {r["claim"]: r for r in full_report.data["claims"]}
+    for claim in (PAPER_CLAIMS[2], PAPER_CLAIMS[8], ALL_CLAIMS[-1]):  # paired, best-of, a Table 6 row
+        stats = evaluate(claim, runs_for, alpha=0.05 / len(ALL_CLAIMS), base=PROFILE.base, use_paper_values=False,
+                         recorded=load_recorded(BASELINES / "smoke-cpu.json"))
+        record = records[claim.id]
+        assert (record["verdict"], record["estimate"], record["p_value"]) == (stats.verdict.value, stats.estimate, stats.p_value)
+    holm = [row["p (Holm)"] for row in full_report.data["claims_table"] if row["p (Holm)"]]
+    raw = [row["p"] for row in full_report.data["claims_table"] if row["p (Holm)"]]
+    assert all(float(h) >= float(p) for h, p in zip(holm, raw))
+
+
+def test_figures_are_written_at_their_stated_pixel_size(full_report):
+    figures = full_report.data["figures"]
+    overlays = [name for name in figures if name.startswith("overlay_")]
+    assert set(figures) == {"effects", "seed_spread", "learning_curves", *overlays}
+    assert len(overlays) == 5  # three positives (small, middle, large mask) and two negatives
+    for name, figure in figures.items():
+        path = full_report.directory / figure["path"]
+        assert path.stat().st_size > 10_000, name
+        with Image.open(path) as image:
+            assert list(image.size) == figure["pixels"], name
+            assert image.format == "PNG"
+        assert f"]({figure['path']})" in full_report.markdown
+    assert figures["effects"]["pixels"][0] == 1300
+    assert figures["seed_spread"]["pixels"][0] == 1200
+    assert figures["learning_curves"]["pixels"] == [1340, 1100]  # 4x4 panels
+    assert figures["overlay_1"]["pixels"] == [1320, 750]  # 17 panels, 6 per row
+
+
+def test_the_same_store_gives_the_same_markdown(small_store, tmp_path):
+    first = write_report(small_store, tmp_path / "first", baselines_dir=BASELINES)
+    second = write_report(small_store, tmp_path / "second", baselines_dir=BASELINES)
+    assert first.markdown == second.markdown
+    assert (tmp_path / "first" / "report.md").read_text() == (tmp_path / "second" / "report.md").read_text()
+
+
+def test_rewriting_a_report_leaves_no_stale_figure(small_store, tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "overlay-9-positive.png").write_bytes(b"old")
+    report = write_report(small_store, tmp_path, baselines_dir=BASELINES)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(p.name for p in report.figures.values())
+
+
+def test_a_missing_store_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ReportError, match=r"no results store at .*nowhere\.sqlite.*pytest suites -m paper"):
+        write_report(tmp_path / "nowhere.sqlite", tmp_path / "out", baselines_dir=BASELINES)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_store_without_finished_runs_is_an_error(tmp_path, tiny_dataset):
+    store = ResultStore(tmp_path / "results.sqlite")
+    with pytest.raises(ReportError, match="holds no finished runs .no runs at all."):
+        write_report(store.path, tmp_path / "out", baselines_dir=BASELINES)
+    store.fetch_or_claim("k", config_key="c", config_name="baseline", seed=0, dataset_fingerprint="d", device_kind="cpu")
+    store.fail("k", RuntimeError("boom"))
+    with pytest.raises(ReportError, match="holds no finished runs .1 failed."):
+        write_report(store.path, tmp_path / "out", baselines_dir=BASELINES)
+
+
+def test_claims_without_their_runs_are_listed_as_not_run(small_store, tmp_path):
+    report = write_report(small_store, tmp_path / "out", baselines_dir=BASELINES)
+    records = {r["claim"]: r for r in report.data["claims"]}
+    assert len(records) == len(ALL_CLAIMS)
+    assert records["lovasz-improves-dice"]["verdict"] == NOT_RUN
+    assert records["lovasz-improves-dice"]["note"] == "no runs of lovasz"
+    assert records["aspp-improves-dice"]["verdict"] != NOT_RUN
+    assert records["aspp-improves-dice"]["alpha"] == pytest.approx(0.05 / 7)  # 2 paired x 2 metrics, 2 rows x 2, 1 size
+    assert report.data["configurations"] == ["baseline", "aspp"]
+    assert "| lovasz-improves-dice " in report.markdown and NOT_RUN in report.markdown
+
+
+def test_runs_of_another_dataset_are_listed_not_merged(tmp_path, tiny_dataset):
+    store = ResultStore(tmp_path / "results.sqlite")
+    fill(store, tiny_dataset, [()])
+    fill(store, tiny_dataset, [("aspp",)], fingerprint="another-dataset")
+    newest = write_report(store.path, tmp_path / "newest", baselines_dir=BASELINES)
+    assert newest.data["dataset_fingerprint"] == "another-dataset"
+    assert newest.data["configurations"] == ["aspp"]
+    assert "3 runs of 1 other" in newest.markdown
+    chosen = write_report(store.path, tmp_path / "chosen", baselines_dir=BASELINES, dataset_fingerprint=tiny_dataset.fingerprint)
+    assert chosen.data["configurations"] == ["baseline"]
+    with pytest.raises(ReportError, match="no runs on dataset nope"):
+        write_report(store.path, tmp_path / "x", baselines_dir=BASELINES, dataset_fingerprint="nope")
+
+
+def test_overlays_say_why_they_are_missing_and_use_data(tmp_path, tiny_dataset):
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_dataset.path, moved)
+    store = ResultStore(tmp_path / "results.sqlite")
+    fill(store, tiny_dataset, [()])
+    with store._connect() as db:  # the runs recorded a dataset path that no longer exists
+        rows = db.execute("SELECT run_key, result_json FROM runs").fetchall()
+        for key, text in rows:
+            db.execute("UPDATE runs SET result_json=? WHERE run_key=?", (text.replace(str(tiny_dataset.path), "/gone"), key))
+    report = write_report(store.path, tmp_path / "out", baselines_dir=BASELINES)
+    assert not [n for n in report.data["figures"] if n.startswith("overlay")]
+    assert any(n.startswith("qualitative overlays not drawn: /gone is not a prepared dataset") for n in report.data["notes"])
+    assert "pass --data DIR" in report.markdown
+    with_data = write_report(store.path, tmp_path / "out2", baselines_dir=BASELINES, data=moved)
+    assert len([n for n in with_data.data["figures"] if n.startswith("overlay")]) == 5
+
+
+def test_cli_report(small_store, tmp_path, capsys):
+    assert main(["report", "--store", str(tmp_path / "missing.sqlite"), "--out", str(tmp_path / "r")]) == 2
+    assert "no results store at" in capsys.readouterr().err
+    args = ["report", "--store", str(small_store), "--out", str(tmp_path / "r"), "--baselines", str(BASELINES)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "6 runs of 2 configurations (profile smoke" in out
+    assert "verdicts: " in out and f"{len(ALL_CLAIMS) - 7} NOT RUN" in out
+    assert "report written to" in out and (tmp_path / "r" / "report.md").is_file()
