@@ -22,12 +22,17 @@ import numpy as np
 import torch
 
 from pneumobench.config import ExperimentConfig
+from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import decode, encode
 from pneumobench.losses import joint_loss, lovasz_hinge
 from pneumobench.metrics import dice_per_image
 from pneumobench.models import build_model
+from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData
 
-__all__ = ["naive_encode", "naive_decode", "bench_train", "bench_metrics", "bench_ingest", "training_flops_per_image"]
+__all__ = [
+    "naive_encode", "naive_decode", "synthetic_batches", "make_train_step", "bench_train", "bench_metrics",
+    "bench_ingest", "training_flops_per_image",
+]
 
 
 def naive_encode(mask: np.ndarray) -> str:
@@ -89,55 +94,79 @@ def training_flops_per_image(config: ExperimentConfig, size: int, device: torch.
     return counter.get_total_flops() / 2
 
 
+def synthetic_batches(n: int, size: int, seed: int = 0) -> PreparedDataset:
+    """An in-memory dataset of random uint8 images and sparse masks (throughput only)."""
+    rng = np.random.default_rng(seed)
+    masks = (rng.random((n, size, size)) < 0.05).astype(np.uint8)
+    masks[::2] = 0
+    return PreparedDataset(
+        images=rng.integers(0, 256, (n, size, size), dtype=np.uint8), masks=masks,
+        labels=masks.reshape(n, -1).any(1).astype(np.uint8), split=np.zeros(n, np.uint8),
+        ids=tuple(str(i) for i in range(n)), manifest={"fingerprint": "bench"},
+    )
+
+
+def make_train_step(
+    config: ExperimentConfig, data: PreparedDataset, *, batch: int, device: torch.device, fast: bool
+) -> tuple[torch.nn.Module, Callable[[int], torch.Tensor]]:
+    """The model and ``step(i)``, one optimisation step on batch ``i`` of ``data``.
+
+    ``fast``: the engine's path (``DeviceData`` resident on the device, channels_last, bf16
+    autocast on CUDA, no host sync). Otherwise the naive loop: each batch normalised on the
+    host in NumPy, copied over, fp32, and the loss read back every step. Both normalise
+    alike and see the same batches, so their first losses agree.
+    """
+    model = build_model(config).to(device).train()
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=1e-4)
+    n = len(data.images)
+    resident = DeviceData(data, np.arange(n), device, channels_last=True) if fast else None
+    mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
+    std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
+    autocast = fast and device.type == "cuda"
+
+    def step(i: int) -> torch.Tensor:
+        index = np.arange(i * batch, (i + 1) * batch) % n
+        if resident is not None:
+            x, y, labels = resident.batch(torch.from_numpy(index).to(device, non_blocking=True))
+        else:
+            host = (np.repeat(data.images[index][:, None].astype(np.float32), 3, axis=1) - mean) / std
+            x = torch.from_numpy(host).to(device)
+            y = torch.from_numpy(data.masks[index][:, None].astype(np.float32)).to(device)
+            labels = torch.from_numpy(data.labels[index].astype(np.float32)).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            mask_logits, cls_logits = model(x)
+        loss = joint_loss(mask_logits.float(), cls_logits.float(), y, labels, seg_loss=config.seg_loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if resident is None:
+            loss.item()  # the naive loop's per-step host sync
+        return loss.detach()
+
+    return model, step
+
+
 def bench_train(
     config: ExperimentConfig, *, size: int, batch: int, steps: int, device: torch.device, warmup: int = 2
 ) -> list[dict[str, Any]]:
     """Training images/s of the naive loop and of the fast path, and achieved TFLOP/s."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    rng = np.random.default_rng(0)
-    host_images = rng.integers(0, 256, (batch * 4, size, size), dtype=np.uint8)
-    host_masks = (rng.random((batch * 4, size, size)) < 0.05).astype(np.uint8)
-    host_labels = host_masks.reshape(len(host_masks), -1).any(1).astype(np.float32)
+    data = synthetic_batches(batch * 4, size)
     results: dict[str, float] = {}
-    for mode in ("naive", "fast"):
-        torch.manual_seed(0)
-        fast = mode == "fast"
-        model = build_model(config).to(device).train()
-        if fast:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.RAdam(model.parameters(), lr=1e-4)
-        if fast:
-            images_dev = torch.from_numpy(host_images).to(device)
-            masks_dev = torch.from_numpy(host_masks).to(device)
-            labels_dev = torch.from_numpy(host_labels).to(device)
-            mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, 3, 1, 1) * 255
-            std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, 3, 1, 1) * 255
-
-        def step(i: int) -> torch.Tensor:
-            index = np.arange(i * batch, (i + 1) * batch) % len(host_images)
-            if fast:
-                idx = torch.from_numpy(index).to(device, non_blocking=True)
-                x = ((images_dev[idx].unsqueeze(1).float() - mean) / std).contiguous(memory_format=torch.channels_last)
-                y, labels = masks_dev[idx].unsqueeze(1).float(), labels_dev[idx]
-            else:
-                x = (np.repeat(host_images[index][:, None], 3, axis=1) / 255.0 - 0.45) / 0.225
-                x = torch.from_numpy(x.astype(np.float32)).to(device)
-                y = torch.from_numpy(host_masks[index][:, None].astype(np.float32)).to(device)
-                labels = torch.from_numpy(host_labels[index]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast and device.type == "cuda"):
-                mask_logits, cls_logits = model(x)
-            loss = joint_loss(mask_logits.float(), cls_logits.float(), y, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if not fast:
-                loss.item()  # the naive loop's per-step host sync
-            return loss
-
-        for i in range(warmup):
-            step(i)
-        seconds = _median_seconds(lambda: [step(i) for i in range(steps)], repeats=1, sync=sync)
-        results[mode] = steps * batch / seconds
+    previous = torch.backends.cudnn.benchmark
+    try:
+        for mode in ("naive", "fast"):
+            torch.backends.cudnn.benchmark = mode == "fast" and device.type == "cuda"
+            torch.manual_seed(0)
+            _, step = make_train_step(config, data, batch=batch, device=device, fast=mode == "fast")
+            for i in range(warmup):
+                step(i)
+            seconds = _median_seconds(lambda: [step(i) for i in range(steps)], repeats=1, sync=sync)
+            results[mode] = steps * batch / seconds
+    finally:
+        torch.backends.cudnn.benchmark = previous
     flops = training_flops_per_image(config, size, device)
     row = _row(f"train {config.name} {size}x{size} batch {batch} ({device.type})", "images/s", results["naive"], results["fast"])
     row["gflop_per_image"] = flops / 1e9

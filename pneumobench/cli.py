@@ -121,6 +121,8 @@ def _bench(args: argparse.Namespace) -> int:
     from pneumobench import bench
     from pneumobench.config import get_profile
 
+    if args.gpu_check:
+        return _gpu_check(args)
     rows = []
     if args.what in ("all", "metrics"):
         rows += bench.bench_metrics()
@@ -135,6 +137,29 @@ def _bench(args: argparse.Namespace) -> int:
         from pneumobench.store import write_text_atomic
 
         write_text_atomic(Path(args.json), json.dumps({"rows": rows, "environment": environment(_resolve_device(args.device))}, indent=2))
+        print(f"written to {args.json}")
+    return 0
+
+
+def _gpu_check(args: argparse.Namespace) -> int:
+    import torch
+    from tabulate import tabulate
+
+    from pneumobench.environment import environment
+    from pneumobench.gpu_check import gpu_check
+    from pneumobench.store import write_text_atomic
+
+    device = _resolve_device(args.device)
+    if device.type != "cuda":
+        print("pneumobench bench --gpu-check: needs a CUDA device (torch.cuda.is_available() is "
+              f"{torch.cuda.is_available()}, --device {args.device}); "
+              "`pneumobench bench` measures the CPU", file=sys.stderr)
+        return 2
+    rows = gpu_check(device)
+    shown = [{**row, "value": f"{row['value']:.1f}" if isinstance(row["value"], float) else row["value"]} for row in rows]
+    print(tabulate(shown, headers="keys", disable_numparse=True))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps({"gpu_check": rows, "environment": environment(device)}, indent=2))
         print(f"written to {args.json}")
     return 0
 
@@ -226,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--ingest-images", type=int, default=64)
     bench.add_argument("--json", type=Path, help="also write the table and environment as JSON")
+    bench.add_argument("--gpu-check", action="store_true",
+                       help="on CUDA: the gpu tests, training at 256x256 batch 32, concurrency and one paper-profile run")
     bench.set_defaults(handler=_bench)
 
     report = commands.add_parser("report", help="write the reproduction report (Markdown, JSON, figures) from a results store")

@@ -210,10 +210,24 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "p (Holm)": f"{adjusted[index]:.3g}" if index in adjusted else "",
             "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
             "seeds": r["seeds"],
-            "seeds needed": r.get("seeds_needed") or ("" if judged else r.get("note", "")),
+            "seeds needed": _seeds_needed(r, judged),
             "verdict": r["verdict"],
         })
     return rows
+
+
+def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
+    """The power analysis' seed count; "> 1000" where it found none up to its limit; for a
+    claim not run, what is missing."""
+    from pneumobench.stats import MAX_SEEDS_FOR_POWER
+
+    if not judged:
+        return record.get("note", "")
+    if record.get("seeds_needed"):
+        return str(record["seeds_needed"])
+    if record.get("kind") in ("paired", "best") and record.get("paper"):
+        return f"> {MAX_SEEDS_FOR_POWER}"
+    return ""
 
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:

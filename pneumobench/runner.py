@@ -85,6 +85,16 @@ def _worker_run(config_json: str, seed: int, dataset_path: str, device: str | No
     return config.name, seed
 
 
+def _device_of_job(requested: str | torch.device | None, resolved: torch.device, job: int) -> str | None:
+    """The device of the ``job``-th run: the one requested, else CUDA cards in turn (several
+    workers may share one card), else the CPU."""
+    if requested is not None and str(requested) != "auto":
+        return str(requested)
+    if resolved.type == "cuda":
+        return f"cuda:{job % torch.cuda.device_count()}"
+    return None
+
+
 def prefetch(
     runs: Iterable[tuple[ExperimentConfig, int]],
     dataset: PreparedDataset,
@@ -110,9 +120,9 @@ def prefetch(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads, source_fingerprint())) as pool:
         futures = [
-            pool.submit(_worker_run, config.to_json(), seed, str(dataset.path), str(device) if device else None,
+            pool.submit(_worker_run, config.to_json(), seed, str(dataset.path), _device_of_job(device, resolved, job),
                         str(store.path), checkpoint_every)
-            for config, seed in pending
+            for job, (config, seed) in enumerate(pending)
         ]
         bar = tqdm(as_completed(futures), total=len(futures), desc="runs", unit="run", disable=not progress)
         for future in bar:

@@ -106,7 +106,10 @@ def _bootstrap_diff_ci(treatment: np.ndarray, control: np.ndarray, rng: np.rando
     return float(np.quantile(samples, tail)), float(np.quantile(samples, 1 - tail))
 
 
-def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = 1000) -> int | None:
+MAX_SEEDS_FOR_POWER = 1000
+
+
+def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = MAX_SEEDS_FOR_POWER) -> int | None:
     """Smallest n with a one-sided paired t-test of power >= ``power`` at ``effect``; None if > max."""
     if effect == 0:
         return None

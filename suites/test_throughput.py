@@ -3,19 +3,27 @@
 Run with ``pytest suites/test_throughput.py --benchmark-enable`` (the default ``pytest``
 configuration disables timing and runs each benchmark once as a correctness check).
 Save with ``--benchmark-autosave`` and compare runs with ``--benchmark-compare``.
+Every test here carries the ``benchmark`` marker (``pytest -m benchmark``).
 """
 
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from pneumobench.bench import naive_decode, naive_encode
+from pneumobench.bench import make_train_step, naive_decode, naive_encode, synthetic_batches
+from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.gpu_check import TABLE6_RUNS, GpuCheckSettings, gpu_check
 from pneumobench.data.rle import decode, encode
 from pneumobench.losses import lovasz_hinge
 from pneumobench.metrics import dice_per_image
+from pneumobench.runner import select_device
+
+pytestmark = pytest.mark.benchmark  # pytest-benchmark's marker: `pytest -m benchmark` selects this suite
 
 SIIM_SHAPE = (1024, 1024)
 
@@ -132,3 +140,74 @@ def test_ingest(benchmark, siim_download, tmp_path, workers):
     report = benchmark.pedantic(_prepare, args=(siim_download, tmp_path / "out", workers), rounds=3, iterations=1)
     assert report.ingested == 64
     benchmark.extra_info["images_per_second"] = 64 / benchmark.stats.stats.mean if benchmark.stats else None
+
+
+TRAIN_CONFIG = ExperimentConfig(model=ModelConfig(encoder="resnet18"), image_size=32, batch_size=16)
+TRAIN_STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def train_data():
+    return synthetic_batches(4 * TRAIN_CONFIG.batch_size, TRAIN_CONFIG.image_size)
+
+
+def _train_steps(step):
+    return torch.stack([step(i) for i in range(TRAIN_STEPS)])
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["naive", "fast"])
+@pytest.mark.benchmark(group="training steps resnet18 32x32 batch 16")
+def test_training_steps(benchmark, train_data, fast):
+    device = select_device("auto")
+    torch.manual_seed(0)
+    _, step = make_train_step(TRAIN_CONFIG, train_data, batch=TRAIN_CONFIG.batch_size, device=device, fast=fast)
+    losses = benchmark.pedantic(_train_steps, args=(step,), rounds=3, iterations=1, warmup_rounds=1)
+    assert torch.isfinite(losses).all()
+    benchmark.extra_info["images_per_second"] = (
+        TRAIN_STEPS * TRAIN_CONFIG.batch_size / benchmark.stats.stats.mean if benchmark.stats else None
+    )
+
+
+def test_naive_and_fast_steps_compute_the_same_loss(train_data):
+    """Same initial weights and batch: the two paths agree on the first loss (fp32 on the CPU)."""
+    losses = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        _, step = make_train_step(TRAIN_CONFIG, train_data, batch=TRAIN_CONFIG.batch_size, device=torch.device("cpu"), fast=fast)
+        losses.append(step(0))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+
+
+GPU_CHECK_CONFIG = ExperimentConfig(model=ModelConfig(encoder="resnet18"), image_size=32, batch_size=8,
+                                    stages=(StageConfig(1, 3e-3, 1e-3, freeze_encoder=True), StageConfig(1, 3e-3, 1e-4)))
+
+
+def test_gpu_check_runs_every_step(tmp_path):
+    """``bench --gpu-check`` shrunk to the CPU: every step runs, the projection follows from
+    the measured run (the real figures need a GPU)."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_marked.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_on_the_card():
+            assert True
+
+        def test_not_selected():
+            assert False
+    """))
+    settings = GpuCheckSettings(size=32, batch=8, steps=2, per_class=16, processes=(1, 2), config=GPU_CHECK_CONFIG)
+    rows = {row["check"]: row for row in gpu_check(torch.device("cpu"), settings, tests_dir=tests, progress=False)}
+    # only the gpu-marked test is selected; without CUDA the plugin skips it, saying why
+    expected = "1 passed, 1 deselected" if torch.cuda.is_available() else "1 skipped, 1 deselected"
+    assert rows["CUDA tests (pytest -m gpu)"]["value"].startswith(expected)
+    assert rows["CUDA tests (pytest -m gpu)"]["unit"] == "exit 0"
+    assert rows["training, fast path, 32x32 batch 8"]["value"] > 0
+    assert "TFLOP/s" in rows["training, naive loop, 32x32 batch 8"]["note"]
+    assert rows["1 training process(es) at once"]["note"] == "1.00x one process"
+    assert rows["2 training process(es) at once"]["value"] > 0
+    run = rows["one paper-profile run (baseline, seed 0)"]
+    assert "2 epochs of 26 synthetic 32x32 images" in run["note"]  # 16 per class, 20% held out per class
+    projected = rows["projected Table 6 x 5 seeds, one process"]["value"]
+    assert projected == pytest.approx(TABLE6_RUNS * run["value"] / 60)

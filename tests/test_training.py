@@ -66,18 +66,13 @@ def test_run_uses_the_schedule_and_reports_everything(tiny_dataset):
     assert result.environment["torch"] == torch.__version__ and "git_commit" in result.environment
     assert RunResult.from_json(result.to_json()) == result
     assert result.dataset_path == str(tiny_dataset.path) and result.synthetic_data is False
-
-
-def test_kept_predictions_are_the_scored_masks(tiny_dataset):
-    """The predicted masks a run keeps for reports give exactly the Dice the run scored."""
-    result = train(TINY, tiny_dataset, seed=1, progress=False)
+    # the predicted masks a run keeps for reports give exactly the Dice the run scored
     positions = example_indices(tiny_dataset)
     assert len(result.examples) == len(positions) == EXAMPLE_POSITIVES + EXAMPLE_NEGATIVES
     for position in positions:
         index = tiny_dataset.val_indices[position]
         predicted = decode(result.examples[tiny_dataset.ids[index]], (32, 32))
-        truth = np.asarray(tiny_dataset.masks[index])
-        dice = float(dice_per_image(predicted[None], truth[None])[0])
+        dice = float(dice_per_image(predicted[None], np.asarray(tiny_dataset.masks[index])[None])[0])
         assert dice == pytest.approx(result.dice_per_image[position], abs=1e-6)
 
 
@@ -144,7 +139,7 @@ RESUME_SCRIPT = textwrap.dedent(
 
 
 def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
-    config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(4, 3e-3, 1e-4)))
+    config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(2, 3e-3, 1e-4)))
     (tmp_path / "config.json").write_text(config.to_json())
     (tmp_path / "resume.py").write_text(RESUME_SCRIPT)
     checkpoint, out = tmp_path / "run.pt", tmp_path / "result.json"

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from pneumobench.data.dicom import write_dicom
 from pneumobench.data.rle import EMPTY, encode
 
-__all__ = ["SyntheticCase", "draw_case", "iter_cases", "write_siim", "GENERATOR_VERSION"]
+__all__ = ["SyntheticCase", "draw_case", "iter_cases", "write_siim", "write_prepared", "GENERATOR_VERSION"]
 
 GENERATOR_VERSION = 1
 SIZE = 1024
@@ -173,3 +173,43 @@ def write_siim(
         for image_id, rle in rows:
             writer.writerow([image_id, empty if rle == EMPTY else (" " + rle if csv_style == "stage1" else rle)])
     return csv_path
+
+
+def write_prepared(
+    out_dir: str | os.PathLike,
+    *,
+    n_positive: int,
+    n_negative: int,
+    size: int,
+    seed: int = 0,
+    difficulty: float = 0.5,
+    validation_fraction: float = 0.2,
+    progress: bool = False,
+):
+    """A prepared dataset drawn straight at ``size`` (no DICOM round trip): a quick stand-in of
+    the paper's data shape for throughput and timing checks. Split per class by ``seed``."""
+    from pneumobench.data import prepared
+
+    cases = list(tqdm(iter_cases(n_positive, n_negative, seed=seed, difficulty=difficulty, size=size),
+                      total=n_positive + n_negative, desc="synthesize", unit="img", disable=not progress))
+    labels = np.array([bool(case.regions) for _, case in cases], np.uint8)
+    split = np.full(len(cases), prepared.TRAIN, np.uint8)
+    rng = np.random.default_rng(seed)
+    for label in (0, 1):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        split[members[: round(validation_fraction * len(members))]] = prepared.VALIDATION
+    parameters = {"n_positive": n_positive, "n_negative": n_negative, "size": size, "seed": seed,
+                  "difficulty": difficulty, "validation_fraction": validation_fraction}
+    prepared.save(
+        out_dir,
+        images=np.stack([case.image for _, case in cases]),
+        masks=np.stack([case.mask for _, case in cases]).astype(np.uint8),
+        labels=labels,
+        split=split,
+        ids=[image_id for image_id, _ in cases],
+        parameters=parameters,
+        source={"generator": GENERATOR_VERSION, "drawn_at": size},
+        overwrite=True,
+    )
+    prepared.annotate(out_dir, "synthetic", parameters)
+    return prepared.load(out_dir, verify=False)

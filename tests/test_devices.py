@@ -1,0 +1,105 @@
+"""Device-agnostic checks of the hot paths: each runs on the CPU and, where CUDA exists, on the
+GPU too (those variants carry the ``gpu`` marker: ``pytest -m gpu`` runs only them, and
+``pneumobench bench --gpu-check`` runs that). References are computed on the host."""
+
+import numpy as np
+import pytest
+import segmentation_models_pytorch as smp
+import torch
+
+from pneumobench.bench import make_train_step, synthetic_batches
+from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.losses import lovasz_hinge
+from pneumobench.metrics import ScoreAccumulator, dice_per_image
+from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData, train
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+TINY = ExperimentConfig(model=ModelConfig(encoder="resnet18"), image_size=32, batch_size=16,
+                        stages=(StageConfig(1, 3e-3, 1e-3, freeze_encoder=True), StageConfig(1, 3e-3, 1e-4)))
+
+
+def _host_dice(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-image Dice by the definition, one image at a time."""
+    scores = []
+    for p, t in zip(pred > 0.5, target.astype(bool)):
+        total = p.sum() + t.sum()
+        scores.append(1.0 if total == 0 else 2 * (p & t).sum() / total)
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dice_and_accumulator_match_the_host_definition(device):
+    rng = np.random.default_rng(0)
+    pred = rng.random((12, 64, 64)).astype(np.float32)
+    target = (rng.random((12, 64, 64)) < 0.1).astype(np.float32)
+    target[:4] = 0
+    pred[:2] = 0.0  # empty target and empty prediction: Dice 1
+    expected = _host_dice(pred, target)
+    dice = dice_per_image(torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device))
+    assert dice.device.type == device
+    np.testing.assert_allclose(dice.cpu().numpy(), expected, rtol=1e-6)
+    scores = ScoreAccumulator()
+    for chunk in range(0, 12, 5):
+        part = slice(chunk, chunk + 5)
+        scores.update(torch.from_numpy(pred[part]).to(device), torch.from_numpy(target[part]).to(device),
+                      torch.full((len(pred[part]),), 0.7, device=device), torch.ones(len(pred[part]), device=device))
+    np.testing.assert_allclose(scores.dice.cpu().numpy(), expected, rtol=1e-6)
+    assert scores.summary()["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lovasz_matches_smp_on_the_device(device):
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 1, 48, 48, generator=generator).to(device)
+    target = (torch.rand(6, 1, 48, 48, generator=generator) < 0.1).float().to(device)
+    target[::3] = 0
+    ours, reference = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = lovasz_hinge(ours, target)
+    expected = smp.losses.LovaszLoss("binary", per_image=True)(reference, target)
+    loss.backward()
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(ours.grad, reference.grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_batches_match_the_host_normalisation(device):
+    data = synthetic_batches(8, 32)
+    resident = DeviceData(data, np.arange(8), torch.device(device), channels_last=True)
+    index = torch.tensor([5, 0, 3], device=device)
+    flip = torch.tensor([True, False, True], device=device)
+    images, masks, labels = resident.batch(index, flip)
+    host = data.images[[5, 0, 3]].astype(np.float32)
+    host[[0, 2]] = host[[0, 2], :, ::-1]
+    mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
+    std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
+    expected = (np.repeat(host[:, None], 3, axis=1) - mean) / std
+    assert images.device.type == device and images.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(images.cpu().numpy(), expected, rtol=1e-5, atol=1e-5)
+    host_masks = data.masks[[5, 0, 3]].copy()
+    host_masks[[0, 2]] = host_masks[[0, 2], :, ::-1]
+    np.testing.assert_array_equal(masks[:, 0].cpu().numpy(), host_masks)
+    np.testing.assert_array_equal(labels.cpu().numpy(), data.labels[[5, 0, 3]])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_naive_and_fast_first_steps_agree(device):
+    """Same weights and batch: the fast path (bf16 autocast on CUDA) gives the naive fp32 loss
+    to within bf16 precision."""
+    data = synthetic_batches(32, 32)
+    losses = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        _, step = make_train_step(TINY, data, batch=16, device=torch.device(device), fast=fast)
+        losses.append(float(step(0)))
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2 if device == "cuda" else 1e-4)
+
+
+@pytest.mark.gpu
+def test_cuda_deterministic_runs_are_identical_and_fast_runs_finite(tiny_dataset):
+    first = train(TINY, tiny_dataset, seed=3, device="cuda", deterministic=True, progress=False)
+    second = train(TINY, tiny_dataset, seed=3, device="cuda", deterministic=True, progress=False)
+    assert first.dice_per_image == second.dice_per_image and first.correct == second.correct
+    fast = train(TINY, tiny_dataset, seed=3, device="cuda", fast=True, progress=False)
+    assert all(np.isfinite(c["train_loss"]) for c in fast.curves)
+    assert fast.environment["device_name"] == torch.cuda.get_device_name(0)
