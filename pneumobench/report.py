@@ -384,20 +384,11 @@ def _draw_figures(group: RunGroup | None, rows: list[dict[str, Any]], records: l
     """Every figure the runs allow, drawn into a fresh directory that then replaces ``directory``
     (no stale figure of an earlier report survives). What cannot be drawn goes into ``notes``."""
     import dataclasses
-    import shutil
-    import tempfile
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    scratch.chmod(0o755)  # mkdtemp makes it private
-    try:
+    from pneumobench.atomic import atomic_directory
+
+    with atomic_directory(directory) as scratch:
         written = _draw_into(group, rows, records, data, scratch, notes)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(scratch, directory)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
     return {name: dataclasses.replace(item, path=directory / item.path.name) for name, item in written.items()}
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pneumobench import __version__
+from pneumobench.atomic import atomic_directory
 
 __all__ = ["DatasetError", "PreparedDataset", "save", "load", "annotate", "FORMAT_VERSION"]
 
@@ -112,9 +111,7 @@ def save(
     _validate(images, masks, labels, split, ids)
     if out.exists() and not overwrite:
         raise DatasetError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         for name, array in zip(ARRAYS, (images, masks, labels, split)):
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
         (tmp / "ids.json").write_text(json.dumps(list(ids)))
@@ -128,12 +125,6 @@ def save(
             "fingerprint": fingerprint(images, masks, labels, split, ids),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return load(out)
 
 
