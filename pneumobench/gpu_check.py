@@ -87,12 +87,15 @@ def _concurrent_worker(config_json: str, size: int, batch: int, steps: int, devi
 
 def bench_concurrency(config: ExperimentConfig, *, size: int, batch: int, steps: int, device: torch.device,
                       processes: tuple[int, ...]) -> list[dict[str, Any]]:
-    """Aggregate training images/s with k processes training at once on ``device``.
+    """Aggregate training images/s with k processes training at once on ``device``, for each
+    k in ``processes`` (which starts at 1: the ratios are against one process).
 
     Each process builds its own model, warms up, waits at a barrier, then times ``steps``
     steps; the aggregate is all images over the span from the first start to the last end.
     On the CPU the cores are split between the processes.
     """
+    if processes[0] != 1:
+        raise ValueError(f"processes must start at 1 (the reference), got {processes}")
     context = multiprocessing.get_context("spawn")
     rows = []
     single = None
