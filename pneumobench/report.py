@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as st
 
+from pneumobench.stats import ClaimStats, Verdict
 from pneumobench.store import ResultStore, StoredRun, write_text_atomic
 from pneumobench.training import RunResult
 
@@ -28,7 +29,7 @@ __all__ = ["ReportError", "RunGroup", "Report", "load_group", "verdict_table", "
 
 REPORT_SCHEMA = "pneumobench.report/1"
 FAMILY_ALPHA = 0.05
-NOT_RUN = "NOT RUN"
+NOT_RUN = Verdict.NOT_RUN.value
 SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
 
 
@@ -176,13 +177,12 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
 
 
 def _not_run(claim, reason: str, synthetic: bool, profile: str) -> dict[str, Any]:
-    return {
-        "test": "", "claim": claim.id, "kind": claim.kind, "source": claim.source, "text": claim.text,
-        "metric": claim.metric, "treatment": "+".join(claim.treatment) or "baseline", "synthetic": synthetic,
-        "profile": profile, "verdict": NOT_RUN, "seeds": 0, "estimate": float("nan"), "ci_low": float("nan"),
-        "ci_high": float("nan"), "p_value": float("nan"), "alpha": float("nan"), "paper": claim.paper,
-        "p_outperform": None, "seeds_needed": None, "note": reason, "extra": {},
-    }
+    from pneumobench.claims import verdict_record
+
+    nan = float("nan")
+    stats = ClaimStats(verdict=Verdict.NOT_RUN, seeds=0, estimate=nan, ci_low=nan, ci_high=nan, p_value=nan,
+                       alpha=nan, paper=claim.paper, note=reason)
+    return verdict_record(claim, stats, synthetic=synthetic, profile=profile)
 
 
 def _finite(value: Any) -> bool:
@@ -240,13 +240,13 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, max(mean - half, 0.0), min(mean + half, 1.0)
 
 
-def table6_rows(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
     from pneumobench.baselines import load_paper
-    from pneumobench.modifications import table6_rows as paper_rows
+    from pneumobench.modifications import table6_rows
 
     paper = load_paper(Path(baselines_dir) / "paper.json")
-    paper_names = {"+".join(mods) or "baseline": mods for mods in paper_rows()}
+    paper_names = {"+".join(mods) or "baseline": mods for mods in table6_rows()}
     by_config = group.by_config()
     order = [n for n in paper_names if n in by_config] + sorted(n for n in by_config if n not in paper_names)
     verdicts = {r["claim"]: r["verdict"] for r in records}
@@ -347,7 +347,7 @@ def write_report(
         else:
             records = judge_group(group, matched, baselines_dir)
     records = [dict(r) for r in records]
-    rows = table6_rows(group, records, baselines_dir) if group is not None else []
+    rows = table6_comparison(group, records, baselines_dir) if group is not None else []
     out = Path(out_dir)
     written = _draw_figures(group, rows, records, data, out / "figures", notes)
     if others:

@@ -47,6 +47,7 @@ class Verdict(str, enum.Enum):
     INCONCLUSIVE = "INCONCLUSIVE"
     REGRESSED = "REGRESSED"
     NO_REGRESSION = "NO REGRESSION"
+    NOT_RUN = "NOT RUN"  # a report's claim whose runs are missing from the store
 
 
 @dataclass

@@ -189,16 +189,6 @@ def example_indices(dataset: PreparedDataset) -> np.ndarray:
     return np.concatenate([chosen, np.flatnonzero(labels == 0)[:EXAMPLE_NEGATIVES]])
 
 
-def _predict_masks(model: torch.nn.Module, data: DeviceData, positions: np.ndarray, autocast: bool) -> np.ndarray:
-    """Binary predicted masks (probability above 0.5, as the metrics threshold) for ``positions``."""
-    model.eval()
-    index = torch.as_tensor(positions, device=data.images.device)
-    with torch.no_grad(), torch.autocast(data.images.device.type, dtype=torch.bfloat16, enabled=autocast):
-        images, _, _ = data.batch(index)
-        mask_logits, _ = model(images)
-    return (torch.sigmoid(mask_logits.float()) > 0.5)[:, 0].cpu().numpy()
-
-
 @contextlib.contextmanager
 def _numerics(device: torch.device, fast: bool, deterministic: bool) -> Iterator[None]:
     """Deterministic or fast kernels for the run; the previous global settings come back after."""
@@ -249,17 +239,28 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], device: torch.device)
     return state
 
 
-def _evaluate(model: torch.nn.Module, data: DeviceData, batch_size: int, autocast: bool) -> ScoreAccumulator:
+def _evaluate(
+    model: torch.nn.Module, data: DeviceData, batch_size: int, autocast: bool, keep: np.ndarray | None = None
+) -> tuple[ScoreAccumulator, torch.Tensor | None]:
+    """Score the split; with ``keep`` (validation positions) also return those images'
+    predicted masks from this same pass, so they are exactly the masks that were scored."""
     scores = ScoreAccumulator()
+    kept: dict[int, torch.Tensor] = {}
     model.eval()
     device_type = data.images.device.type
     with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
         for start in range(0, len(data), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(data)), device=data.images.device)
+            stop = min(start + batch_size, len(data))
+            index = torch.arange(start, stop, device=data.images.device)
             images, masks, labels = data.batch(index)
             mask_logits, cls_logits = model(images)
-            scores.update(torch.sigmoid(mask_logits.float()), masks, torch.sigmoid(cls_logits.float()), labels)
-    return scores
+            mask_prob = torch.sigmoid(mask_logits.float())
+            scores.update(mask_prob, masks, torch.sigmoid(cls_logits.float()), labels)
+            for position in (keep if keep is not None else ()):
+                if start <= position < stop:
+                    kept[int(position)] = mask_prob[position - start, 0] > 0.5
+    masks_kept = torch.stack([kept[int(p)] for p in keep]) if keep is not None and len(keep) else None
+    return scores, masks_kept
 
 
 def train(
@@ -319,6 +320,8 @@ def train(
         if resumed:
             model.load_state_dict(resumed["model"])
 
+        positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
+        kept: torch.Tensor | None = None
         optimizer: torch.optim.Optimizer | None = None
         current_stage = -1
         last_scores: ScoreAccumulator | None = None
@@ -360,7 +363,8 @@ def train(
             validate = last_epoch or (epoch + 1) % validate_every == 0
             summary = [step_losses.mean(), torch.isfinite(step_losses).all().float()]
             if validate:
-                last_scores = _evaluate(forward, val_data, 2 * config.batch_size, autocast)
+                last_scores, kept = _evaluate(forward, val_data, 2 * config.batch_size, autocast,
+                                              keep=positions if last_epoch else None)
                 summary += [last_scores.dice.mean(), last_scores.correct.float().mean()]
             values = torch.stack(summary).tolist()  # the epoch's one host sync
             if values[1] < 1:
@@ -393,8 +397,7 @@ def train(
         bar.close()
 
         assert last_scores is not None
-        positions = example_indices(dataset)
-        predicted = _predict_masks(forward, val_data, positions, autocast) if len(positions) else []
+        predicted = kept.cpu().numpy() if kept is not None else []
         examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
 
     wall = elapsed_before + time.perf_counter() - started
