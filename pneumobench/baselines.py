@@ -17,11 +17,16 @@ from typing import Any
 from pneumobench.store import write_text_atomic
 from pneumobench.training import RunResult
 
-__all__ = ["BaselineError", "PaperNumbers", "RecordedBaseline", "load_paper", "load_recorded", "record", "recorded_path"]
+__all__ = [
+    "BaselineError", "PaperNumbers", "RecordedBaseline", "MATCHED_VERSIONS", "load_paper", "load_recorded", "record",
+    "recorded_path", "run_device_kind", "mismatch",
+]
 
 PAPER_SCHEMA = "pneumobench.paper/1"
 RECORDED_SCHEMA = "pneumobench.baseline/1"
 METRICS = ("dice", "accuracy")
+# Libraries whose version changes a run's numbers (smp provides the encoder, ASPP and scSE).
+MATCHED_VERSIONS = ("torch", "torchvision", "smp", "numpy")
 
 
 class BaselineError(ValueError):
@@ -120,6 +125,38 @@ class RecordedBaseline:
         if entry is None:
             raise KeyError(config_name)
         return {int(seed): value for seed, value in entry[metric].items()}
+
+
+def run_device_kind(run: RunResult) -> str:
+    """``cpu`` or ``cuda:<card model>``: the device kind a run's numbers depend on."""
+    device = str(run.environment.get("device", "cpu"))
+    return "cpu" if device.startswith("cpu") else f"cuda:{run.environment.get('device_name')}"
+
+
+def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str, *, profile: str) -> str | None:
+    """Why ``recorded`` cannot judge ``runs`` of ``config_name`` (the first field that differs), or None.
+
+    Matched: profile, dataset fingerprint, device kind (card model), the configuration's key
+    and the versions of ``MATCHED_VERSIONS``.
+    """
+    where = f"recorded baseline {recorded.profile}-{recorded.device_kind.split(':')[0]}"
+    if recorded.profile != profile:
+        return f"{where}: profile {recorded.profile!r} recorded, {profile!r} here"
+    entry = recorded.configs.get(config_name)
+    if entry is None:
+        return f"{where} has no configuration {config_name!r} (record it with --pb-update-baselines)"
+    for run in runs:
+        here = {
+            "dataset fingerprint": (recorded.dataset_fingerprint, run.dataset_fingerprint),
+            "device kind": (recorded.device_kind, run_device_kind(run)),
+            "configuration key": (entry["config_key"], run.config_key),
+            **{f"{lib} version": (recorded.environment.get(lib), run.environment.get(lib)) for lib in MATCHED_VERSIONS},
+        }
+        for name, (then, now) in here.items():
+            if then != now:
+                return (f"{where}: {name} {then!r} recorded, {now!r} in {config_name} seed {run.seed}; "
+                        "re-record with --pb-update-baselines")
+    return None
 
 
 def recorded_path(directory: str | os.PathLike, profile: str, device_type: str) -> Path:

@@ -1,37 +1,67 @@
 """The paper's claims as data, and how each is judged from runs.
 
-A claim names the configurations it needs (as tuples of modification names) and how to
-compare them; ``evaluate`` turns runs into ``stats.ClaimStats``. A researcher's new claim
+A claim names the configurations it needs (as tuples of modification names), how to compare
+them and the family whose alpha it spends (``pneumobench.families``); ``evaluate`` turns runs
+into ``stats.ClaimStats`` with one judge per claim kind. Before any test, the runs are
+checked: distinct seeds, paired seeds and images, finite scores, and no degenerate
+configuration (a constant classifier, every mask empty or full, a metric identical on every
+seed): a claim that rests on one is INCONCLUSIVE with that reason. A researcher's new claim
 is one more ``Claim`` (see the README's "Adding a modification").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from pneumobench.baselines import PaperNumbers, RecordedBaseline
+from pneumobench.baselines import PaperNumbers, RecordedBaseline, mismatch
 from pneumobench.config import ExperimentConfig
+from pneumobench.families import (
+    EQUIVALENCE_MARGIN,
+    PAPER_FAMILY_ALPHA,
+    REGRESSION_ALPHA,
+    REGRESSION_MARGIN,
+    Family,
+    member_alpha,
+    register_family,
+)
 from pneumobench.models import build_model, count_parameters
 from pneumobench.modifications import table6_rows
-from pneumobench.stats import ClaimStats, Verdict, best_claim, equivalence_claim, paired_claim
+from pneumobench.stats import (
+    ClaimStats,
+    Verdict,
+    best_claim,
+    check_finite,
+    equivalence_claim,
+    paired_claim,
+    regression_check,
+    undecided,
+)
 from pneumobench.training import RunResult
 
-__all__ = ["Claim", "PAPER_CLAIMS", "table6_claims", "evaluate", "verdict_record", "per_image", "per_seed"]
+__all__ = [
+    "Claim", "PAPER_CLAIMS", "table6_claims", "regression_claims", "evaluate", "verdict_record", "per_image",
+    "per_seed", "config_name", "run_flags", "degenerate_reasons", "claim_alpha",
+]
 
 Mods = tuple[str, ...]
 RunsFor = Callable[[Mods], list[RunResult]]
-EQUIVALENCE_MARGIN = 0.01
+METRICS = ("dice", "accuracy")
+
+
+def config_name(mods: Mods) -> str:
+    """A configuration's display name: its modifications joined by ``+``, or ``baseline``."""
+    return "+".join(mods) or "baseline"
 
 
 @dataclass(frozen=True)
 class Claim:
     """One claim. ``kind``: ``paired`` (T vs C in ``direction``), ``best`` (T beats every
-    Table 6 row), ``row`` (T's value), ``parameters`` (the ASPP size claim), ``regression``
-    (T against its recorded baseline, judged by the regression suite)."""
+    Table 6 row), ``row`` (T reaches a value), ``parameters`` (the ASPP size claim, exact),
+    ``regression`` (T against its recorded baseline). ``family``: whose alpha it spends."""
 
     id: str
     kind: str
@@ -43,6 +73,7 @@ class Claim:
     direction: int = +1
     paper: float | None = None  # the paper's difference (paired), value (best, row)
     rivals: tuple[Mods, ...] = field(default=(), repr=False)
+    family: str = "paper"
 
     def configs(self) -> list[Mods]:
         """The configurations this claim trains (none for ``parameters``)."""
@@ -79,88 +110,209 @@ PAPER_CLAIMS: list[Claim] = [
 ]
 
 
+def _table6_id(mods: Mods, metric: str) -> str:
+    return f"table6-{config_name(mods)}-{metric}"
+
+
 def table6_claims(paper: PaperNumbers) -> list[Claim]:
     """One absolute claim per Table 6 row and metric (32)."""
     claims = []
     for mods in table6_rows():
         values = paper.table6(mods)
-        for metric in ("dice", "accuracy"):
-            name = "+".join(mods) or "baseline"
-            claims.append(Claim(f"table6-{name}-{metric}", "row", "Table 6", f"{name} reaches the paper's {metric}",
+        for metric in METRICS:
+            name = config_name(mods)
+            claims.append(Claim(_table6_id(mods, metric), "row", "Table 6", f"{name} reaches the paper's {metric}",
                                 mods, metric=metric, paper=values[metric]))
     return claims
 
 
-def per_image(runs: list[RunResult], metric: str) -> np.ndarray:
-    """(seeds, images) per-image scores, seeds in ascending order."""
+def regression_claims(baseline_name: str) -> list[Claim]:
+    """One regression check per Table 6 row and metric (32), against ``baseline_name``'s recorded runs."""
+    return [Claim(f"regression-{config_name(mods)}-{metric}", "regression", f"{baseline_name} baseline",
+                  f"{config_name(mods)} keeps its {metric}", mods, metric=metric, family="regression")
+            for mods in table6_rows() for metric in METRICS]
+
+
+# The paper's statistical claims and Table 6 rows share one family-wise alpha; the size claim
+# is an exact count and spends none. The regression checks are separate decisions.
+register_family(Family("paper", PAPER_FAMILY_ALPHA, tuple(
+    [c.id for c in PAPER_CLAIMS if c.kind != "parameters"] + [_table6_id(m, x) for m in table6_rows() for x in METRICS])))
+register_family(Family("regression", REGRESSION_ALPHA, tuple(c.id for c in regression_claims("")), "per-test"))
+
+
+def claim_alpha(claim: Claim) -> float:
+    """The alpha of ``claim``'s test, fixed by its family."""
+    return member_alpha(claim.family, claim.id)
+
+
+def _ordered(runs: list[RunResult]) -> list[RunResult]:
+    """``runs`` by seed; a repeated seed is an error (it would count one run twice)."""
     ordered = sorted(runs, key=lambda r: r.seed)
+    seeds = [r.seed for r in ordered]
+    if len(set(seeds)) != len(seeds):
+        name = ordered[0].config_name if ordered else "?"
+        raise ValueError(f"runs of {name} repeat a seed ({seeds}): seeds must be distinct to count as independent")
+    return ordered
+
+
+def per_image(runs: list[RunResult], metric: str) -> np.ndarray:
+    """(seeds, images) per-image scores, seeds in ascending order; non-finite scores name their run."""
     field_name = "dice_per_image" if metric == "dice" else "correct"
-    return np.array([np.asarray(getattr(r, field_name), float) for r in ordered])
+    return np.array([check_finite(np.asarray(getattr(r, field_name), float), f"{r.config_name} seed {r.seed} {metric}")
+                     for r in _ordered(runs)])
 
 
 def per_seed(runs: list[RunResult], metric: str) -> dict[int, float]:
-    return {r.seed: getattr(r, metric) for r in runs}
+    """Per-seed value of ``metric``, seeds ascending; non-finite values name their run."""
+    return {r.seed: float(check_finite(np.asarray(getattr(r, metric), float), f"{r.config_name} seed {r.seed} {metric}"))
+            for r in _ordered(runs)}
+
+
+def run_flags(run: RunResult) -> list[str]:
+    """Why one run is degenerate: its classifier answers one class for every validation image,
+    or every predicted mask is empty or full. Empty when the run is usable."""
+    flags = []
+    predicted = np.asarray(run.cls_prob) > 0.5
+    if predicted.size and (predicted.all() or not predicted.any()):
+        flags.append(f"constant classifier (every image {'positive' if predicted.all() else 'negative'})")
+    fraction = np.asarray(run.mask_fraction, float)
+    if fraction.size and (fraction == 0).all():
+        flags.append("every predicted mask empty")
+    elif fraction.size and (fraction == 1).all():
+        flags.append("every predicted mask full")
+    return flags
+
+
+def degenerate_reasons(runs: list[RunResult], metric: str) -> list[str]:
+    """Why a configuration's runs cannot be evidence: flagged runs, or ``metric`` identical on every seed."""
+    reasons = [f"{r.config_name} seed {r.seed}: {flag}" for r in _ordered(runs) for flag in run_flags(r)]
+    values = [getattr(r, metric) for r in runs]
+    if len(values) > 1 and np.ptp(values) == 0:
+        reasons.append(f"{runs[0].config_name}: {metric} {values[0]:.4f} on every seed")
+    return reasons
 
 
 def _check_paired(a: list[RunResult], b: list[RunResult]) -> None:
-    if [r.seed for r in sorted(a, key=lambda r: r.seed)] != [r.seed for r in sorted(b, key=lambda r: r.seed)]:
+    if [r.seed for r in _ordered(a)] != [r.seed for r in _ordered(b)]:
         raise ValueError("paired claims need the same seeds for both configurations")
     if a and b and a[0].val_ids != b[0].val_ids:
         raise ValueError("paired runs must score the same validation images in the same order")
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a judge needs besides the claim: the runs, the profile's base, the baseline."""
+
+    runs_for: RunsFor
+    base: ExperimentConfig
+    recorded: RecordedBaseline | None
+    use_paper_values: bool
+    profile: str
+
+
+def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
+    """Architecture only: no weights are needed, and the count is exact (no test, no alpha)."""
+    untrained = ctx.base.replace_model(encoder_weights=None)
+    base_count = count_parameters(build_model(untrained))
+    treated = count_parameters(build_model(untrained.with_modifications(*claim.treatment)))
+    fewer = base_count - treated
+    verdict = Verdict.REPRODUCED if 600_000 <= fewer <= 1_000_000 else Verdict.CONTRADICTED
+    return ClaimStats(verdict=verdict, seeds=0, estimate=float(fewer), ci_low=float(fewer), ci_high=float(fewer),
+                      p_value=float("nan"), alpha=float("nan"), paper=claim.paper, decided_by="exact parameter count",
+                      note=f"{base_count:,} vs {treated:,} parameters (accepted 600,000 to 1,000,000 fewer)")
+
+
+def _judge_paired(claim: Claim, ctx: _Context) -> ClaimStats:
+    treatment, control = ctx.runs_for(claim.treatment), ctx.runs_for(claim.control)
+    _check_paired(treatment, control)
+    return paired_claim(per_image(treatment, claim.metric), per_image(control, claim.metric),
+                        direction=claim.direction, alpha=claim_alpha(claim), paper_diff=claim.paper)
+
+
+def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
+    treatment = ctx.runs_for(claim.treatment)
+    rivals = {}
+    for mods in claim.rivals:
+        runs = ctx.runs_for(mods)
+        _check_paired(treatment, runs)
+        rivals[config_name(mods)] = per_image(runs, claim.metric)
+    return best_claim(per_image(treatment, claim.metric), rivals, alpha=claim_alpha(claim), paper=claim.paper)
+
+
+def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
+    """Equivalence with the paper's single run (paper profile, real data) or the recorded baseline."""
+    runs = ctx.runs_for(claim.treatment)
+    values = np.array(list(per_seed(runs, claim.metric).values()))
+    alpha = claim_alpha(claim)
+    if ctx.use_paper_values:
+        return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
+    name = config_name(claim.treatment)
+    reason = ("no recorded baseline for this profile and device (record one with --pb-update-baselines)"
+              if ctx.recorded is None else mismatch(ctx.recorded, runs, name, profile=ctx.profile))
+    if reason:
+        return undecided(reason, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
+    assert ctx.recorded is not None
+    reference = np.array(list(ctx.recorded.values(name, claim.metric).values()))
+    result = equivalence_claim(values, reference, margin=EQUIVALENCE_MARGIN, alpha=alpha)
+    result.note = f"against the recorded baseline ({reference.mean():.4f}); paper {claim.paper}. {result.note}"
+    return result
+
+
+def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
+    """Today's per-seed values against the recorded ones of the same seeds."""
+    runs = ctx.runs_for(claim.treatment)
+    name = config_name(claim.treatment)
+    current = per_seed(runs, claim.metric)
+    alpha = claim_alpha(claim)
+    reason = ("no recorded baseline for this profile and device (record one with --pb-update-baselines)"
+              if ctx.recorded is None else mismatch(ctx.recorded, runs, name, profile=ctx.profile))
+    if reason:
+        mean = float(np.mean(list(current.values())))
+        return undecided(reason, seeds=len(current), estimate=mean, alpha=alpha)
+    assert ctx.recorded is not None
+    baseline = ctx.recorded.values(name, claim.metric)
+    seeds = sorted(set(baseline) & set(current))
+    return regression_check(np.array([current[s] for s in seeds]), np.array([baseline[s] for s in seeds]),
+                            margin=REGRESSION_MARGIN, alpha=alpha)
+
+
+JUDGES: dict[str, Callable[[Claim, _Context], ClaimStats]] = {
+    "parameters": _judge_parameters,
+    "paired": _judge_paired,
+    "best": _judge_best,
+    "row": _judge_row,
+    "regression": _judge_regression,
+}
 
 
 def evaluate(
     claim: Claim,
     runs_for: RunsFor,
     *,
-    alpha: float,
     base: ExperimentConfig,
     recorded: RecordedBaseline | None = None,
     use_paper_values: bool = True,
+    profile: str = "",
 ) -> ClaimStats:
-    """Judge ``claim`` from the runs ``runs_for(mods)`` returns.
+    """Judge ``claim`` from the runs ``runs_for(mods)`` returns, at its family's alpha.
 
     ``row`` claims are equivalence tests against the paper's value when
     ``use_paper_values`` (the paper profile on the real data), otherwise against the
-    profile's recorded baseline (INCONCLUSIVE, with a note, when none is recorded).
+    ``recorded`` baseline of ``profile`` (INCONCLUSIVE, naming the field, when none is
+    recorded or it does not match the runs). A claim that rests on a degenerate
+    configuration is INCONCLUSIVE with the reason, whatever its test said.
     """
-    if claim.kind == "parameters":  # architecture only: no weights are needed
-        untrained = base.replace_model(encoder_weights=None)
-        base_count = count_parameters(build_model(untrained))
-        treated = count_parameters(build_model(untrained.with_modifications(*claim.treatment)))
-        fewer = base_count - treated
-        verdict = Verdict.REPRODUCED if 600_000 <= fewer <= 1_000_000 else Verdict.CONTRADICTED
-        return ClaimStats(verdict=verdict, seeds=0, estimate=float(fewer), ci_low=float(fewer), ci_high=float(fewer),
-                          p_value=0.0 if verdict == Verdict.REPRODUCED else 1.0, alpha=alpha, paper=claim.paper,
-                          note=f"{base_count:,} vs {treated:,} parameters (accepted 600,000 to 1,000,000 fewer)")
-    treatment = runs_for(claim.treatment)
-    if claim.kind == "paired":
-        control = runs_for(claim.control)
-        _check_paired(treatment, control)
-        return paired_claim(per_image(treatment, claim.metric), per_image(control, claim.metric),
-                            direction=claim.direction, alpha=alpha, paper_diff=claim.paper)
-    if claim.kind == "best":
-        rivals = {}
-        for mods in claim.rivals:
-            runs = runs_for(mods)
-            _check_paired(treatment, runs)
-            rivals["+".join(mods) or "baseline"] = per_image(runs, claim.metric)
-        return best_claim(per_image(treatment, claim.metric), rivals, alpha=alpha, paper=claim.paper)
-    if claim.kind == "row":
-        values = np.array(list(per_seed(treatment, claim.metric).values()))
-        if use_paper_values:
-            return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
-        name = "+".join(claim.treatment) or "baseline"
-        if recorded is None or name not in recorded.configs:
-            mean = float(values.mean())
-            return ClaimStats(verdict=Verdict.INCONCLUSIVE, seeds=len(values), estimate=mean, ci_low=mean, ci_high=mean,
-                              p_value=1.0, alpha=alpha, paper=claim.paper,
-                              note="no recorded baseline for this profile and device (record one with --pb-update-baselines)")
-        target = float(np.mean(list(recorded.values(name, claim.metric).values())))
-        result = equivalence_claim(values, target, margin=EQUIVALENCE_MARGIN, alpha=alpha)
-        result.note = f"against the recorded baseline ({target:.4f}); paper {claim.paper}. {result.note}"
-        return result
-    raise ValueError(f"unknown claim kind {claim.kind!r}")
+    if claim.kind not in JUDGES:
+        raise ValueError(f"unknown claim kind {claim.kind!r} (known: {', '.join(JUDGES)})")
+    ctx = _Context(runs_for, base, recorded, use_paper_values, profile)
+    result = JUDGES[claim.kind](claim, ctx)
+    degenerate = [reason for mods in claim.configs() for reason in degenerate_reasons(runs_for(mods), claim.metric)]
+    if degenerate and result.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.REGRESSED,
+                                         Verdict.NO_REGRESSION):
+        result = replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}")
+    if degenerate:
+        result.extra["degenerate"] = degenerate
+    return result
 
 
 def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:
@@ -169,11 +321,13 @@ def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile:
         "test": test,
         "claim": claim.id,
         "kind": claim.kind,
+        "family": claim.family,
         "source": claim.source,
         "text": claim.text,
         "metric": claim.metric,
-        "treatment": "+".join(claim.treatment) or "baseline",
+        "treatment": config_name(claim.treatment),
         "synthetic": synthetic,
         "profile": profile,
+        "degenerate": stats.extra.get("degenerate", []),
         **stats.to_dict(),
     }

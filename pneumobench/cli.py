@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from pneumobench import __version__
@@ -191,7 +192,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pneumobench",
         description="Reproduce and regression-test the Viel & Orhan (2020) pneumothorax paper.",
     )
@@ -231,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one configuration with one seed and print the result")
     run.add_argument("--profile", default="smoke", help="smoke (default), paper, nightly or a registered one")
     run.add_argument("--mod", action="append", default=[], metavar="NAME", help="a modification (repeatable): lovasz, aspp, hypercolumns, scse")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=_seed, default=0, help="run seed, an integer >= 0 (default 0)")
     run.add_argument("--data", type=Path, help="a prepared dataset (default: the profile's synthetic one)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
     run.add_argument("--encoder-weights", help="none, imagenet, or a state dict file (.pth/.safetensors)")
@@ -266,6 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)")
     report.set_defaults(handler=_report)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (what is wrong, where to read what is allowed), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _seed(text: str) -> int:
+    """argparse type of a run seed: an integer >= 0 (a usage error otherwise, exit 2)."""
+    from pneumobench.seeds import SeedError, parse_seed
+
+    try:
+        return parse_seed(text)
+    except SeedError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

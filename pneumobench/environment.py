@@ -41,6 +41,7 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     """Everything needed to tell two results' environments apart."""
     import segmentation_models_pytorch as smp
+    import torchvision
 
     device = torch.device(device)
     return {
@@ -48,6 +49,7 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "smp": smp.__version__,

@@ -118,6 +118,7 @@ class ScoreAccumulator:
     _dice: list[torch.Tensor] = field(default_factory=list, repr=False)
     _correct: list[torch.Tensor] = field(default_factory=list, repr=False)
     _prob: list[torch.Tensor] = field(default_factory=list, repr=False)
+    _fraction: list[torch.Tensor] = field(default_factory=list, repr=False)
 
     def update(
         self, mask_prob: ArrayLike, mask: ArrayLike, cls_prob: ArrayLike, label: ArrayLike
@@ -127,6 +128,8 @@ class ScoreAccumulator:
         cls_prob_t = _as_tensor(cls_prob, "cls_prob").reshape(-1)
         self._correct.append(correct_per_image(cls_prob_t, label, self.threshold, validate=False))
         self._prob.append(cls_prob_t.detach().float())
+        mask_prob_t = _as_tensor(mask_prob, "mask_prob")
+        self._fraction.append((mask_prob_t.reshape(len(cls_prob_t), -1) > self.threshold).float().mean(dim=1))
 
     def _cat(self, parts: list[torch.Tensor]) -> torch.Tensor:
         if not parts:
@@ -147,6 +150,11 @@ class ScoreAccumulator:
     def cls_prob(self) -> torch.Tensor:
         """Per-image class probability, (N,) float."""
         return self._cat(self._prob)
+
+    @property
+    def mask_fraction(self) -> torch.Tensor:
+        """Per-image fraction of pixels predicted positive, (N,) float (0: empty mask, 1: full)."""
+        return self._cat(self._fraction)
 
     def summary(self) -> dict[str, float]:
         """Mean Dice and accuracy over every image seen (one host sync)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,6 @@ MARKERS = {
     "gpu": "needs a CUDA device; skipped with a reason where there is none",
     "slow": "takes more than a few seconds on the CPU",
 }
-FAMILY_ALPHA = 0.05
-REGRESSION_MARGIN = 0.02
-REGRESSION_ALPHA = 0.01
 PROPERTY = "pneumobench"
 
 
@@ -65,10 +61,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """After -k/-m selection: count the claims (Bonferroni) and note the runs they need."""
+    """After -k/-m selection: note the runs the selected claims need (trained up front).
+    Selection never changes a verdict: each claim's alpha comes from its family."""
     pb_session = session.config.stash[_SESSION]
     judged = [item for item in session.items if item.get_closest_marker("paper") or item.get_closest_marker("regression")]
-    pb_session.claims_collected = sum(1 for item in judged if item.get_closest_marker("paper"))
     for item in judged:
         params = getattr(getattr(item, "callspec", None), "params", {})
         for value in params.values():
@@ -94,53 +90,51 @@ def pb_judge(pb: PneumobenchSession, request: pytest.FixtureRequest):
     return judge
 
 
-@dataclass
 class PneumobenchSession:
-    config: pytest.Config
-    claims_collected: int = 0
-    needed: set[tuple[str, ...]] = field(default_factory=set)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    _dataset: Any = None
-    _store: Any = None
-    _prefetched: bool = False
+    """Options parsed and checked once, at configure time (a bad value is a ``pytest.UsageError``),
+    plus the lazily opened dataset and store, and the verdicts recorded so far."""
 
-    def option(self, name: str) -> Any:
-        return self.config.getoption(name)
-
-    @property
-    def profile(self):
+    def __init__(self, config: pytest.Config) -> None:
         from pneumobench.config import get_profile
+        from pneumobench.registry import UnknownNameError
+        from pneumobench.seeds import SeedError, parse_seeds
 
-        return get_profile(self.option("--pb-profile"))
+        self.config = config
+        try:
+            self.profile = get_profile(config.getoption("--pb-profile"))
+            seeds = config.getoption("--pb-seeds")
+            self.seeds: tuple[int, ...] = self.profile.seeds if seeds is None else parse_seeds(seeds)
+        except (UnknownNameError, SeedError) as error:
+            raise pytest.UsageError(f"pneumobench: {error}") from None
+        self.data_option: str | None = config.getoption("--pb-data")
+        self.device_option: str = config.getoption("--pb-device")
+        self.strict: bool = config.getoption("--pb-strict")
+        self.workers: int | None = config.getoption("--pb-workers")
+        self.baselines_dir = Path(config.getoption("--pb-baselines") or config.rootpath / "baselines")
+        from pneumobench.store import DEFAULT_STORE
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        value = self.option("--pb-seeds")
-        if value is None:
-            return self.profile.seeds
-        if "," in value:
-            return tuple(int(v) for v in value.split(",") if v.strip())
-        return tuple(range(int(value)))
+        self.store_path = Path(config.getoption("--pb-store") or config.rootpath / DEFAULT_STORE)
+        self.needed: set[tuple[str, ...]] = set()
+        self.records: list[dict[str, Any]] = []
+        self._dataset: Any = None
+        self._store: Any = None
+        self._prefetched = False
 
     @property
     def synthetic(self) -> bool:
         """The profile's generated dataset, or a prepared one the generator drew."""
-        return self.option("--pb-data") is None or self.dataset.synthetic
+        return self.data_option is None or self.dataset.synthetic
 
     @property
-    def alpha(self) -> float:
-        """Bonferroni: the family's 0.05 split over the claims collected."""
-        return FAMILY_ALPHA / max(self.claims_collected, 1)
-
-    @property
-    def baselines_dir(self) -> Path:
-        return Path(self.option("--pb-baselines") or self.config.rootpath / "baselines")
+    def evidence(self) -> bool:
+        """Whether a CONTRADICTED verdict here speaks about the paper (fails) or not (xfails)."""
+        return not (self.synthetic and self.profile.name != "paper")
 
     @property
     def device(self):
         from pneumobench.runner import select_device
 
-        return select_device(self.option("--pb-device"))
+        return select_device(self.device_option)
 
     @property
     def dataset(self):
@@ -148,8 +142,8 @@ class PneumobenchSession:
             from pneumobench.data.cache import synthetic_dataset
             from pneumobench.data.prepared import load
 
-            if self.option("--pb-data"):
-                self._dataset = load(self.option("--pb-data"))
+            if self.data_option:
+                self._dataset = load(self.data_option)
             elif self.profile.synthetic is not None:
                 self._dataset = synthetic_dataset(self.profile.synthetic, progress=True)
             else:
@@ -158,12 +152,6 @@ class PneumobenchSession:
                     "made with `pneumobench data prepare SIIM_DIR DIR`"
                 )
         return self._dataset
-
-    @property
-    def store_path(self) -> Path:
-        from pneumobench.store import DEFAULT_STORE
-
-        return Path(self.option("--pb-store") or self.config.rootpath / DEFAULT_STORE)
 
     @property
     def store(self):
@@ -185,10 +173,17 @@ class PneumobenchSession:
         path = recorded_path(self.baselines_dir, self.profile.name, self.device.type)
         return load_recorded(path) if path.exists() else None
 
+    def evaluate(self, claim: Any) -> Any:
+        """Judge ``claim`` on this session's runs, at its family's alpha."""
+        from pneumobench.claims import evaluate
+
+        return evaluate(claim, self.runs_for, base=self.profile.base, recorded=self.recorded(),
+                        use_paper_values=self.profile.name == "paper" and not self.synthetic, profile=self.profile.name)
+
     def _prefetch(self) -> None:
         """Train every needed run up front, several at a time (not under pytest-xdist)."""
         self._prefetched = True
-        workers = self.option("--pb-workers")
+        workers = self.workers
         if workers is None:
             import torch
 
@@ -198,7 +193,7 @@ class PneumobenchSession:
         from pneumobench.runner import prefetch
 
         runs = [(self.profile.config(*mods), seed) for mods in sorted(self.needed) for seed in self.seeds]
-        device = self.option("--pb-device") if self.option("--pb-device") != "auto" else None
+        device = self.device_option if self.device_option != "auto" else None
         prefetch(runs, self.dataset, device, store=self.store, workers=workers,
                  checkpoint_every=self.profile.checkpoint_every)
 
@@ -227,13 +222,15 @@ class PneumobenchSession:
             return
         from tabulate import tabulate
 
-        from pneumobench.report import SYNTHETIC_NOTE, verdict_table
+        from pneumobench.families import FAMILIES
+        from pneumobench.report import verdict_table
+        from pneumobench.verdicts import SYNTHETIC_NOTE
 
         rows = verdict_table(self.records)
         terminalreporter.write_sep("=", "pneumobench verdicts")
-        terminalreporter.write_line(
-            f"profile {self.records[0]['profile']}; family alpha {FAMILY_ALPHA} (Bonferroni per test, Holm in the table)"
-        )
+        families = sorted({r["family"] for r in self.records if r.get("family") in FAMILIES})
+        described = "; ".join(_describe_family(FAMILIES[name]) for name in families)
+        terminalreporter.write_line(f"profile {self.records[0]['profile']}; {described}")
         if any(r["synthetic"] for r in self.records):
             terminalreporter.write_line(f"NOTE: {SYNTHETIC_NOTE}")
         terminalreporter.write_line(tabulate(rows, headers="keys", disable_numparse=True))
@@ -249,37 +246,30 @@ class PneumobenchSession:
                                         f"({len(report.figures)} figures in {report.directory / 'figures'})")
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
+        """Record the verdict and end the test with the outcome it maps to."""
         from pneumobench.claims import verdict_record
-        from pneumobench.report import SYNTHETIC_NOTE
         from pneumobench.stats import Verdict
+        from pneumobench.verdicts import SYNTHETIC_NOTE, Outcome, outcome, verdict_line
 
         record = verdict_record(claim, stats, synthetic=self.synthetic, profile=self.profile.name, test=node.nodeid)
         node.user_properties.append((PROPERTY, json.dumps(record)))
-        line = _verdict_line(record)
+        line = verdict_line(record)
         if self.synthetic:
             line += f" [{SYNTHETIC_NOTE}]"
-        if stats.verdict in (Verdict.REPRODUCED, Verdict.NO_REGRESSION):
+        result = outcome(stats.verdict, evidence=self.evidence, strict=self.strict)
+        if result == Outcome.PASS:
             return
-        if stats.verdict == Verdict.REGRESSED:
-            pytest.fail(line, pytrace=False)
-        if stats.verdict == Verdict.CONTRADICTED and not (self.synthetic and self.profile.name != "paper"):
-            pytest.fail(line, pytrace=False)
-        if self.option("--pb-strict"):
-            pytest.fail(f"{line} (--pb-strict)", pytrace=False)
+        if result == Outcome.FAIL:
+            strict_only = stats.verdict not in (Verdict.CONTRADICTED, Verdict.REGRESSED)
+            pytest.fail(f"{line} (--pb-strict)" if strict_only else line, pytrace=False)
         pytest.xfail(line)
 
 
-def _verdict_line(record: dict[str, Any]) -> str:
-    needed = record.get("seeds_needed")
-    text = f"{record['verdict']}: {record['text'] or record['claim']}: measured {record['estimate']:+.4f}"
-    if record.get("paper") is not None:
-        text += f" (paper {record['paper']:+.4f})"
-    text += f", p={record['p_value']:.3g} at alpha={record['alpha']:.3g}, {record['seeds']} seeds"
-    if record["verdict"] == "INCONCLUSIVE" and needed:
-        text += f"; about {needed} seeds would decide at the paper's effect size"
-    if record.get("note"):
-        text += f"; {record['note']}"
-    return text
+def _describe_family(family: Any) -> str:
+    if family.correction == "bonferroni":
+        return (f"family {family.name}: alpha {family.alpha} over its {len(family.members)} claims "
+                f"(Bonferroni, {family.test_alpha:.3g} per test)")
+    return f"family {family.name}: alpha {family.alpha} per test"
 
 
 _SESSION = pytest.StashKey["PneumobenchSession"]()

@@ -24,13 +24,12 @@ from scipy import stats as st
 from pneumobench.stats import ClaimStats, Verdict
 from pneumobench.store import ResultStore, StoredRun, write_text_atomic
 from pneumobench.training import RunResult
+from pneumobench.verdicts import SYNTHETIC_NOTE
 
 __all__ = ["ReportError", "RunGroup", "Report", "load_group", "verdict_table", "judge_group", "write_report"]
 
 REPORT_SCHEMA = "pneumobench.report/1"
-FAMILY_ALPHA = 0.05
 NOT_RUN = Verdict.NOT_RUN.value
-SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
 
 
 class ReportError(RuntimeError):
@@ -137,10 +136,11 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     """Every paper claim and Table 6 row judged from the group's runs, as the suites judge them.
 
     A claim whose configurations (or seeds) are missing from the group is a ``NOT RUN``
-    record naming what is missing. Alpha is Bonferroni over the claims judged, as in the suite.
+    record naming what is missing. Each claim's alpha is its family's, as in the suites, so
+    the report and the pytest session agree verdict for verdict.
     """
     from pneumobench.baselines import load_paper, load_recorded, recorded_path
-    from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims, verdict_record
+    from pneumobench.claims import PAPER_CLAIMS, config_name, evaluate, table6_claims, verdict_record
 
     baselines = Path(baselines_dir)
     paper = load_paper(baselines / "paper.json")
@@ -153,26 +153,20 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     def runs_for(mods: tuple[str, ...]) -> list[RunResult]:
         return sorted(by_key.get(profile.config(*mods).key(), []), key=lambda r: r.seed)
 
-    claims = PAPER_CLAIMS + table6_claims(paper)
-    judgeable, missing = [], {}
-    for claim in claims:
+    records = []
+    for claim in PAPER_CLAIMS + table6_claims(paper):
         absent = [mods for mods in claim.configs() if not runs_for(mods)]
         seed_sets = {tuple(r.seed for r in runs_for(mods)) for mods in claim.configs()} - {()}
         if absent:
-            missing[claim.id] = "no runs of " + ", ".join("+".join(m) or "baseline" for m in absent)
+            records.append(_not_run(claim, "no runs of " + ", ".join(config_name(m) for m in absent),
+                                    group.synthetic, profile.name))
         elif len(seed_sets) > 1:
-            missing[claim.id] = "its configurations were run with different seeds"
+            records.append(_not_run(claim, "its configurations were run with different seeds", group.synthetic,
+                                    profile.name))
         else:
-            judgeable.append(claim)
-    alpha = FAMILY_ALPHA / max(len(judgeable), 1)
-    records = []
-    for claim in claims:
-        if claim.id in missing:
-            records.append(_not_run(claim, missing[claim.id], group.synthetic, profile.name))
-            continue
-        stats = evaluate(claim, runs_for, alpha=alpha, base=profile.base, recorded=recorded,
-                         use_paper_values=profile.name == "paper" and not group.synthetic)
-        records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
+            stats = evaluate(claim, runs_for, base=profile.base, recorded=recorded, profile=profile.name,
+                             use_paper_values=profile.name == "paper" and not group.synthetic)
+            records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
     return records
 
 
@@ -190,27 +184,25 @@ def _finite(value: Any) -> bool:
 
 
 def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict table: one row per claim, Holm-adjusted p-values over the judged paper claims."""
-    from pneumobench.stats import holm
-
-    paper = [i for i, r in enumerate(records)
-             if r["verdict"] not in ("REGRESSED", "NO REGRESSION", NOT_RUN) and _finite(r["p_value"])]
-    adjusted = dict(zip(paper, holm([records[i]["p_value"] for i in paper]))) if paper else {}
+    """The verdict table: one row per claim, with the p of the test that decided, its alpha and
+    the interval at the decision's level (1 - 2 alpha); "degenerate" flags a claim resting on a
+    degenerate configuration."""
     rows = []
-    for index, r in enumerate(records):
+    for r in records:
         judged = r["verdict"] != NOT_RUN
         ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if _finite(r["ci_low"]) else ""
         rows.append({
             "claim": r["claim"],
             "source": r["source"],
             "target": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
-            "measured": f"{r['estimate']:+.4f}" if judged else "",
-            "95% CI": ci,
-            "p": f"{r['p_value']:.3g}" if judged else "",
-            "p (Holm)": f"{adjusted[index]:.3g}" if index in adjusted else "",
+            "measured": f"{r['estimate']:+.4f}" if judged and _finite(r["estimate"]) else "",
+            "CI (1-2 alpha)": ci,
+            "p": f"{r['p_value']:.3g}" if _finite(r["p_value"]) else "",
+            "alpha": f"{r['alpha']:.3g}" if _finite(r["alpha"]) else "",
             "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
             "seeds": r["seeds"],
             "seeds needed": _seeds_needed(r, judged),
+            "flags": "degenerate" if r.get("degenerate") else "",
             "verdict": r["verdict"],
         })
     return rows
@@ -243,6 +235,7 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
     from pneumobench.baselines import load_paper
+    from pneumobench.claims import degenerate_reasons
     from pneumobench.modifications import table6_rows
 
     paper = load_paper(Path(baselines_dir) / "paper.json")
@@ -253,7 +246,8 @@ def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baseli
     rows = []
     for name in order:
         runs = by_config[name]
-        row: dict[str, Any] = {"configuration": name, "seeds": [r.seed for r in runs]}
+        flags = list(dict.fromkeys(reason for metric in ("dice", "accuracy") for reason in degenerate_reasons(runs, metric)))
+        row: dict[str, Any] = {"configuration": name, "seeds": [r.seed for r in runs], "degenerate": flags}
         for metric in ("dice", "accuracy"):
             mean, low, high = _mean_ci([getattr(r, metric) for r in runs])
             row[metric] = {
@@ -283,6 +277,7 @@ def _table6_markdown(rows: list[dict[str, Any]]) -> str:
         "accuracy, mean [95% CI]": _format_measured(row["accuracy"]),
         "accuracy verdict": row["accuracy"]["verdict"],
         "seeds": len(row["seeds"]),
+        "degenerate": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row["degenerate"]),
     } for row in rows]
     return tabulate(table, headers="keys", tablefmt="github", disable_numparse=True)
 
@@ -433,15 +428,19 @@ def _markdown(data: dict[str, Any]) -> str:
     lines += ["## Table 6, re-created", ""]
     if data["table6"]:
         lines += ["Measured: mean over seeds of each run's validation Dice and accuracy, with a 95% t-interval over "
-                  "seeds (clipped to [0, 1]). Verdicts: the Table 6 row claims (see Claims).", "",
+                  "seeds (clipped to [0, 1]), a description of the runs (the row verdicts have their own test, see Claims). "
+                  "degenerate: runs whose classifier answers one class for every image or whose masks are all empty "
+                  "or all full, or a metric identical on every seed; no claim rests on them.", "",
                   _table6_markdown(data["table6"]), ""]
     else:
         lines += ["No runs to tabulate.", ""]
     lines += ["## Claims", ""]
     if data["claims_table"]:
         lines += ["Target: the paper's difference or value; for a Table 6 row judged off the paper profile, the "
-                  "recorded baseline's mean; for a regression check, the baseline's mean. One-sided p-values; "
-                  "Holm adjusts them over the judged paper claims (family alpha 0.05).", "",
+                  "recorded baseline's mean; for a regression check, the baseline's mean. p: the p-value of the test "
+                  "that took the decision; alpha: the claim's share of its family's alpha (paper family: 0.05, "
+                  "Bonferroni over its members); CI: the 1 - 2 alpha interval, dual to that decision. "
+                  "degenerate: the claim rests on a degenerate configuration and cannot be decided.", "",
                   tabulate(data["claims_table"], headers="keys", tablefmt="github", disable_numparse=True), ""]
     else:
         lines += ["No claim was judged.", ""]

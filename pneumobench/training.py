@@ -92,6 +92,7 @@ class RunResult:
     dataset_path: str = ""
     synthetic_data: bool = False
     examples: dict[str, str] = field(default_factory=dict)  # image id -> predicted mask (SIIM RLE)
+    mask_fraction: list[float] = field(default_factory=list)  # per validation image: pixels predicted positive
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -414,6 +415,7 @@ def train(
         dice_per_image=last_scores.dice.cpu().tolist(),
         cls_prob=last_scores.cls_prob.cpu().tolist(),
         correct=last_scores.correct.cpu().tolist(),
+        mask_fraction=last_scores.mask_fraction.cpu().tolist(),
         dice=curves[-1]["val_dice"],
         accuracy=curves[-1]["val_accuracy"],
         curves=curves,

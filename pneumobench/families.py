@@ -1,0 +1,110 @@
+"""Claim families: which claims share one error budget, and the alpha each test gets.
+
+A family is registered with its members, so the alpha of a test is a function of the
+family alone, never of which tests a pytest session happened to collect: ``-k``, ``--lf``,
+pytest-xdist and ``pneumobench report`` judge the same runs at the same alpha.
+
+- ``bonferroni``: the family-wise ``alpha`` split evenly over the members (each member's
+  test at ``alpha / len(members)``), so P(any false verdict in the family) <= ``alpha``
+  under any dependence between the claims.
+- ``per-test``: every member is its own decision at ``alpha`` (the regression checks: each
+  names the configuration that broke, and the margin keeps the rate under no change far
+  below ``alpha``).
+
+The paper's claims and its Table 6 rows form the family ``paper``; the regression checks
+form ``regression``. A researcher's claim declares its own family (``register_family``) or
+joins one (``join_family``), which deliberately tightens every member's alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = [
+    "Family",
+    "FamilyError",
+    "FAMILIES",
+    "PAPER_FAMILY_ALPHA",
+    "EQUIVALENCE_MARGIN",
+    "REGRESSION_ALPHA",
+    "REGRESSION_MARGIN",
+    "register_family",
+    "join_family",
+    "get_family",
+    "member_alpha",
+]
+
+PAPER_FAMILY_ALPHA = 0.05
+EQUIVALENCE_MARGIN = 0.01  # Table 6 rows: |measured - reference| within this is "reaches the value"
+REGRESSION_ALPHA = 0.01
+REGRESSION_MARGIN = 0.02  # a drop smaller than this never fails a regression check
+CORRECTIONS = ("bonferroni", "per-test")
+
+
+class FamilyError(KeyError):
+    """An unknown family, a claim outside its family, or a conflicting registration."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named set of claims whose errors one ``alpha`` controls."""
+
+    name: str
+    alpha: float
+    members: tuple[str, ...]
+    correction: str = "bonferroni"
+
+    def __post_init__(self) -> None:
+        if self.correction not in CORRECTIONS:
+            raise FamilyError(f"family {self.name!r}: correction {self.correction!r} is not one of {', '.join(CORRECTIONS)}")
+        if not 0 < self.alpha < 0.5:
+            raise FamilyError(f"family {self.name!r}: alpha {self.alpha} must lie in (0, 0.5)")
+        if not self.members:
+            raise FamilyError(f"family {self.name!r} has no members")
+        if len(set(self.members)) != len(self.members):
+            raise FamilyError(f"family {self.name!r} lists a member twice")
+
+    @property
+    def test_alpha(self) -> float:
+        """The alpha of each member's test."""
+        return self.alpha / len(self.members) if self.correction == "bonferroni" else self.alpha
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Register ``family``; registering an identical one again is a no-op (conftests re-run)."""
+    existing = FAMILIES.get(family.name)
+    if existing is not None and existing != family:
+        raise FamilyError(f"family {family.name!r} is already registered with other members or alpha; "
+                          "use join_family to add claims to it")
+    FAMILIES[family.name] = family
+    return family
+
+
+def join_family(name: str, *claim_ids: str) -> Family:
+    """Add claims to a registered family (idempotent); every member's alpha tightens accordingly."""
+    family = get_family(name)
+    added = tuple(cid for cid in claim_ids if cid not in family.members)
+    FAMILIES[name] = replace(family, members=family.members + added)
+    return FAMILIES[name]
+
+
+def get_family(name: str) -> Family:
+    if name not in FAMILIES:
+        known = ", ".join(sorted(FAMILIES)) or "none"
+        raise FamilyError(f"no claim family {name!r} (registered: {known}); register it with register_family")
+    return FAMILIES[name]
+
+
+def member_alpha(family_name: str, claim_id: str) -> float:
+    """The alpha of claim ``claim_id``'s test: its family's, whatever else was collected."""
+    family = get_family(family_name)
+    if claim_id not in family.members:
+        raise FamilyError(f"claim {claim_id!r} is not a member of family {family_name!r}; "
+                          "add it with join_family or give the claim its own family")
+    return family.test_alpha

@@ -1,0 +1,57 @@
+"""What a verdict means for a test run, and its one-line summary, shared by pytest and reports.
+
+``outcome`` maps a verdict to pass, fail or xfail: REPRODUCED and NO REGRESSION pass;
+REGRESSED fails; CONTRADICTED fails when the data are evidence about the paper (real data,
+or the ``paper`` profile) and is an xfail on synthetic data; INCONCLUSIVE is an xfail that
+says how many seeds would decide, or a failure with ``strict``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+from pneumobench.stats import Verdict
+
+__all__ = ["Outcome", "outcome", "verdict_line", "SYNTHETIC_NOTE"]
+
+SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
+
+
+class Outcome(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    XFAIL = "xfail"
+
+
+def outcome(verdict: Verdict, *, evidence: bool, strict: bool) -> Outcome:
+    """The test outcome of ``verdict``; ``evidence``: the runs can confirm or refute the paper."""
+    if verdict in (Verdict.REPRODUCED, Verdict.NO_REGRESSION):
+        return Outcome.PASS
+    if verdict == Verdict.REGRESSED or (verdict == Verdict.CONTRADICTED and evidence):
+        return Outcome.FAIL
+    return Outcome.FAIL if strict else Outcome.XFAIL
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def verdict_line(record: dict[str, Any]) -> str:
+    """One line: verdict, claim, measured vs target, the deciding p and its test, seeds, why."""
+    text = f"{record['verdict']}: {record['text'] or record['claim']}: measured {record['estimate']:+.4f}"
+    if record.get("paper") is not None:
+        text += f" (target {record['paper']:+.4f})"
+    if _number(record.get("p_value")):
+        text += f", p={record['p_value']:.3g}"
+        if record.get("decided_by"):
+            text += f" ({record['decided_by']})"
+        text += f" at alpha={record['alpha']:.3g}"
+    text += f", {record['seeds']} seeds"
+    needed = record.get("seeds_needed")
+    if record["verdict"] == Verdict.INCONCLUSIVE.value and needed:
+        text += f"; about {needed} seeds would decide at the paper's effect size"
+    if record.get("note"):
+        text += f"; {record['note']}"
+    return text
