@@ -307,11 +307,10 @@ def evaluate(
     ctx = _Context(runs_for, base, recorded, use_paper_values, profile)
     result = JUDGES[claim.kind](claim, ctx)
     degenerate = [reason for mods in claim.configs() for reason in degenerate_reasons(runs_for(mods), claim.metric)]
-    if degenerate and result.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.REGRESSED,
-                                         Verdict.NO_REGRESSION):
-        result = replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}")
     if degenerate:
-        result.extra["degenerate"] = degenerate
+        verdict = Verdict.NOT_RUN if result.verdict == Verdict.NOT_RUN else Verdict.INCONCLUSIVE
+        result = replace(result, verdict=verdict, note=f"rests on a degenerate configuration: {degenerate[0]}",
+                         extra={**result.extra, "degenerate": degenerate})
     return result
 
 

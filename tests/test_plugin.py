@@ -1,20 +1,38 @@
 """The pytest plugin, driven with pytester: outcomes per verdict, --pb-strict, the summary
-table, --pb-update-baselines, and the README's "adding a modification" path end to end."""
+table, usage errors, --pb-update-baselines and the regression check against planted changes,
+the README's "adding a modification" path, and the same verdicts from a full session, a
+``-k`` selection and ``pneumobench report``. Runs are hand-made (``fakes``), so every
+expected verdict is known."""
 
 import json
+import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 
 # In-process pytester runs drop modules first imported during a run; torch cannot be
 # imported twice, so everything the inner runs use is imported here first.
+import matplotlib.backends.backend_agg  # noqa: F401
+import contourpy  # noqa: F401
+import matplotlib.contour  # noqa: F401
 import pneumobench.baselines  # noqa: F401
 import pneumobench.claims  # noqa: F401
 import pneumobench.figures  # noqa: F401
 import pneumobench.report  # noqa: F401
 import pneumobench.runner  # noqa: F401
 
+from fakes import cpu_environment, fake_run, store_runs
+from pneumobench.baselines import MATCHED_VERSIONS, record
+from pneumobench.config import get_profile
+from pneumobench.modifications import table6_rows
+from pneumobench.report import write_report
+from pneumobench.store import ResultStore
+from pneumobench.verdicts import verdict_line
+
 pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
+BASELINES, SUITES = ROOT / "baselines", ROOT / "suites"
 
 FAKE_VERDICTS = textwrap.dedent(
     """
@@ -41,8 +59,8 @@ def test_outcomes_follow_the_verdicts(pytester, tiny_dataset):
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines([
         "*pneumobench verdicts*",
-        "*claim*source*target*measured*95% CI*p*p (Holm)*P(T>C)*seeds*seeds needed*verdict*",
-        "*fake-reproduced*Table 0*+0.0050*+0.0100*[+0.0000, +0.0200]*0.2*0.6*0.67*3*9*REPRODUCED*",
+        "*claim*source*target*measured*CI (1-2 alpha)*p*alpha*P(T>C)*seeds*seeds needed*flags*verdict*",
+        "*fake-reproduced*Table 0*+0.0050*+0.0100*[+0.0000, +0.0200]*0.2*0.05*0.67*3*9*REPRODUCED*",
         "*fake-contradicted*CONTRADICTED*",
         "*fake-inconclusive*INCONCLUSIVE*",
     ])
@@ -93,56 +111,14 @@ TINY_PROFILE = textwrap.dedent(
         ))
     """
 )
+exec(TINY_PROFILE)  # the same profile here, to build the runs the inner sessions will find
 
-REGRESSION_SUITE = textwrap.dedent(
+GATE = textwrap.dedent(
     """
-    import numpy as np
-    import pytest
-    from pneumobench.claims import Claim
-    from pneumobench.stats import regression_check
-
-    @pytest.mark.regression
-    @pytest.mark.parametrize("row", [()], ids=["baseline"])
-    def test_no_regression(row, pb, pb_judge):
-        recorded = pb.recorded()
-        if recorded is None:
-            pytest.skip("no recorded baseline")
-        baseline = recorded.values("baseline", "dice")
-        runs = {r.seed: r.dice for r in pb.runs_for(row)}
-        stats = regression_check(np.array([runs[s] for s in sorted(baseline)]),
-                                 np.array([baseline[s] for s in sorted(baseline)]), margin=0.02)
-        pb_judge(Claim("regression-baseline-dice", "regression", "tiny", "baseline keeps its dice", row), stats)
-    """
-)
-
-
-@pytest.fixture
-def tiny_env(pytester, monkeypatch, tmp_path):
-    monkeypatch.setenv("PNEUMOBENCH_CACHE", str(tmp_path / "cache"))
-    pytester.makeconftest(TINY_PROFILE)
-    (pytester.path / "baselines").mkdir()
-    return ["-p", "no:cacheprovider", "--pb-profile=tiny", f"--pb-store={tmp_path / 'store.sqlite'}", "--pb-workers=1"]
-
-
-def test_update_baselines_then_regression_passes(pytester, tiny_env):
-    pytester.makepyfile(test_regression=REGRESSION_SUITE)
-    first = pytester.runpytest(*tiny_env, "-m", "regression")
-    first.assert_outcomes(skipped=1)
-    recorded = pytester.runpytest(*tiny_env, "-m", "regression", "--pb-update-baselines")
-    recorded.stdout.fnmatch_lines(["*recorded baseline written to*tiny-cpu.json (3 runs)*"])
-    data = json.loads((pytester.path / "baselines" / "tiny-cpu.json").read_text())
-    assert data["profile"] == "tiny" and sorted(data["configs"]["baseline"]["dice"]) == ["0", "1", "2"]
-    again = pytester.runpytest(*tiny_env, "-m", "regression", "-rs")
-    again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["*regression-baseline-dice*NO REGRESSION*"])
-
-
-NEW_MODIFICATION = textwrap.dedent(
-    """
-    import pytest
     import torch
     from torch import nn
-    from pneumobench.claims import Claim, evaluate
+    from pneumobench.claims import Claim
+    from pneumobench.families import Family, register_family
     from pneumobench.models.registry import ATTENTIONS, register_attention
     from pneumobench.modifications import MODIFICATIONS, modification
 
@@ -162,19 +138,164 @@ NEW_MODIFICATION = textwrap.dedent(
             return config.replace_model(attention="gate")
 
     GATE_CLAIM = Claim("gate-improves-dice", "paired", "my paper", "the gate improves Dice", ("gate",), metric="dice",
-                       direction=+1, paper=0.01)
+                       direction=+1, paper=0.01, family="my-paper")
+    register_family(Family("my-paper", alpha=0.05, members=(GATE_CLAIM.id,)))
+    """
+)
+exec(GATE)
+
+NEW_CLAIM_SUITE = textwrap.dedent(
+    """
+    import pytest
+    from gate import GATE_CLAIM
 
     @pytest.mark.paper
     @pytest.mark.parametrize("claim", [GATE_CLAIM], ids=lambda c: c.id)
     def test_claim(claim, pb, pb_judge):
-        pb_judge(claim, evaluate(claim, pb.runs_for, alpha=pb.alpha, base=pb.profile.base))
+        pb_judge(claim, pb.evaluate(claim))
+    """
+)
+
+REGRESSION_SUITE = textwrap.dedent(
+    """
+    import pytest
+    from pneumobench.claims import regression_claims
+
+    CHECKS = [c for c in regression_claims("tiny") if c.treatment == () and c.metric == "dice"]
+
+    @pytest.mark.regression
+    @pytest.mark.parametrize("check", CHECKS, ids=["baseline-dice"])
+    def test_no_regression(check, pb, pb_judge):
+        pb_judge(check, pb.evaluate(check))
     """
 )
 
 
-def test_adding_a_modification_gets_a_verdict(pytester, tiny_env):
-    pytester.makepyfile(test_gate=NEW_MODIFICATION)
-    result = pytester.runpytest(*tiny_env, "-m", "paper", "-k", "gate")
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) + outcomes.get("xfailed", 0) == 1
-    result.stdout.fnmatch_lines(["*pneumobench verdicts*", "*gate-improves-dice*my paper*+0.0100*"])
+@pytest.fixture
+def tiny_env(pytester, tmp_path, tiny_dataset):
+    """An inner project with the tiny profile and an empty store; returns (args, store)."""
+    pytester.makeconftest(TINY_PROFILE)
+    pytester.makepyfile(gate=GATE)
+    (pytester.path / "baselines").mkdir()
+    shutil.copy(BASELINES / "paper.json", pytester.path / "baselines" / "paper.json")
+    store = ResultStore(tmp_path / "store.sqlite")
+    args = ["-p", "no:cacheprovider", "--pb-profile=tiny", f"--pb-store={store.path}", "--pb-workers=1",
+            f"--pb-data={tiny_dataset.path}", "-rxX"]
+    return args, store
+
+
+def tiny_runs(dataset, mods, *, shift=0.0, **kwargs):
+    profile = get_profile("tiny")
+    return [fake_run(profile.config(*mods), seed, dataset, dice_shift=shift, env=cpu_environment(), **kwargs)
+            for seed in profile.seeds]
+
+
+def test_usage_errors_are_one_line(pytester):
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    for option, message in [
+        ("--pb-seeds=0,0,1", "*pneumobench: seed 0 is given more than once: seeds must be distinct*"),
+        ("--pb-seeds=0,-1", "*pneumobench: seed -1 is negative: seeds are integers >= 0*"),
+        ("--pb-seeds=abc", "*pneumobench: seeds 'abc': give a count (5) or a comma-separated list*"),
+        ("--pb-seeds=0", "*pneumobench: seed count 0: give at least 1*"),
+        ("--pb-profile=unknown", "*pneumobench: unknown profile 'unknown'; registered: *smoke*"),
+    ]:
+        result = pytester.runpytest("-p", "no:cacheprovider", option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, option
+        result.stderr.fnmatch_lines([f"ERROR: {message}"])
+        assert "Traceback" not in result.stderr.str()
+
+
+def test_regression_check_catches_a_planted_drop_and_mismatches(pytester, tiny_env, tiny_dataset):
+    args, store = tiny_env
+    store_runs(store, tiny_runs(tiny_dataset, ()))
+    pytester.makepyfile(test_regression=REGRESSION_SUITE)
+    missing = pytester.runpytest(*args, "-m", "regression")
+    missing.assert_outcomes(xfailed=1)
+    missing.stdout.fnmatch_lines(["*INCONCLUSIVE*no recorded baseline for this profile and device*"])
+
+    recorded = pytester.runpytest(*args, "-m", "regression", "--pb-update-baselines")
+    recorded.stdout.fnmatch_lines(["*recorded baseline written to*tiny-cpu.json (3 runs)*"])
+    path = pytester.path / "baselines" / "tiny-cpu.json"
+    data = json.loads(path.read_text())
+    assert data["profile"] == "tiny" and data["device_kind"] == "cpu"
+    assert data["dataset_fingerprint"] == tiny_dataset.fingerprint
+    assert data["configs"]["baseline"]["config_key"] == get_profile("tiny").config().key()
+    assert {lib: data["environment"][lib] for lib in MATCHED_VERSIONS} == {lib: cpu_environment()[lib] for lib in MATCHED_VERSIONS}
+
+    same = pytester.runpytest(*args, "-m", "regression")
+    same.assert_outcomes(passed=1)
+
+    higher = json.loads(path.read_text())  # the recorded runs were 0.3 better: today's runs dropped
+    higher["configs"]["baseline"]["dice"] = {s: min(v + 0.3, 1.0) for s, v in higher["configs"]["baseline"]["dice"].items()}
+    path.write_text(json.dumps(higher))
+    dropped = pytester.runpytest(*args, "-m", "regression")
+    dropped.assert_outcomes(failed=1)
+    dropped.stdout.fnmatch_lines(["*REGRESSED: baseline keeps its dice*drop 0.3* > margin 0.02*"])
+
+    other_torch = json.loads(path.read_text())
+    other_torch["environment"]["torch"] = "1.0.0"
+    path.write_text(json.dumps(other_torch))
+    mismatched = pytester.runpytest(*args, "-m", "regression")
+    mismatched.assert_outcomes(xfailed=1)
+    mismatched.stdout.fnmatch_lines(["*INCONCLUSIVE*torch version '1.0.0' recorded*re-record with --pb-update-baselines*"])
+
+
+@pytest.mark.parametrize("shift, outcome, verdict", [(0.2, "passed", "REPRODUCED"), (-0.2, "failed", "CONTRADICTED")])
+def test_adding_a_modification_gets_its_verdict(pytester, tiny_env, tiny_dataset, shift, outcome, verdict):
+    args, store = tiny_env
+    store_runs(store, tiny_runs(tiny_dataset, ()) + tiny_runs(tiny_dataset, ("gate",), shift=shift))
+    pytester.makepyfile(test_gate=NEW_CLAIM_SUITE)
+    result = pytester.runpytest(*args, "-m", "paper")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines([
+        "*family my-paper: alpha 0.05 over its 1 claims (Bonferroni, 0.05 per test)*",
+        f"*gate-improves-dice*my paper*+0.0100*{verdict}*",
+    ])
+
+
+def test_a_degenerate_configuration_is_flagged_and_never_evidence(pytester, tiny_env, tiny_dataset):
+    args, store = tiny_env
+    gate = tiny_runs(tiny_dataset, ("gate",), shift=0.2, constant_classifier=True)
+    store_runs(store, tiny_runs(tiny_dataset, ()) + gate)
+    pytester.makepyfile(test_gate=NEW_CLAIM_SUITE)
+    result = pytester.runpytest(*args, "-m", "paper")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines([
+        "*gate-improves-dice*degenerate*INCONCLUSIVE*",
+        "*rests on a degenerate configuration: gate seed 0: constant classifier (every image positive)*",
+    ])
+
+
+def _verdict_lines(records):
+    return {r["claim"]: verdict_line(r) for r in records}
+
+
+def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_dataset, tmp_path):
+    """The same runs judged three ways give the same verdict line for every claim."""
+    args, store = tiny_env
+    shifts = {("aspp",): 0.1, ("scse",): 0.12, ("aspp", "hypercolumns"): 0.15}  # scSE raises Dice: contradicted
+    runs = [run for mods in table6_rows()
+            for run in tiny_runs(tiny_dataset, mods, shift=shifts.get(mods, 0.0), constant_classifier=mods == ("lovasz",))]
+    store_runs(store, runs)
+    record(pytester.path / "baselines" / "tiny-cpu.json", profile="tiny", device_kind="cpu", results=runs)
+    suites = pytester.mkdir("suites")
+    for name in ("test_claims.py", "test_ablation.py"):
+        shutil.copy(SUITES / name, suites / name)
+
+    full = pytester.runpytest(*args, "suites", "-m", "paper", "--pb-report", str(tmp_path / "full"))
+    outcomes = full.parseoutcomes()
+    # real (not synthetic) data: the contradicted scSE claim fails
+    assert outcomes["passed"] >= 3 and outcomes["failed"] == 1 and outcomes["passed"] + 1 + outcomes["xfailed"] == 44
+    full_lines = _verdict_lines(json.loads((tmp_path / "full" / "report.json").read_text())["claims"])
+    assert full_lines["aspp-improves-dice"].startswith("REPRODUCED")
+    assert full_lines["scse-lowers-dice"].startswith("CONTRADICTED")
+    assert full_lines["lovasz-improves-dice"].startswith("INCONCLUSIVE") and "degenerate" in full_lines["lovasz-improves-dice"]
+
+    selected = pytester.runpytest(*args, "suites", "-m", "paper", "-k", "aspp-improves-dice or scse-lowers-dice",
+                                  "--pb-report", str(tmp_path / "k"))
+    selected.assert_outcomes(passed=1, failed=1)
+    k_lines = _verdict_lines(json.loads((tmp_path / "k" / "report.json").read_text())["claims"])
+    assert k_lines == {claim: full_lines[claim] for claim in ("aspp-improves-dice", "scse-lowers-dice")}
+
+    report = write_report(store.path, tmp_path / "cli", baselines_dir=pytester.path / "baselines")
+    assert _verdict_lines(report.data["claims"]) == full_lines
