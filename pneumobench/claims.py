@@ -79,6 +79,8 @@ class Claim:
         """The configurations this claim trains (none for ``parameters``)."""
         if self.kind == "parameters":
             return []
+        if self.kind in ("row", "regression"):
+            return [self.treatment]
         return list(dict.fromkeys([self.treatment, self.control, *self.rivals]))
 
 
@@ -245,6 +247,8 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
     values = np.array(list(per_seed(runs, claim.metric).values()))
     alpha = claim_alpha(claim)
     if ctx.use_paper_values:
+        if claim.paper is None:
+            raise ValueError(f"row claim {claim.id} has no paper value to compare with")
         return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
     name = config_name(claim.treatment)
     reason = ("no recorded baseline for this profile and device (record one with --pb-update-baselines)"

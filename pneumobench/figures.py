@@ -54,8 +54,8 @@ def _empty(path: Path, title: str, message: str) -> Written:
 
 
 def effects(records: Sequence[dict[str, Any]], path: Path) -> Written:
-    """Each judged comparative claim: measured difference with its 95% CI, the paper's mark, zero."""
-    title = "Claimed effects: measured difference (95% CI) against the paper's"
+    """Each judged comparative claim: measured difference with the interval of its decision, the paper's mark, zero."""
+    title = "Claimed effects: measured difference (1 - 2 alpha interval) against the paper's"
     shown = [r for r in records if r.get("kind") in ("paired", "best") and r["verdict"] in VERDICT_COLOURS]
     if not shown:
         return _empty(path, title, "no comparative claim was judged from these runs")
@@ -80,8 +80,9 @@ def effects(records: Sequence[dict[str, Any]], path: Path) -> Written:
                for v, c in VERDICT_COLOURS.items()]
     handles.append(Line2D([], [], label="paper", **PAPER_STYLE))
     figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
-    caption = ("Each comparative claim's measured difference (dot, coloured by verdict) with its 95% bootstrap CI "
-               "over seeds and images (bar), the paper's difference (red x) and zero (black line).")
+    caption = ("Each comparative claim's measured difference (dot, coloured by verdict) with the 1 - 2 alpha t-interval "
+               "over seeds that its one-sided test at alpha is dual to (bar: wholly past zero exactly when the claim is "
+               "decided), the paper's difference (red x) and zero (black line).")
     return _save(figure, path, caption)
 
 

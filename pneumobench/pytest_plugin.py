@@ -1,12 +1,11 @@
 """pytest plugin (``pytest11`` entry point): options, markers, the ``pb`` session fixture, verdicts.
 
-A claim test asks ``pb.runs_for(mods)`` for the runs it needs (trained on demand, cached in
-the results store), judges them with ``pneumobench.claims``/``stats`` and hands the
-``ClaimStats`` to ``pb.judge``: REPRODUCED (and NO REGRESSION) pass, CONTRADICTED (and
-REGRESSED) fail, INCONCLUSIVE is an xfail saying how many seeds would decide (a failure
-with ``--pb-strict``). On synthetic data a CONTRADICTED claim is an xfail too: it says
-nothing about the paper (regressions still fail). The terminal summary prints one table of
-every verdict.
+A claim test calls ``pb.evaluate(claim)`` (its runs trained on demand and cached in the
+results store, judged by ``pneumobench.claims`` at the claim family's alpha) and hands the
+``ClaimStats`` to ``pb_judge``, which records it and ends the test with the outcome
+``pneumobench.verdicts.outcome`` gives. The options are parsed and checked once, when the
+session is created; judging, families and the verdict line live in the library, so
+``pneumobench report`` and pytest agree. The terminal summary prints one table of every verdict.
 """
 
 from __future__ import annotations

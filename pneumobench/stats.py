@@ -146,6 +146,20 @@ def _one_sided_t(values: np.ndarray, null: float, alternative: str) -> float:
     return _t_tail(t, n - 1, alternative)
 
 
+def _one_sided_t_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``rows`` (samples along axis 1): the one-sample t-test's p for mean > 0 and
+    for mean < 0 (``_one_sided_t`` for many samples at once); 1.0 each way without spread."""
+    n = rows.shape[1]
+    if n < 2:
+        ones = np.ones(len(rows))
+        return ones, ones.copy()
+    sd = rows.std(axis=1, ddof=1)
+    flat = np.ptp(rows, axis=1) <= 1e-12
+    t = rows.mean(axis=1) / np.where(flat, 1.0, sd / math.sqrt(n))
+    greater, less = special.stdtr(n - 1, -t), special.stdtr(n - 1, t)
+    return np.where(flat, 1.0, greater), np.where(flat, 1.0, less)
+
+
 def _t_interval(mean: float, se: float, df: float, alpha: float) -> tuple[float, float]:
     """The two-sided ``1 - 2 alpha`` t-interval, dual to one-sided tests at ``alpha``."""
     if not (df > 0 and se > 0):
@@ -224,16 +238,16 @@ def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float,
     """
     if not rivals:
         raise ValueError("a best-of claim needs at least one rival")
-    results = {name: paired_claim(best, rival, direction=+1, alpha=alpha) for name, rival in rivals.items()}
-    names = list(results)
-    p_claim = [results[name].extra["p_claimed_direction"] for name in names]
-    adjusted = holm([results[name].extra["p_other_direction"] for name in names])
+    names = list(rivals)
+    diffs = np.stack([_paired_arrays(best, rivals[name]) for name in names])  # (rivals, seeds)
+    n = diffs.shape[1]
+    p_claim, p_other = _one_sided_t_rows(diffs)
+    adjusted = holm(p_other.tolist())
     closest_name = names[int(np.argmax(p_claim))]
-    closest = results[closest_name]
-    n = closest.seeds
+    closest = paired_claim(best, rivals[closest_name], direction=+1, alpha=alpha)
     beaten_by = [name for name, p in zip(names, adjusted) if p < alpha]
-    flat = [name for name in names if results[name].note == NO_SPREAD]
-    decided_by, p_value = f"intersection-union over {len(names)} rivals (max p)", max(p_claim)
+    flat = [name for name, row in zip(names, diffs) if n > 1 and _no_spread(row)]
+    decided_by, p_value = f"intersection-union over {len(names)} rivals (max p)", float(p_claim.max())
     if n < MIN_SEEDS:
         verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
     elif flat:
@@ -241,7 +255,7 @@ def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float,
     elif beaten_by:
         verdict, note = Verdict.CONTRADICTED, f"significantly beaten by {', '.join(beaten_by)}"
         decided_by, p_value = f"Holm over {len(names)} rivals (smallest adjusted p)", min(adjusted)
-    elif max(p_claim) < alpha:
+    elif p_value < alpha:
         verdict, note = Verdict.REPRODUCED, ""
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"
@@ -253,7 +267,7 @@ def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float,
     )
 
 
-def _equivalence_spread(values: np.ndarray, reference: float | Sequence[float]) -> tuple[float, float, float]:
+def _equivalence_spread(values: np.ndarray, reference: float | Sequence[float] | np.ndarray) -> tuple[float, float, float]:
     """(reference mean, standard error of mean(values) - reference, degrees of freedom).
 
     One reference number is one run from the same distribution as each seed: the
@@ -271,7 +285,9 @@ def _equivalence_spread(values: np.ndarray, reference: float | Sequence[float]) 
     return float(reference_values.mean()), math.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
 
 
-def equivalence_claim(values: np.ndarray, reference: float | Sequence[float], *, margin: float, alpha: float) -> ClaimStats:
+def equivalence_claim(
+    values: np.ndarray, reference: float | Sequence[float] | np.ndarray, *, margin: float, alpha: float
+) -> ClaimStats:
     """TOST: mean(per-seed ``values``) lies within the reference +- ``margin``.
 
     ``reference``: one number (a single published run, such as the paper's) or the per-seed
@@ -318,7 +334,9 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
 
     The test shifts the baseline down by the margin, so noise and drops inside the margin
     never fail; fewer than ``MIN_SEEDS`` seeds on either side, or no spread on both sides,
-    is INCONCLUSIVE. The interval is the Welch ``1 - 2 alpha`` interval of current - baseline.
+    is INCONCLUSIVE. ``estimate`` is today's mean and ``paper`` the baseline's; the interval
+    is the Welch ``1 - 2 alpha`` interval of current - baseline, added to the baseline's mean
+    (REGRESSED exactly when it ends below baseline - margin).
     """
     current = check_finite(np.atleast_1d(current), "current per-seed values")
     baseline = check_finite(np.atleast_1d(baseline), "baseline per-seed values")
@@ -331,7 +349,8 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     if spread:
         df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
         p = _t_tail((diff + margin) / se, df, "less")
-        ci = _t_interval(diff, se, df, alpha)
+        low, high = _t_interval(diff, se, df, alpha)
+        ci = (float(baseline.mean()) + low, float(baseline.mean()) + high)
     else:
         p, ci = 1.0, (float("nan"), float("nan"))
     if n < MIN_SEEDS:
@@ -343,8 +362,9 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     else:
         verdict, note = Verdict.NO_REGRESSION, f"drop {-diff:+.4f} (margin {margin})"
     return ClaimStats(
-        verdict=verdict, seeds=n, estimate=diff, ci_low=ci[0], ci_high=ci[1], p_value=p, alpha=alpha,
-        paper=float(baseline.mean()), note=note, decided_by=f"Welch, drop > {margin}", extra={"margin": margin},
+        verdict=verdict, seeds=n, estimate=float(current.mean()), ci_low=ci[0], ci_high=ci[1], p_value=p, alpha=alpha,
+        paper=float(baseline.mean()), note=note, decided_by=f"Welch, drop > {margin}",
+        extra={"margin": margin, "difference": diff},
     )
 
 

@@ -1,0 +1,122 @@
+"""Claims judged from hand-made runs: degenerate configurations are never evidence, recorded
+baselines must match on every field that changes results, and bad runs are named errors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fakes import cpu_environment, fake_run
+from pneumobench.baselines import MATCHED_VERSIONS, mismatch, record
+from pneumobench.claims import Claim, PAPER_CLAIMS, degenerate_reasons, evaluate, per_image, run_flags
+from pneumobench.config import get_profile
+from pneumobench.stats import NonFiniteScoreError, Verdict
+
+PROFILE = get_profile("smoke")
+ASPP_DICE = next(c for c in PAPER_CLAIMS if c.id == "aspp-improves-dice")
+ROW = Claim("table6-aspp-dice", "row", "Table 6", "aspp reaches the paper's dice", ("aspp",), metric="dice", paper=0.592)
+
+
+def runs(dataset, mods, seeds=(0, 1, 2, 3, 4), **kwargs):
+    return [fake_run(PROFILE.config(*mods), s, dataset, env=cpu_environment(), **kwargs) for s in seeds]
+
+
+def steady(results):
+    """The same runs with a Dice of 0.6 +- 0.002 across seeds: a stable configuration."""
+    return [dataclasses.replace(r, dice=0.6 + 0.001 * (r.seed - 2)) for r in results]
+
+
+def judge(claim, by_mods, **kwargs):
+    return evaluate(claim, lambda mods: by_mods[mods], base=PROFILE.base, use_paper_values=False, profile="smoke",
+                    **kwargs)
+
+
+def test_run_flags(tiny_dataset):
+    run = runs(tiny_dataset, (), seeds=(0,))[0]
+    assert run_flags(run) == []
+    assert run_flags(dataclasses.replace(run, cls_prob=[0.2] * len(run.cls_prob))) == [
+        "constant classifier (every image negative)"]
+    assert run_flags(dataclasses.replace(run, mask_fraction=[0.0] * len(run.cls_prob))) == ["every predicted mask empty"]
+    assert run_flags(dataclasses.replace(run, mask_fraction=[1.0] * len(run.cls_prob))) == ["every predicted mask full"]
+
+
+def test_a_metric_identical_on_every_seed_is_degenerate(tiny_dataset):
+    flat = [dataclasses.replace(r, accuracy=0.5) for r in runs(tiny_dataset, ())]
+    assert degenerate_reasons(flat, "accuracy") == ["baseline: accuracy 0.5000 on every seed"]
+    assert degenerate_reasons(flat, "dice") == []
+
+
+def test_a_clear_effect_on_a_degenerate_configuration_is_inconclusive(tiny_dataset):
+    control = runs(tiny_dataset, ())
+    treated = runs(tiny_dataset, ("aspp",), dice_shift=0.2)
+    assert judge(ASPP_DICE, {(): control, ("aspp",): treated}).verdict == Verdict.REPRODUCED
+    collapsed = treated[:3] + runs(tiny_dataset, ("aspp",), seeds=(3, 4), dice_shift=0.2, constant_classifier=True)
+    result = judge(ASPP_DICE, {(): control, ("aspp",): collapsed})
+    assert result.verdict == Verdict.INCONCLUSIVE
+    assert result.note == "rests on a degenerate configuration: aspp seed 3: constant classifier (every image positive)"
+    assert result.extra["degenerate"] == ["aspp seed 3: constant classifier (every image positive)",
+                                          "aspp seed 4: constant classifier (every image positive)"]
+
+
+@pytest.fixture
+def recorded(tiny_dataset, tmp_path):
+    baseline = steady(runs(tiny_dataset, ("aspp",)))
+    return record(tmp_path / "smoke-cpu.json", profile="smoke", device_kind="cpu", results=baseline)
+
+
+def test_a_matching_recorded_baseline_judges_a_row(tiny_dataset, recorded):
+    result = judge(ROW, {("aspp",): steady(runs(tiny_dataset, ("aspp",)))}, recorded=recorded)
+    assert result.verdict == Verdict.REPRODUCED and "against the recorded baseline" in result.note
+
+
+@pytest.mark.parametrize("field", ["dataset", "device", "config", *MATCHED_VERSIONS])
+def test_a_recorded_baseline_that_differs_in_any_field_cannot_judge(tiny_dataset, recorded, field):
+    today = runs(tiny_dataset, ("aspp",))
+    if field == "dataset":
+        today, expected = [dataclasses.replace(r, dataset_fingerprint="other") for r in today], "dataset fingerprint"
+    elif field == "device":
+        env = {**cpu_environment(), "device": "cuda:0", "device_name": "NVIDIA H100"}
+        today, expected = [dataclasses.replace(r, environment=env) for r in today], "device kind 'cpu' recorded, 'cuda:NVIDIA H100'"
+    elif field == "config":
+        today, expected = [dataclasses.replace(r, config_key="another") for r in today], "configuration key"
+    else:
+        env = {**cpu_environment(), field: "0.0.1"}
+        today, expected = [dataclasses.replace(r, environment=env) for r in today], f"{field} version"
+    reason = mismatch(recorded, today, "aspp", profile="smoke")
+    assert expected in reason and "re-record with --pb-update-baselines" in reason
+    result = judge(ROW, {("aspp",): today}, recorded=recorded)
+    assert result.verdict == Verdict.INCONCLUSIVE and result.note == reason
+
+
+def test_another_profile_or_a_missing_configuration_cannot_judge(tiny_dataset, recorded):
+    today = runs(tiny_dataset, ("aspp",))
+    assert mismatch(recorded, today, "aspp", profile="nightly") == (
+        "recorded baseline smoke-cpu: profile 'smoke' recorded, 'nightly' here")
+    assert "has no configuration 'scse'" in mismatch(recorded, today, "scse", profile="smoke")
+
+
+def test_non_finite_scores_name_their_run(tiny_dataset):
+    bad = runs(tiny_dataset, ())
+    scores = list(bad[1].dice_per_image)
+    scores[3] = float("nan")
+    bad[1] = dataclasses.replace(bad[1], dice_per_image=scores)
+    with pytest.raises(NonFiniteScoreError, match=r"baseline seed 1 dice: non-finite score nan at index \(3,\)"):
+        per_image(bad, "dice")
+    with pytest.raises(NonFiniteScoreError, match="baseline seed 1 dice"):
+        judge(ASPP_DICE, {(): bad, ("aspp",): runs(tiny_dataset, ("aspp",))})
+
+
+def test_repeated_seeds_are_an_error(tiny_dataset):
+    twice = runs(tiny_dataset, (), seeds=(0, 0, 1))
+    with pytest.raises(ValueError, match=r"runs of baseline repeat a seed \(\[0, 0, 1\]\)"):
+        per_image(twice, "dice")
+
+
+def test_unknown_claim_kind(tiny_dataset):
+    with pytest.raises(ValueError, match="unknown claim kind 'magic'"):
+        judge(Claim("x", "magic", "", ""), {})
+
+
+def test_the_parameter_claim_is_exact():
+    result = judge(next(c for c in PAPER_CLAIMS if c.kind == "parameters"), {})
+    assert result.verdict == Verdict.REPRODUCED and result.estimate == 752_640 and np.isnan(result.alpha)

@@ -1,0 +1,77 @@
+"""Claim families and seed lists: the alpha of a claim is its family's, whatever was collected;
+seeds are independent replicates or a one-line usage error."""
+
+from pathlib import Path
+
+import pytest
+
+from pneumobench.claims import PAPER_CLAIMS, claim_alpha, regression_claims, table6_claims
+from pneumobench.baselines import load_paper
+from pneumobench.families import FAMILIES, Family, FamilyError, get_family, join_family, member_alpha, register_family
+from pneumobench.seeds import SeedError, parse_seed, parse_seeds
+
+BASELINES = Path(__file__).resolve().parents[1] / "baselines"
+
+
+def test_the_paper_family_holds_every_statistical_paper_claim_and_table6_row():
+    paper = get_family("paper")
+    rows = table6_claims(load_paper(BASELINES / "paper.json"))
+    statistical = [c.id for c in PAPER_CLAIMS if c.kind != "parameters"]
+    assert set(paper.members) == set(statistical + [c.id for c in rows])
+    assert len(paper.members) == 11 + 32
+    for claim in PAPER_CLAIMS[:11] + rows:
+        assert claim_alpha(claim) == pytest.approx(0.05 / 43)
+
+
+def test_regression_checks_are_separate_decisions_at_alpha():
+    checks = regression_claims("smoke")
+    assert len(checks) == 32 and {c.family for c in checks} == {"regression"}
+    assert all(claim_alpha(c) == 0.01 for c in checks)
+
+
+def test_unknown_family_and_outsider_claims_are_errors():
+    with pytest.raises(FamilyError, match="no claim family 'nope'"):
+        member_alpha("nope", "x")
+    with pytest.raises(FamilyError, match="claim 'x' is not a member of family 'paper'"):
+        member_alpha("paper", "x")
+
+
+def test_registering_and_joining_a_family(monkeypatch):
+    monkeypatch.setitem(FAMILIES, "mine", Family("mine", 0.05, ("a",)))
+    assert member_alpha("mine", "a") == 0.05
+    assert register_family(Family("mine", 0.05, ("a",))) == FAMILIES["mine"]  # the same again: a no-op
+    with pytest.raises(FamilyError, match="already registered"):
+        register_family(Family("mine", 0.05, ("a", "b")))
+    join_family("mine", "b", "a")
+    assert FAMILIES["mine"].members == ("a", "b") and member_alpha("mine", "b") == 0.025
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"correction": "none"}, "correction 'none'"), ({"alpha": 0.7}, "alpha 0.7"), ({"members": ()}, "no members"),
+    ({"members": ("a", "a")}, "twice"),
+])
+def test_bad_families_are_refused(kwargs, message):
+    with pytest.raises(FamilyError, match=message):
+        Family(**{"name": "bad", "alpha": 0.05, "members": ("a",), **kwargs})
+
+
+@pytest.mark.parametrize("text, seeds", [("5", (0, 1, 2, 3, 4)), ("1", (0,)), ("0,3,7", (0, 3, 7)), (" 2, 1 ", (2, 1))])
+def test_seed_lists(text, seeds):
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0", "seed count 0"), ("-1", "seed count -1"), ("abc", "give a count"), ("0,0,1", "seed 0 is given more than once"),
+    ("0,-1", "seed -1 is negative"), ("1,x", "seed 'x' is not an integer"), ("1,,2", "seed '' is not an integer"),
+    ("1.5", "give a count"),
+])
+def test_bad_seed_lists_are_one_line_errors(text, message):
+    with pytest.raises(SeedError, match=message) as error:
+        parse_seeds(text)
+    assert "\n" not in str(error.value)
+
+
+def test_single_seed():
+    assert parse_seed("7") == 7
+    with pytest.raises(SeedError, match="negative"):
+        parse_seed("-3")
