@@ -152,21 +152,21 @@ def _ordered(runs: list[RunResult]) -> list[RunResult]:
     ordered = sorted(runs, key=lambda r: r.seed)
     seeds = [r.seed for r in ordered]
     if len(set(seeds)) != len(seeds):
-        name = ordered[0].config_name if ordered else "?"
-        raise ValueError(f"runs of {name} repeat a seed ({seeds}): seeds must be distinct to count as independent")
+        raise ValueError(f"runs of {ordered[0].config_name} repeat a seed ({seeds}): "
+                         "seeds must be distinct to count as independent")
     return ordered
 
 
 def per_image(runs: list[RunResult], metric: str) -> np.ndarray:
     """(seeds, images) per-image scores, seeds in ascending order; non-finite scores name their run."""
     field_name = "dice_per_image" if metric == "dice" else "correct"
-    return np.array([check_finite(np.asarray(getattr(r, field_name), float), f"{r.config_name} seed {r.seed} {metric}")
+    return np.array([check_finite(getattr(r, field_name), f"{r.config_name} seed {r.seed} {metric}")
                      for r in _ordered(runs)])
 
 
 def per_seed(runs: list[RunResult], metric: str) -> dict[int, float]:
     """Per-seed value of ``metric``, seeds ascending; non-finite values name their run."""
-    return {r.seed: float(check_finite(np.asarray(getattr(r, metric), float), f"{r.config_name} seed {r.seed} {metric}"))
+    return {r.seed: float(check_finite(getattr(r, metric), f"{r.config_name} seed {r.seed} {metric}"))
             for r in _ordered(runs)}
 
 

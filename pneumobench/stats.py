@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,7 @@ class ClaimStats:
         return data
 
 
-def check_finite(values: np.ndarray, what: str) -> np.ndarray:
+def check_finite(values: np.ndarray | Sequence[float], what: str) -> np.ndarray:
     """``values`` as floats, or ``NonFiniteScoreError`` naming ``what`` and the first bad entry."""
     values = np.asarray(values, float)
     bad = np.argwhere(~np.isfinite(values))
@@ -112,10 +112,9 @@ def check_finite(values: np.ndarray, what: str) -> np.ndarray:
 
 
 def undecided(reason: str, *, seeds: int, estimate: float, alpha: float, paper: float | None = None) -> ClaimStats:
-    """An INCONCLUSIVE verdict that no test decided (missing runs, a mismatched baseline)."""
-    nan = float("nan")
-    return ClaimStats(verdict=Verdict.INCONCLUSIVE, seeds=seeds, estimate=estimate, ci_low=nan, ci_high=nan,
-                      p_value=nan, alpha=alpha, paper=paper, note=reason)
+    """An INCONCLUSIVE verdict that no test decided (too few seeds, no spread, a mismatched baseline)."""
+    return ClaimStats(verdict=Verdict.INCONCLUSIVE, seeds=seeds, estimate=estimate, ci_low=math.nan, ci_high=math.nan,
+                      p_value=math.nan, alpha=alpha, paper=paper, note=reason)
 
 
 def _too_few(n: int) -> str:
@@ -123,55 +122,35 @@ def _too_few(n: int) -> str:
 
 
 def _no_spread(values: np.ndarray) -> bool:
-    return bool(np.ptp(values) <= 1e-12)
+    return bool(np.ptp(values) <= SPREAD_FLOOR)
 
 
+SPREAD_FLOOR = 1e-12  # per-seed values closer than this are identical
 NO_SPREAD = "identical values on every seed: a degenerate configuration, no spread to test against"
 
 
-def _t_tail(t: float, df: float, alternative: str) -> float:
-    """P(T > t) for ``greater``, P(T < t) for ``less``, T ~ Student(df)."""
-    return float(special.stdtr(df, -t if alternative == "greater" else t))
+def _t_tail(t: float | np.ndarray, df: float, *, upper: bool) -> Any:
+    """P(T > t) when ``upper``, else P(T < t), T ~ Student(df)."""
+    return special.stdtr(df, -t if upper else t)
 
 
-def _one_sided_t(values: np.ndarray, null: float, alternative: str) -> float:
-    """p of a one-sample t-test of mean(values) against ``null``; 1.0 without spread (no evidence)."""
-    values = np.asarray(values, float)
-    if len(values) < 2 or _no_spread(values):
-        return 1.0
-    # The t statistic and Student's t tail directly: scipy's ttest_1samp gives the same p-value
-    # with ~50x the overhead, which the simulations of the rules' error rates feel.
-    n = len(values)
-    t = (values.mean() - null) / (values.std(ddof=1) / math.sqrt(n))
-    return _t_tail(t, n - 1, alternative)
-
-
-def _one_sided_t_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``rows`` (samples along axis 1): the one-sample t-test's p for mean > 0 and
-    for mean < 0 (``_one_sided_t`` for many samples at once); 1.0 each way without spread."""
+def _t_tests(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (samples along axis 1, each with spread): the one-sample t-test's p for
+    mean > 0 and for mean < 0. The statistic and Student's tail directly: scipy's
+    ttest_1samp gives the same p with ~50x the overhead, which the simulations feel."""
     n = rows.shape[1]
-    if n < 2:
-        ones = np.ones(len(rows))
-        return ones, ones.copy()
-    sd = rows.std(axis=1, ddof=1)
-    flat = np.ptp(rows, axis=1) <= 1e-12
-    t = rows.mean(axis=1) / np.where(flat, 1.0, sd / math.sqrt(n))
-    greater, less = special.stdtr(n - 1, -t), special.stdtr(n - 1, t)
-    return np.where(flat, 1.0, greater), np.where(flat, 1.0, less)
+    t = rows.mean(axis=1) / (rows.std(axis=1, ddof=1) / math.sqrt(n))
+    return _t_tail(t, n - 1, upper=True), _t_tail(t, n - 1, upper=False)
 
 
 def _t_interval(mean: float, se: float, df: float, alpha: float) -> tuple[float, float]:
     """The two-sided ``1 - 2 alpha`` t-interval, dual to one-sided tests at ``alpha``."""
-    if not (df > 0 and se > 0):
-        return float("nan"), float("nan")
     half = float(special.stdtrit(df, 1 - alpha)) * se
     return mean - half, mean + half
 
 
 def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = MAX_SEEDS_FOR_POWER) -> int | None:
     """Smallest n with a one-sided paired t-test of power >= ``power`` at ``effect``; None if > max."""
-    if effect == 0:
-        return None
     if sd <= 0:
         return MIN_SEEDS
     n = np.arange(MIN_SEEDS, max_seeds + 1)
@@ -199,30 +178,29 @@ def paired_claim(
     or when the per-seed differences have no spread.
     """
     per_seed = _paired_arrays(treatment, control)
-    n = len(per_seed)
-    claimed, other = ("greater", "less") if direction > 0 else ("less", "greater")
-    sd = float(per_seed.std(ddof=1)) if n > 1 else 0.0
-    p_claim, p_other = _one_sided_t(per_seed, 0.0, claimed), _one_sided_t(per_seed, 0.0, other)
-    mean = float(per_seed.mean())
-    ci = _t_interval(mean, sd / math.sqrt(n), n - 1, alpha)
-    sign = ">" if direction > 0 else "<"
-    decided_by, p_value = f"paired t, T {sign} C", p_claim
+    n, mean = len(per_seed), float(per_seed.mean())
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
-    elif sd <= 1e-12:
-        verdict, note = Verdict.INCONCLUSIVE, NO_SPREAD
-    elif p_claim < alpha:
+        return undecided(_too_few(n), seeds=n, estimate=mean, alpha=alpha, paper=paper_diff)
+    if _no_spread(per_seed):
+        return undecided(NO_SPREAD, seeds=n, estimate=mean, alpha=alpha, paper=paper_diff)
+    greater, less = _t_tests(per_seed[None, :])
+    p_claim, p_other = (float(greater[0]), float(less[0])) if direction > 0 else (float(less[0]), float(greater[0]))
+    sd = float(per_seed.std(ddof=1))
+    claimed, opposite = ("T > C", "T < C") if direction > 0 else ("T < C", "T > C")
+    decided_by, p_value = f"paired t, {claimed}", p_claim
+    if p_claim < alpha:
         verdict, note = Verdict.REPRODUCED, ""
     elif p_other < alpha:
         verdict, note = Verdict.CONTRADICTED, "significant in the opposite direction"
-        decided_by, p_value = f"paired t, T {'<' if direction > 0 else '>'} C", p_other
+        decided_by, p_value = f"paired t, {opposite}", p_other
     else:
         verdict, note = Verdict.INCONCLUSIVE, "not significant in either direction"
+    ci = _t_interval(mean, sd / math.sqrt(n), n - 1, alpha)
     wins = float((per_seed > 0).sum() + 0.5 * (per_seed == 0).sum())
-    needed = seeds_for_power(paper_diff, sd, alpha) if paper_diff is not None and n > 1 else None
     return ClaimStats(
         verdict=verdict, seeds=n, estimate=mean, ci_low=ci[0], ci_high=ci[1], p_value=p_value, alpha=alpha,
-        paper=paper_diff, p_outperform=wins / n, seeds_needed=needed, note=note, decided_by=decided_by,
+        paper=paper_diff, p_outperform=wins / n, note=note, decided_by=decided_by,
+        seeds_needed=seeds_for_power(paper_diff, sd, alpha) if paper_diff is not None else None,
         extra={"p_claimed_direction": p_claim, "p_other_direction": p_other, "sd_per_seed": sd},
     )
 
@@ -241,48 +219,44 @@ def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float,
     names = list(rivals)
     diffs = np.stack([_paired_arrays(best, rivals[name]) for name in names])  # (rivals, seeds)
     n = diffs.shape[1]
-    p_claim, p_other = _one_sided_t_rows(diffs)
+    flat = [name for name, row in zip(names, diffs) if _no_spread(row)]
+    if n < MIN_SEEDS or flat:
+        reason = _too_few(n) if n < MIN_SEEDS else f"{NO_SPREAD} (against {', '.join(flat)})"
+        return undecided(reason, seeds=n, estimate=float(diffs.mean(axis=1).min()), alpha=alpha, paper=paper)
+    p_claim, p_other = _t_tests(diffs)
     adjusted = holm(p_other.tolist())
     closest_name = names[int(np.argmax(p_claim))]
-    closest = paired_claim(best, rivals[closest_name], direction=+1, alpha=alpha)
+    closest = paired_claim(best, rivals[closest_name], direction=+1, alpha=alpha, paper_diff=paper)
     beaten_by = [name for name, p in zip(names, adjusted) if p < alpha]
-    flat = [name for name, row in zip(names, diffs) if n > 1 and _no_spread(row)]
-    decided_by, p_value = f"intersection-union over {len(names)} rivals (max p)", float(p_claim.max())
-    if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
-    elif flat:
-        verdict, note = Verdict.INCONCLUSIVE, f"{NO_SPREAD} (against {', '.join(flat)})"
-    elif beaten_by:
+    decided_by, p_value = f"intersection-union over {len(names)} rivals (max p)", closest.extra["p_claimed_direction"]
+    if beaten_by:
         verdict, note = Verdict.CONTRADICTED, f"significantly beaten by {', '.join(beaten_by)}"
         decided_by, p_value = f"Holm over {len(names)} rivals (smallest adjusted p)", min(adjusted)
     elif p_value < alpha:
         verdict, note = Verdict.REPRODUCED, ""
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"
-    needed = seeds_for_power(paper, closest.extra["sd_per_seed"], alpha) if paper is not None and n > 1 else None
-    return ClaimStats(
-        verdict=verdict, seeds=n, estimate=closest.estimate, ci_low=closest.ci_low, ci_high=closest.ci_high,
-        p_value=p_value, alpha=alpha, paper=paper, p_outperform=closest.p_outperform, seeds_needed=needed,
-        note=note, decided_by=decided_by, extra={"closest_rival": closest_name, "holm_adjusted": dict(zip(names, adjusted))},
-    )
+    return replace(closest, verdict=verdict, p_value=p_value, note=note, decided_by=decided_by,
+                   extra={"closest_rival": closest_name, "holm_adjusted": dict(zip(names, adjusted))})
 
 
-def _equivalence_spread(values: np.ndarray, reference: float | Sequence[float] | np.ndarray) -> tuple[float, float, float]:
-    """(reference mean, standard error of mean(values) - reference, degrees of freedom).
+def _reference_values(reference: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    return check_finite(np.atleast_1d(reference), "reference values")
+
+
+def _equivalence_se(values: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+    """(standard error of mean(values) - mean(reference), degrees of freedom), n >= 2.
 
     One reference number is one run from the same distribution as each seed: the
     difference's variance is sigma^2 (1/n + 1), sigma estimated from the n seeds (n - 1 df).
     Several reference values (a recorded baseline of m seeds): pooled two-sample variance,
     sigma^2 (1/n + 1/m) with n + m - 2 df.
     """
-    n = len(values)
-    reference_values = check_finite(np.atleast_1d(reference), "reference values")
-    m = len(reference_values)
+    n, m = len(values), len(reference)
     if m == 1:
-        sd = float(values.std(ddof=1)) if n > 1 else 0.0
-        return float(reference_values[0]), sd * math.sqrt(1 / n + 1), n - 1
-    pooled = ((n - 1) * values.var(ddof=1) + (m - 1) * reference_values.var(ddof=1)) / (n + m - 2) if n > 1 else 0.0
-    return float(reference_values.mean()), math.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
+        return float(values.std(ddof=1)) * math.sqrt(1 / n + 1), n - 1
+    pooled = ((n - 1) * values.var(ddof=1) + (m - 1) * reference.var(ddof=1)) / (n + m - 2)
+    return math.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
 
 
 def equivalence_claim(
@@ -292,36 +266,31 @@ def equivalence_claim(
 
     ``reference``: one number (a single published run, such as the paper's) or the per-seed
     values of a recorded baseline; its own run-to-run variance enters the test (see
-    ``_equivalence_spread``). With d = mean(values) - reference and its standard error se:
+    ``_equivalence_se``). With d = mean(values) - mean(reference) and its standard error se:
     REPRODUCED when both (d + margin) / se and (margin - d) / se exceed t(1 - alpha, df), i.e.
     the ``1 - 2 alpha`` interval lies inside the margin; CONTRADICTED when the interval lies
     wholly outside it; INCONCLUSIVE otherwise.
     """
     values = check_finite(np.atleast_1d(values), "per-seed values")
-    n = len(values)
-    target, se, df = _equivalence_spread(values, reference)
-    mean = float(values.mean())
-    d = mean - target
-    spread = n > 1 and se > 1e-12
-    if spread:
-        p_lower, p_upper = _t_tail((d + margin) / se, df, "greater"), _t_tail((d - margin) / se, df, "less")
-        p_below, p_above = _t_tail((d + margin) / se, df, "less"), _t_tail((d - margin) / se, df, "greater")
-    else:
-        p_lower = p_upper = p_below = p_above = 1.0
-    p_equivalent, p_outside = max(p_lower, p_upper), min(p_below, p_above)
-    ci = _t_interval(mean, se, df, alpha)
-    decided_by, p_value = f"TOST, margin {margin}", p_equivalent
+    reference_values = _reference_values(reference)
+    n, mean, target = len(values), float(values.mean()), float(reference_values.mean())
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
-    elif not spread:
-        verdict, note = Verdict.INCONCLUSIVE, NO_SPREAD
-    elif p_equivalent < alpha:
+        return undecided(_too_few(n), seeds=n, estimate=mean, alpha=alpha, paper=target)
+    se, df = _equivalence_se(values, reference_values)
+    if se <= SPREAD_FLOOR:
+        return undecided(NO_SPREAD, seeds=n, estimate=mean, alpha=alpha, paper=target)
+    low, high = (mean - target + margin) / se, (mean - target - margin) / se
+    p_equivalent = max(float(_t_tail(low, df, upper=True)), float(_t_tail(high, df, upper=False)))
+    p_outside = min(float(_t_tail(low, df, upper=False)), float(_t_tail(high, df, upper=True)))
+    decided_by, p_value = f"TOST, margin {margin}", p_equivalent
+    if p_equivalent < alpha:
         verdict, note = Verdict.REPRODUCED, f"within +-{margin}"
     elif p_outside < alpha:
         verdict, note = Verdict.CONTRADICTED, f"outside +-{margin}"
         decided_by, p_value = f"outside the margin {margin} (one-sided t)", p_outside
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"neither shown within nor outside +-{margin}"
+    ci = _t_interval(mean, se, df, alpha)
     return ClaimStats(
         verdict=verdict, seeds=n, estimate=mean, ci_low=ci[0], ci_high=ci[1], p_value=p_value, alpha=alpha,
         paper=target, note=note, decided_by=decided_by,
@@ -340,30 +309,24 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     """
     current = check_finite(np.atleast_1d(current), "current per-seed values")
     baseline = check_finite(np.atleast_1d(baseline), "baseline per-seed values")
-    diff = float(current.mean() - baseline.mean())
-    n = min(len(current), len(baseline))
-    v1 = current.var(ddof=1) / len(current) if len(current) > 1 else 0.0
-    v2 = baseline.var(ddof=1) / len(baseline) if len(baseline) > 1 else 0.0
-    se = math.sqrt(v1 + v2)
-    spread = n > 1 and se > 1e-12
-    if spread:
-        df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
-        p = _t_tail((diff + margin) / se, df, "less")
-        low, high = _t_interval(diff, se, df, alpha)
-        ci = (float(baseline.mean()) + low, float(baseline.mean()) + high)
-    else:
-        p, ci = 1.0, (float("nan"), float("nan"))
+    n, today, recorded = min(len(current), len(baseline)), float(current.mean()), float(baseline.mean())
     if n < MIN_SEEDS:
-        verdict, note = Verdict.INCONCLUSIVE, _too_few(n)
-    elif not spread:
-        verdict, note = Verdict.INCONCLUSIVE, NO_SPREAD
-    elif p < alpha:
+        return undecided(_too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
+    v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
+    se = math.sqrt(v1 + v2)
+    if se <= SPREAD_FLOOR:
+        return undecided(NO_SPREAD, seeds=n, estimate=today, alpha=alpha, paper=recorded)
+    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
+    diff = today - recorded
+    p = float(_t_tail((diff + margin) / se, df, upper=False))
+    if p < alpha:
         verdict, note = Verdict.REGRESSED, f"drop {-diff:.4f} > margin {margin}"
     else:
         verdict, note = Verdict.NO_REGRESSION, f"drop {-diff:+.4f} (margin {margin})"
+    low, high = _t_interval(diff, se, df, alpha)
     return ClaimStats(
-        verdict=verdict, seeds=n, estimate=float(current.mean()), ci_low=ci[0], ci_high=ci[1], p_value=p, alpha=alpha,
-        paper=float(baseline.mean()), note=note, decided_by=f"Welch, drop > {margin}",
+        verdict=verdict, seeds=n, estimate=today, ci_low=recorded + low, ci_high=recorded + high, p_value=p,
+        alpha=alpha, paper=recorded, note=note, decided_by=f"Welch, drop > {margin}",
         extra={"margin": margin, "difference": diff},
     )
 

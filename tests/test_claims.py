@@ -8,11 +8,26 @@ import pytest
 
 from fakes import cpu_environment, fake_run
 from pneumobench.baselines import MATCHED_VERSIONS, mismatch, record
-from pneumobench.claims import Claim, PAPER_CLAIMS, degenerate_reasons, evaluate, per_image, run_flags
+from pathlib import Path
+
+from pneumobench.baselines import load_paper
+from pneumobench.claims import (
+    PAPER_CLAIMS,
+    Claim,
+    degenerate_reasons,
+    evaluate,
+    per_image,
+    regression_claims,
+    run_flags,
+    table6_claims,
+    verdict_record,
+)
 from pneumobench.config import get_profile
+from pneumobench.modifications import table6_rows
 from pneumobench.stats import NonFiniteScoreError, Verdict
 
 PROFILE = get_profile("smoke")
+BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 ASPP_DICE = next(c for c in PAPER_CLAIMS if c.id == "aspp-improves-dice")
 ROW = Claim("table6-aspp-dice", "row", "Table 6", "aspp reaches the paper's dice", ("aspp",), metric="dice", paper=0.592)
 
@@ -120,3 +135,88 @@ def test_unknown_claim_kind(tiny_dataset):
 def test_the_parameter_claim_is_exact():
     result = judge(next(c for c in PAPER_CLAIMS if c.kind == "parameters"), {})
     assert result.verdict == Verdict.REPRODUCED and result.estimate == 752_640 and np.isnan(result.alpha)
+
+
+PAPER_TABLE = [  # id, kind, source, treatment, control, metric, direction, paper
+    ("lovasz-improves-dice", "paired", "Table 2", ("lovasz",), (), "dice", 1, 0.005),
+    ("lovasz-improves-accuracy", "paired", "Table 2", ("lovasz",), (), "accuracy", 1, 0.004),
+    ("aspp-improves-dice", "paired", "Table 3", ("aspp",), (), "dice", 1, 0.009),
+    ("aspp-improves-accuracy", "paired", "Table 3", ("aspp",), (), "accuracy", 1, 0.01),
+    ("hypercolumns-improve-dice", "paired", "Table 4", ("hypercolumns",), (), "dice", 1, 0.002),
+    ("hypercolumns-improve-accuracy", "paired", "Table 4", ("hypercolumns",), (), "accuracy", 1, 0.014),
+    ("scse-improves-accuracy", "paired", "Table 5", ("scse",), (), "accuracy", 1, 0.008),
+    ("scse-lowers-dice", "paired", "Table 5", ("scse",), (), "dice", -1, -0.005),
+    ("best-accuracy-is-hypercolumns", "best", "Table 6", ("hypercolumns",), (), "accuracy", 1, 0.002),
+    ("best-dice-is-aspp-hypercolumns", "best", "Table 6", ("aspp", "hypercolumns"), (), "dice", 1, 0.001),
+    ("all-four-worse-than-aspp", "paired", "Table 6", ("lovasz", "aspp", "hypercolumns", "scse"), ("aspp",), "dice", -1,
+     -0.018),
+    ("aspp-is-800k-parameters-lighter", "parameters", "Section 4.2", ("aspp",), (), "dice", 1, 800_000),
+]
+
+
+def test_the_paper_claims_as_data():
+    assert [(c.id, c.kind, c.source, c.treatment, c.control, c.metric, c.direction, c.paper) for c in PAPER_CLAIMS] == \
+        PAPER_TABLE
+    assert {c.family for c in PAPER_CLAIMS} == {"paper"} and all(c.text for c in PAPER_CLAIMS)
+    best = {c.id: c for c in PAPER_CLAIMS if c.kind == "best"}
+    assert len(best["best-dice-is-aspp-hypercolumns"].rivals) == 15
+    assert ("aspp", "hypercolumns") not in best["best-dice-is-aspp-hypercolumns"].rivals
+
+
+def test_table6_and_regression_claims_as_data():
+    paper = load_paper(BASELINES / "paper.json")
+    rows = table6_claims(paper)
+    assert len(rows) == 32
+    for claim, (mods, metric) in zip(rows, [(m, x) for m in table6_rows() for x in ("dice", "accuracy")]):
+        name = "+".join(mods) or "baseline"
+        assert (claim.id, claim.kind, claim.source, claim.text, claim.treatment, claim.metric, claim.paper,
+                claim.family) == (f"table6-{name}-{metric}", "row", "Table 6", f"{name} reaches the paper's {metric}",
+                                  mods, metric, paper.table6(mods)[metric], "paper")
+        assert claim.configs() == [mods]
+    checks = regression_claims("smoke-cpu")
+    for claim, (mods, metric) in zip(checks, [(m, x) for m in table6_rows() for x in ("dice", "accuracy")]):
+        name = "+".join(mods) or "baseline"
+        assert (claim.id, claim.kind, claim.source, claim.text, claim.treatment, claim.metric, claim.family) == (
+            f"regression-{name}-{metric}", "regression", "smoke-cpu baseline", f"{name} keeps its {metric}", mods,
+            metric, "regression")
+        assert claim.configs() == [mods]
+
+
+def test_accuracy_claims_read_per_image_correctness(tiny_dataset):
+    results = runs(tiny_dataset, (), seeds=(1, 0))
+    assert per_image(results, "accuracy").tolist() == [list(map(float, r.correct)) for r in results[::-1]]
+    assert per_image(results, "dice").tolist() == [r.dice_per_image for r in results[::-1]]
+
+
+def test_best_of_and_regression_claims_through_evaluate(tiny_dataset, recorded):
+    best = next(c for c in PAPER_CLAIMS if c.id == "best-dice-is-aspp-hypercolumns")
+    by_mods = {mods: runs(tiny_dataset, mods, dice_shift=0.2 if mods == ("aspp", "hypercolumns") else 0.0)
+               for mods in best.configs()}
+    result = judge(best, by_mods)
+    assert result.verdict == Verdict.REPRODUCED and result.alpha == pytest.approx(0.05 / 43)
+    assert len(result.extra["holm_adjusted"]) == 15 and result.decided_by == "intersection-union over 15 rivals (max p)"
+
+    check = next(c for c in regression_claims("smoke") if c.id == "regression-aspp-dice")
+    today = steady(runs(tiny_dataset, ("aspp",)))
+    same = judge(check, {("aspp",): today}, recorded=recorded)
+    assert (same.verdict, same.alpha, same.estimate, same.paper) == (Verdict.NO_REGRESSION, 0.01, pytest.approx(0.6),
+                                                                      pytest.approx(0.6))
+    dropped = judge(check, {("aspp",): [dataclasses.replace(r, dice=r.dice - 0.1) for r in today]}, recorded=recorded)
+    assert dropped.verdict == Verdict.REGRESSED and dropped.note == "drop 0.1000 > margin 0.02"
+    other_seeds = judge(check, {("aspp",): steady(runs(tiny_dataset, ("aspp",), seeds=(3, 4, 5)))}, recorded=recorded)
+    assert other_seeds.verdict == Verdict.INCONCLUSIVE and other_seeds.note == "2 seeds: at least 3 are needed to decide"
+    missing = judge(check, {("aspp",): today})
+    assert missing.verdict == Verdict.INCONCLUSIVE and missing.note.startswith("no recorded baseline for this profile")
+
+
+def test_verdict_record_holds_the_claim_and_every_statistic(tiny_dataset):
+    collapsed = runs(tiny_dataset, ("aspp",), dice_shift=0.2, constant_classifier=True)
+    result = judge(ASPP_DICE, {(): runs(tiny_dataset, ()), ("aspp",): collapsed})
+    record = verdict_record(ASPP_DICE, result, synthetic=True, profile="smoke", test="suites/x.py::t")
+    assert {k: record[k] for k in ("test", "claim", "kind", "family", "source", "text", "metric", "treatment",
+                                   "synthetic", "profile")} == {
+        "test": "suites/x.py::t", "claim": "aspp-improves-dice", "kind": "paired", "family": "paper",
+        "source": "Table 3", "text": "ASPP improves Dice", "metric": "dice", "treatment": "aspp", "synthetic": True,
+        "profile": "smoke"}
+    assert record["degenerate"] == result.extra["degenerate"] and len(record["degenerate"]) == 5
+    assert {k: record[k] for k in result.to_dict()} == result.to_dict()
