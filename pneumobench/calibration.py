@@ -48,6 +48,16 @@ class ErrorRate:
     rate: float
     bound: float  # alpha, or 2 alpha for the skewed null
 
+    @property
+    def standard_error(self) -> float:
+        """The simulation's binomial standard error at the bound."""
+        return math.sqrt(self.bound * (1 - self.bound) / self.simulations)
+
+    @property
+    def within_bound(self) -> bool:
+        """At most the bound up to simulation error (3 standard errors): an exact test sits at it."""
+        return self.rate <= self.bound + 3 * self.standard_error
+
 
 def _runs(rng: np.random.Generator, base: np.ndarray, seeds: int, shift: float, collapse: float) -> np.ndarray:
     """(seeds, images) scores: a per-image base, per-seed noise, a shift, and collapsed runs."""
@@ -125,8 +135,9 @@ def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[
     margin = 0.01
     rows = []
     for n in seeds:
-        def add(rule: str, truth: str, rates: dict[Verdict, float], error: Verdict, bound: float = alpha) -> None:
-            rows.append(ErrorRate(rule, truth, f"false {error.value}", n, simulations, rates[error], bound))
+        def add(rule: str, truth: str, rates: dict[Verdict, float], error: Verdict, bound: float = alpha,
+                sims: int = simulations) -> None:
+            rows.append(ErrorRate(rule, truth, f"false {error.value}", n, sims, rates[error], bound))
 
         null = simulate_paired(n, alpha, simulations)
         add("paired", "no effect", null, Verdict.REPRODUCED)
@@ -134,9 +145,9 @@ def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[
         skewed = simulate_paired(n, alpha, simulations, collapse=0.1)
         add("paired", "no effect, 10% of runs collapsed", skewed, Verdict.REPRODUCED, 2 * alpha)
         tied = simulate_best(n, alpha, simulations // 4, rivals=15, tied=15)
-        add("best of 16", "all 16 tied", tied, Verdict.CONTRADICTED)
+        add("best of 16", "all 16 tied", tied, Verdict.CONTRADICTED, sims=simulations // 4)
         one = simulate_best(n, alpha, simulations // 4, rivals=15, tied=1)
-        add("best of 16", "one rival tied, the rest far behind", one, Verdict.REPRODUCED)
+        add("best of 16", "one rival tied, the rest far behind", one, Verdict.REPRODUCED, sims=simulations // 4)
         for runs, name in ((1, "the paper's single run"), (n, f"a recorded baseline of {n} seeds")):
             edge = simulate_equivalence(n, alpha, simulations, distance=margin, margin=margin, reference_runs=runs)
             add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.REPRODUCED)
@@ -154,8 +165,11 @@ def _main() -> None:
     alpha = 0.05
     rows = error_rate_table(alpha)
     print(f"Wrong-verdict rates at each rule's least favourable configuration (alpha {alpha}):")
-    print(tabulate([[r.rule, r.truth, r.error, r.seeds, r.simulations, f"{r.rate:.4f}", f"{r.bound:g}"] for r in rows],
-                   headers=["rule", "truth", "error", "seeds", "simulations", "rate", "bound"], tablefmt="github"))
+    failed = [r for r in rows if not r.within_bound]
+    print(tabulate([[r.rule, r.truth, r.error, r.seeds, r.simulations, f"{r.rate:.4f}", f"{r.bound:g}",
+                     f"{r.standard_error:.4f}", "yes" if r.within_bound else "NO"] for r in rows],
+                   headers=["rule", "truth", "error", "seeds", "simulations", "rate", "bound", "simulation SE",
+                            "within bound + 3 SE"], tablefmt="github"))
     for sd in POWER_SDS:
         print(f"\nPower at each paper claim's published effect, SD of the per-seed difference {sd} "
               "(for a best-of claim: against its closest rival alone, an upper bound):")
@@ -168,6 +182,8 @@ def _main() -> None:
                           *(f"{paired_power(claim.paper, sd, n, test_alpha):.3f}" for n in (5, 10, 20, 40))])
         print(tabulate(table, headers=["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"],
                        tablefmt="github"))
+    if failed:
+        raise SystemExit(f"{len(failed)} rule(s) exceed their bound: " + "; ".join(f"{r.rule} ({r.error})" for r in failed))
 
 if __name__ == "__main__":
     _main()

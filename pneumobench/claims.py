@@ -11,6 +11,7 @@ is one more ``Claim`` (see the README's "Adding a modification").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -177,7 +178,7 @@ def run_flags(run: RunResult) -> list[str]:
     predicted = np.asarray(run.cls_prob) > 0.5
     if predicted.size and (predicted.all() or not predicted.any()):
         flags.append(f"constant classifier (every image {'positive' if predicted.all() else 'negative'})")
-    fraction = np.asarray(run.mask_fraction, float)
+    fraction = np.asarray(run.mask_fraction)
     if fraction.size and (fraction == 0).all():
         flags.append("every predicted mask empty")
     elif fraction.size and (fraction == 1).all():
@@ -220,7 +221,7 @@ def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
     fewer = base_count - treated
     verdict = Verdict.REPRODUCED if 600_000 <= fewer <= 1_000_000 else Verdict.CONTRADICTED
     return ClaimStats(verdict=verdict, seeds=0, estimate=float(fewer), ci_low=float(fewer), ci_high=float(fewer),
-                      p_value=float("nan"), alpha=float("nan"), paper=claim.paper, decided_by="exact parameter count",
+                      p_value=math.nan, alpha=math.nan, paper=claim.paper, decided_by="exact parameter count",
                       note=f"{base_count:,} vs {treated:,} parameters (accepted 600,000 to 1,000,000 fewer)")
 
 
@@ -296,7 +297,7 @@ def evaluate(
     base: ExperimentConfig,
     recorded: RecordedBaseline | None = None,
     use_paper_values: bool = True,
-    profile: str = "",
+    profile: str,
 ) -> ClaimStats:
     """Judge ``claim`` from the runs ``runs_for(mods)`` returns, at its family's alpha.
 
@@ -312,8 +313,7 @@ def evaluate(
     result = JUDGES[claim.kind](claim, ctx)
     degenerate = [reason for mods in claim.configs() for reason in degenerate_reasons(runs_for(mods), claim.metric)]
     if degenerate:
-        verdict = Verdict.NOT_RUN if result.verdict == Verdict.NOT_RUN else Verdict.INCONCLUSIVE
-        result = replace(result, verdict=verdict, note=f"rests on a degenerate configuration: {degenerate[0]}",
+        result = replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}",
                          extra={**result.extra, "degenerate": degenerate})
     return result
 

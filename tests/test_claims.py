@@ -17,6 +17,7 @@ from pneumobench.claims import (
     degenerate_reasons,
     evaluate,
     per_image,
+    per_seed,
     regression_claims,
     run_flags,
     table6_claims,
@@ -123,18 +124,27 @@ def test_non_finite_scores_name_their_run(tiny_dataset):
 
 def test_repeated_seeds_are_an_error(tiny_dataset):
     twice = runs(tiny_dataset, (), seeds=(0, 0, 1))
-    with pytest.raises(ValueError, match=r"runs of baseline repeat a seed \(\[0, 0, 1\]\)"):
+    with pytest.raises(ValueError) as error:
         per_image(twice, "dice")
+    assert str(error.value) == ("runs of baseline repeat a seed ([0, 0, 1]): seeds must be distinct to count as "
+                                "independent")
 
 
 def test_unknown_claim_kind(tiny_dataset):
-    with pytest.raises(ValueError, match="unknown claim kind 'magic'"):
+    with pytest.raises(ValueError) as error:
         judge(Claim("x", "magic", "", ""), {})
+    assert str(error.value) == "unknown claim kind 'magic' (known: parameters, paired, best, row, regression)"
 
 
 def test_the_parameter_claim_is_exact():
-    result = judge(next(c for c in PAPER_CLAIMS if c.kind == "parameters"), {})
-    assert result.verdict == Verdict.REPRODUCED and result.estimate == 752_640 and np.isnan(result.alpha)
+    claim = next(c for c in PAPER_CLAIMS if c.kind == "parameters")
+    result = judge(claim, {})
+    assert (result.verdict, result.seeds, result.estimate, result.ci_low, result.ci_high, result.paper,
+            result.decided_by) == (Verdict.REPRODUCED, 0, 752_640, 752_640, 752_640, 800_000, "exact parameter count")
+    assert np.isnan(result.alpha) and np.isnan(result.p_value)
+    assert result.note == "16,820,290 vs 16,067,650 parameters (accepted 600,000 to 1,000,000 fewer)"  # ResNet-18 smoke
+    no_saving = judge(dataclasses.replace(claim, treatment=("lovasz",)), {})
+    assert no_saving.verdict == Verdict.CONTRADICTED and no_saving.estimate == 0
 
 
 PAPER_TABLE = [  # id, kind, source, treatment, control, metric, direction, paper
@@ -220,3 +230,72 @@ def test_verdict_record_holds_the_claim_and_every_statistic(tiny_dataset):
         "profile": "smoke"}
     assert record["degenerate"] == result.extra["degenerate"] and len(record["degenerate"]) == 5
     assert {k: record[k] for k in result.to_dict()} == result.to_dict()
+
+
+def test_a_classifier_at_exactly_one_half_answers_negative(tiny_dataset):
+    run = runs(tiny_dataset, (), seeds=(0,))[0]
+    half = dataclasses.replace(run, cls_prob=[0.5] * len(run.cls_prob))
+    assert run_flags(half) == ["constant classifier (every image negative)"]
+
+
+def test_identical_values_need_two_seeds_to_be_flagged(tiny_dataset):
+    flat = [dataclasses.replace(r, accuracy=0.5) for r in runs(tiny_dataset, (), seeds=(0, 1))]
+    assert degenerate_reasons(flat[:1], "accuracy") == []
+    assert degenerate_reasons(flat, "accuracy") == ["baseline: accuracy 0.5000 on every seed"]
+
+
+def test_paired_runs_must_share_seeds_and_images(tiny_dataset):
+    a, b = runs(tiny_dataset, (), seeds=(0, 1, 2)), runs(tiny_dataset, ("aspp",), seeds=(0, 1, 3))
+    with pytest.raises(ValueError) as error:
+        judge(ASPP_DICE, {(): a, ("aspp",): b})
+    assert str(error.value) == "paired claims need the same seeds for both configurations"
+    shuffled = [dataclasses.replace(r, val_ids=r.val_ids[::-1]) for r in runs(tiny_dataset, ("aspp",), seeds=(0, 1, 2))]
+    with pytest.raises(ValueError) as error:
+        judge(ASPP_DICE, {(): a, ("aspp",): shuffled})
+    assert str(error.value) == "paired runs must score the same validation images in the same order"
+
+
+def test_claims_carry_the_paper_value_into_their_statistics(tiny_dataset):
+    by_mods = {(): runs(tiny_dataset, ()), ("aspp",): runs(tiny_dataset, ("aspp",), dice_shift=0.1)}
+    result = judge(ASPP_DICE, by_mods)
+    dice = [np.mean(a.dice_per_image) - np.mean(b.dice_per_image) for a, b in zip(by_mods[("aspp",)], by_mods[()])]
+    assert result.paper == 0.009 and result.seeds_needed is not None
+    assert result.estimate == pytest.approx(np.mean(dice))
+    best = next(c for c in PAPER_CLAIMS if c.id == "best-accuracy-is-hypercolumns")
+    rows = {mods: runs(tiny_dataset, mods) for mods in best.configs()}
+    assert judge(best, rows).paper == 0.002
+
+
+def test_a_row_on_the_paper_profile_is_judged_against_the_single_published_run(tiny_dataset):
+    values = steady(runs(tiny_dataset, ("aspp",)))
+    result = evaluate(ROW, lambda mods: values, base=PROFILE.base, profile="paper")
+    assert result.verdict == Verdict.INCONCLUSIVE and result.paper == 0.592
+    assert result.estimate == pytest.approx(0.6) and result.alpha == pytest.approx(0.05 / 43)
+    sd = np.std([r.dice for r in values], ddof=1)
+    assert result.extra["se"] == pytest.approx(sd * np.sqrt(1 / 5 + 1)) and result.extra["margin"] == 0.01
+    with pytest.raises(ValueError, match="^row claim table6-aspp-dice has no paper value to compare with$"):
+        evaluate(dataclasses.replace(ROW, paper=None), lambda mods: values, base=PROFILE.base, profile="paper")
+
+
+def test_undecided_rows_and_checks_keep_their_numbers(tiny_dataset):
+    today = steady(runs(tiny_dataset, ("aspp",)))
+    row = judge(ROW, {("aspp",): today})
+    assert (row.verdict, row.seeds, row.estimate, row.alpha, row.paper) == (
+        Verdict.INCONCLUSIVE, 5, pytest.approx(0.6), pytest.approx(0.05 / 43), 0.592)
+    check = next(c for c in regression_claims("smoke") if c.id == "regression-aspp-dice")
+    result = judge(check, {("aspp",): today})
+    assert (result.verdict, result.seeds, result.estimate, result.alpha) == (
+        Verdict.INCONCLUSIVE, 5, pytest.approx(0.6), 0.01)
+
+
+def test_a_record_without_degenerate_runs_says_so(tiny_dataset):
+    result = judge(ASPP_DICE, {(): runs(tiny_dataset, ()), ("aspp",): runs(tiny_dataset, ("aspp",))})
+    assert verdict_record(ASPP_DICE, result, synthetic=False, profile="smoke")["degenerate"] == []
+
+
+def test_per_seed_values_name_a_non_finite_run(tiny_dataset):
+    bad = runs(tiny_dataset, (), seeds=(0, 1, 2))
+    bad[2] = dataclasses.replace(bad[2], accuracy=float("inf"))
+    with pytest.raises(NonFiniteScoreError) as error:
+        per_seed(bad, "accuracy")
+    assert str(error.value) == "baseline seed 2 accuracy: non-finite score inf at index ()"

@@ -281,16 +281,25 @@ def test_identical_values_on_every_seed_are_never_evidence():
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_scores_are_an_error(bad):
     good = np.array([0.5, 0.6, 0.55])
-    with pytest.raises(NonFiniteScoreError, match=r"current per-seed values: non-finite score .* at index \(1,\)"):
-        regression_check(np.array([0.5, bad, 0.5]), np.array([0.6, 0.6, 0.6]), margin=0.02, alpha=0.01)
-    with pytest.raises(NonFiniteScoreError, match="treatment scores"):
-        paired_claim(per_image([0.5, bad, 0.5]), per_image(good), direction=+1, alpha=0.05)
-    with pytest.raises(NonFiniteScoreError, match="per-seed values"):
-        equivalence_claim(np.array([0.5, bad, 0.5]), 0.5, margin=0.01, alpha=0.05)
-    with pytest.raises(NonFiniteScoreError, match="reference values"):
-        equivalence_claim(good, np.array([0.5, bad]), margin=0.01, alpha=0.05)
-    with pytest.raises(NonFiniteScoreError, match="control scores"):
-        best_claim(per_image(good), {"r": per_image([0.5, bad, 0.5])}, alpha=0.05)
+    three = np.array([0.5, bad, 0.5])
+    for call, message in [
+        (lambda: regression_check(three, good, margin=0.02, alpha=0.01), "current per-seed values"),
+        (lambda: regression_check(good, three, margin=0.02, alpha=0.01), "baseline per-seed values"),
+        (lambda: paired_claim(per_image(three), per_image(good), direction=+1, alpha=0.05), "treatment scores"),
+        (lambda: paired_claim(per_image(good), per_image(three), direction=+1, alpha=0.05), "control scores"),
+        (lambda: equivalence_claim(three, 0.5, margin=0.01, alpha=0.05), "per-seed values"),
+        (lambda: equivalence_claim(good, three, margin=0.01, alpha=0.05), "reference values"),
+        (lambda: best_claim(per_image(good), {"r": per_image(three)}, alpha=0.05), "control scores"),
+    ]:
+        with pytest.raises(NonFiniteScoreError) as error:
+            call()
+        position = "(1, 0)" if "scores" in message else "(1,)"
+        assert str(error.value) == f"{message}: non-finite score {bad} at index {position}"
+
+
+def test_paired_runs_of_different_shapes_are_an_error():
+    with pytest.raises(ValueError, match=r"^paired runs differ in shape: \(3, 4\) vs \(3, 5\)$"):
+        paired_claim(np.zeros((3, 4)), np.zeros((3, 5)), direction=+1, alpha=0.05)
 
 
 # --- helpers ---------------------------------------------------------------------------------

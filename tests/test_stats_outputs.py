@@ -94,8 +94,10 @@ PAIRED_CASES = [
     ([0.53, 0.52, 0.54, 0.535], C4, -1, 0.01, -0.02),     # CONTRADICTED
     ([0.47, 0.48, 0.46, 0.465], C4, -1, 0.01, None),      # REPRODUCED the other way
     ([0.51, 0.50, 0.49, 0.52], C4, +1, 0.05, 0.01),       # INCONCLUSIVE, a tie counts half
+    ([0.47, 0.48, 0.46, 0.465], C4, +1, 0.01, 0.01),      # CONTRADICTED: T < C when T > C was claimed
     ([0.51, 0.52], [0.5, 0.5], +1, 0.05, 0.01),          # too few seeds
     ([0.6, 0.6, 0.6], [0.5, 0.5, 0.5], +1, 0.05, None),   # no spread
+    ([0.6, 0.6, 0.6], [0.5, 0.5, 0.5], -1, 0.05, -0.01),  # no spread, with the paper's difference
 ]
 
 
@@ -158,7 +160,8 @@ BEST_CASES = [
     (BEST, {"a": [0.70, 0.715, 0.72, 0.705], "b": [0.80, 0.81, 0.82, 0.806], "c": [0.3, 0.31, 0.3, 0.32]}, 0.01, None),
     (BEST, {"twin": [0.61, 0.60, 0.615, 0.61], "far": [0.40, 0.41, 0.39, 0.40]}, 0.05, 0.002),  # INCONCLUSIVE
     (BEST, {"same": BEST, "far": [0.40, 0.41, 0.39, 0.40]}, 0.05, None),                          # no spread
-    ([0.6, 0.61], {"r": [0.5, 0.52]}, 0.05, None),                                               # too few seeds
+    (BEST[:3], {"a": BEST[:3], "b": [0.5, 0.51, 0.52], "c": BEST[:3]}, 0.05, 0.002),             # two flat, 3 seeds
+    ([0.6, 0.61], {"r": [0.5, 0.52]}, 0.05, 0.001),                                              # too few seeds
 ]
 
 
@@ -262,11 +265,15 @@ def test_undecided_and_check_finite():
     assert converted.dtype == np.float64 and converted.tolist() == [1.0, 0.0, 1.0]
 
 
-@pytest.mark.parametrize("effect, sd, alpha", [(0.01, 0.01, 0.05), (0.005, 0.004, 0.001), (0.02, 0.03, 0.00116)])
+@pytest.mark.parametrize("effect, sd, alpha", [
+    (0.01, 0.01, 0.05), (0.005, 0.004, 0.001), (0.02, 0.03, 0.00116), (0.03, 0.01, 0.05), (0.05, 0.01, 0.00116),
+    (0.02, 0.01, 0.00116), (0.04, 0.01, 0.01),
+])
 def test_seeds_for_power_at_its_limit(effect, sd, alpha):
     exact = needed_by_loop(effect, sd, alpha)
     assert seeds_for_power(effect, sd, alpha, max_seeds=exact) == exact
-    assert seeds_for_power(effect, sd, alpha, max_seeds=exact - 1) is None
+    if exact > MIN_SEEDS:
+        assert seeds_for_power(effect, sd, alpha, max_seeds=exact - 1) is None
 
 
 @settings(max_examples=40)
