@@ -16,9 +16,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as st
 
-from pneumobench.stats import Verdict, best_claim, equivalence_claim, paired_claim, regression_check
+from pneumobench.stats import Verdict, best_claim, equivalence_claim, paired_claim, paired_power, regression_check
 
 __all__ = [
     "ErrorRate",
@@ -26,7 +25,6 @@ __all__ = [
     "simulate_best",
     "simulate_equivalence",
     "simulate_regression",
-    "paired_power",
     "error_rate_table",
 ]
 
@@ -124,12 +122,6 @@ def simulate_regression(seeds: int, alpha: float, simulations: int, *, drop: flo
     return {verdict: count / simulations for verdict, count in counts.items()}
 
 
-def paired_power(effect: float, sd: float, seeds: int, alpha: float) -> float:
-    """Exact power of the one-sided paired t-test (noncentral t) at a true ``effect``."""
-    critical = st.t.ppf(1 - alpha, seeds - 1)
-    return float(st.nct.sf(critical, seeds - 1, abs(effect) / sd * math.sqrt(seeds)))
-
-
 def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[int, ...] = (5, 10)) -> list[ErrorRate]:
     """Every rule's wrong-verdict rates at its least favourable configuration."""
     margin = 0.01
@@ -179,7 +171,7 @@ def _main() -> None:
                 continue
             test_alpha = claim_alpha(claim)
             table.append([claim.id, f"{claim.paper:+.3f}",
-                          *(f"{paired_power(claim.paper, sd, n, test_alpha):.3f}" for n in (5, 10, 20, 40))])
+                          *(f"{float(paired_power(claim.paper, sd, n, test_alpha)):.3f}" for n in (5, 10, 20, 40))])
         print(tabulate(table, headers=["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"],
                        tablefmt="github"))
     if failed:

@@ -85,7 +85,9 @@ class Claim:
         return list(dict.fromkeys([self.treatment, self.control, *self.rivals]))
 
 
-def _paired(cid, source, text, treatment, metric, paper_t, paper_c, control=()) -> Claim:
+def _paired(cid, source, text, treatment, metric, paper_t, paper_c, control=()) -> Claim:  # pragma: no mutate block
+    """A paired claim from the two Table values it compares. Runs only at import, before mutmut
+    can switch a mutant on; ``test_the_paper_claims_as_data`` checks every field it builds."""
     diff = round(paper_t - paper_c, 6)
     return Claim(cid, "paired", source, text, tuple(treatment), tuple(control), metric, 1 if diff > 0 else -1, diff)
 
@@ -153,8 +155,8 @@ def _ordered(runs: list[RunResult]) -> list[RunResult]:
     ordered = sorted(runs, key=lambda r: r.seed)
     seeds = [r.seed for r in ordered]
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"runs of {ordered[0].config_name} repeat a seed ({seeds}): "
-                         "seeds must be distinct to count as independent")
+        names = ", ".join(sorted({r.config_name for r in ordered}))
+        raise ValueError(f"runs of {names} repeat a seed ({seeds}): seeds must be distinct to count as independent")
     return ordered
 
 
@@ -191,14 +193,15 @@ def degenerate_reasons(runs: list[RunResult], metric: str) -> list[str]:
     reasons = [f"{r.config_name} seed {r.seed}: {flag}" for r in _ordered(runs) for flag in run_flags(r)]
     values = [getattr(r, metric) for r in runs]
     if len(values) > 1 and np.ptp(values) == 0:
-        reasons.append(f"{runs[0].config_name}: {metric} {values[0]:.4f} on every seed")
+        names = ", ".join(sorted({r.config_name for r in runs}))
+        reasons.append(f"{names}: {metric} {float(np.mean(values)):.4f} on every seed")
     return reasons
 
 
 def _check_paired(a: list[RunResult], b: list[RunResult]) -> None:
     if [r.seed for r in _ordered(a)] != [r.seed for r in _ordered(b)]:
         raise ValueError("paired claims need the same seeds for both configurations")
-    if a and b and a[0].val_ids != b[0].val_ids:
+    if len({tuple(r.val_ids) for r in a + b}) > 1:
         raise ValueError("paired runs must score the same validation images in the same order")
 
 

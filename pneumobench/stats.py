@@ -46,6 +46,7 @@ __all__ = [
     "equivalence_claim",
     "regression_check",
     "seeds_for_power",
+    "paired_power",
     "holm",
 ]
 
@@ -154,12 +155,19 @@ def _t_interval(mean: float, se: float, df: float, alpha: float) -> tuple[float,
     return mean - half, mean + half
 
 
+def paired_power(effect: float, sd: float, seeds: Any, alpha: float) -> Any:
+    """Exact power of the one-sided paired t-test at a true ``effect`` with per-seed SD ``sd``
+    (noncentral t with noncentrality effect / sd * sqrt(n)); ``seeds`` may be an array."""
+    seeds = np.asarray(seeds)
+    return st.nct.sf(st.t.ppf(1 - alpha, seeds - 1), seeds - 1, abs(effect) / sd * np.sqrt(seeds))
+
+
 def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = MAX_SEEDS_FOR_POWER) -> int | None:
     """Smallest n with a one-sided paired t-test of power >= ``power`` at ``effect``; None if > max."""
     if sd <= 0:
         return MIN_SEEDS
     n = np.arange(MIN_SEEDS, max_seeds + 1)
-    reached = st.nct.sf(st.t.ppf(1 - alpha, n - 1), n - 1, abs(effect) / sd * np.sqrt(n)) >= power
+    reached = paired_power(effect, sd, n, alpha) >= power
     return int(n[np.argmax(reached)]) if reached.any() else None
 
 
@@ -182,6 +190,8 @@ def paired_claim(
     in the other direction is; INCONCLUSIVE otherwise, with fewer than ``MIN_SEEDS`` seeds,
     or when the per-seed differences have no spread.
     """
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 (T > C) or -1 (T < C), got {direction!r}")
     per_seed = _paired_arrays(treatment, control)
     n, mean = len(per_seed), float(per_seed.mean())
     if n < MIN_SEEDS:

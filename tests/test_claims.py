@@ -282,6 +282,7 @@ def test_undecided_rows_and_checks_keep_their_numbers(tiny_dataset):
     row = judge(ROW, {("aspp",): today})
     assert (row.verdict, row.seeds, row.estimate, row.alpha, row.paper) == (
         Verdict.INCONCLUSIVE, 5, pytest.approx(0.6), pytest.approx(0.05 / 43), 0.592)
+    assert row.note == "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
     check = next(c for c in regression_claims("smoke") if c.id == "regression-aspp-dice")
     result = judge(check, {("aspp",): today})
     assert (result.verdict, result.seeds, result.estimate, result.alpha) == (
@@ -290,7 +291,8 @@ def test_undecided_rows_and_checks_keep_their_numbers(tiny_dataset):
 
 def test_a_record_without_degenerate_runs_says_so(tiny_dataset):
     result = judge(ASPP_DICE, {(): runs(tiny_dataset, ()), ("aspp",): runs(tiny_dataset, ("aspp",))})
-    assert verdict_record(ASPP_DICE, result, synthetic=False, profile="smoke")["degenerate"] == []
+    record = verdict_record(ASPP_DICE, result, synthetic=False, profile="smoke")
+    assert record["degenerate"] == [] and record["test"] == ""
 
 
 def test_per_seed_values_name_a_non_finite_run(tiny_dataset):

@@ -17,6 +17,7 @@ from pneumobench.stats import (
     check_finite,
     equivalence_claim,
     paired_claim,
+    paired_power,
     regression_check,
     seeds_for_power,
     undecided,
@@ -172,7 +173,7 @@ def test_best_claim_every_field(best, rivals, alpha, paper):
 
 
 def test_best_claim_needs_rivals():
-    with pytest.raises(ValueError, match="a best-of claim needs at least one rival"):
+    with pytest.raises(ValueError, match="^a best-of claim needs at least one rival$"):
         best_claim(per_image(BEST), {}, alpha=0.05)
 
 
@@ -280,3 +281,25 @@ def test_seeds_for_power_at_its_limit(effect, sd, alpha):
 @given(effect=st.floats(0.001, 0.05), sd=st.floats(0.002, 0.03), alpha=st.sampled_from([0.05, 0.00116]))
 def test_seeds_for_power_matches_the_loop_everywhere(effect, sd, alpha):
     assert seeds_for_power(effect, sd, alpha) == needed_by_loop(effect, sd, alpha)
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 10])
+@pytest.mark.parametrize("effect, sd, alpha", [(0.01, 0.01, 0.05), (0.03, 0.01, 0.00116)])
+def test_paired_power_is_the_noncentral_t_tail(n, effect, sd, alpha):
+    expected = sps.nct.sf(sps.t.ppf(1 - alpha, n - 1), n - 1, effect / sd * math.sqrt(n))
+    assert float(paired_power(effect, sd, n, alpha)) == pytest.approx(expected, rel=1e-12)
+    assert float(paired_power(-effect, sd, n, alpha)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_paired_power_by_simulation():
+    """Power 0.5-ish at 5 seeds, checked against 4,000 simulated paired t-tests."""
+    rng = np.random.default_rng(7)
+    d = rng.normal(0.01, 0.01, (4000, 5))
+    p = sps.ttest_1samp(d, 0, axis=1, alternative="greater").pvalue
+    assert np.mean(p < 0.05) == pytest.approx(float(paired_power(0.01, 0.01, 5, 0.05)), abs=0.025)
+
+
+@pytest.mark.parametrize("direction", [0, 2, -2])
+def test_direction_is_plus_or_minus_one(direction):
+    with pytest.raises(ValueError, match=rf"^direction must be \+1 \(T > C\) or -1 \(T < C\), got {direction}$"):
+        paired_claim(per_image([0.5] * 3), per_image([0.5] * 3), direction=direction, alpha=0.05)
