@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pneumobench.stats import Verdict, best_claim, equivalence_claim, paired_claim, paired_power, regression_check
+from pneumobench.stats import (
+    Verdict,
+    best_claim,
+    equivalence_claim,
+    paired_claim,
+    paired_power,
+    regression_check,
+)
 
 __all__ = [
     "ErrorRate",

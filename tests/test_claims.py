@@ -2,15 +2,13 @@
 baselines must match on every field that changes results, and bad runs are named errors."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakes import cpu_environment, fake_run
-from pneumobench.baselines import MATCHED_VERSIONS, mismatch, record
-from pathlib import Path
 
-from pneumobench.baselines import load_paper
+from pneumobench.baselines import MATCHED_VERSIONS, load_paper, mismatch, record
 from pneumobench.claims import (
     PAPER_CLAIMS,
     Claim,

@@ -5,9 +5,22 @@ from pathlib import Path
 
 import pytest
 
-from pneumobench.claims import PAPER_CLAIMS, claim_alpha, regression_claims, table6_claims
 from pneumobench.baselines import load_paper
-from pneumobench.families import FAMILIES, Family, FamilyError, get_family, join_family, member_alpha, register_family
+from pneumobench.claims import (
+    PAPER_CLAIMS,
+    claim_alpha,
+    regression_claims,
+    table6_claims,
+)
+from pneumobench.families import (
+    FAMILIES,
+    Family,
+    FamilyError,
+    get_family,
+    join_family,
+    member_alpha,
+    register_family,
+)
 from pneumobench.seeds import SeedError, parse_seed, parse_seeds
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
