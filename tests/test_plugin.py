@@ -23,8 +23,11 @@ import pneumobench.report  # noqa: F401
 import pneumobench.runner  # noqa: F401
 
 from fakes import cpu_environment, fake_run, store_runs
+from pneumobench import families
 from pneumobench.baselines import MATCHED_VERSIONS, record
-from pneumobench.config import get_profile
+from pneumobench.config import PROFILES, get_profile
+from pneumobench.models.registry import ATTENTIONS
+from pneumobench.modifications import MODIFICATIONS
 from pneumobench.modifications import table6_rows
 from pneumobench.report import write_report
 from pneumobench.store import ResultStore
@@ -111,7 +114,6 @@ TINY_PROFILE = textwrap.dedent(
         ))
     """
 )
-exec(TINY_PROFILE)  # the same profile here, to build the runs the inner sessions will find
 
 GATE = textwrap.dedent(
     """
@@ -142,8 +144,6 @@ GATE = textwrap.dedent(
     register_family(Family("my-paper", alpha=0.05, members=(GATE_CLAIM.id,)))
     """
 )
-exec(GATE)
-
 NEW_CLAIM_SUITE = textwrap.dedent(
     """
     import pytest
@@ -172,7 +172,18 @@ REGRESSION_SUITE = textwrap.dedent(
 
 
 @pytest.fixture
-def tiny_env(pytester, tmp_path, tiny_dataset):
+def isolated_registries(monkeypatch):
+    """Profiles, modifications, attentions and families registered during a test (here and by
+    the inner sessions, which run in this process) are forgotten after it."""
+    for registry in (PROFILES, MODIFICATIONS, ATTENTIONS):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(families, "FAMILIES", dict(families.FAMILIES))
+    exec(TINY_PROFILE, {})  # the same profile and gate here, to build the runs the inner sessions will find
+    exec(GATE, {})
+
+
+@pytest.fixture
+def tiny_env(pytester, tmp_path, tiny_dataset, isolated_registries):
     """An inner project with the tiny profile and an empty store; returns (args, store)."""
     pytester.makeconftest(TINY_PROFILE)
     pytester.makepyfile(gate=GATE)
@@ -279,8 +290,8 @@ def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_data
     store_runs(store, runs)
     record(pytester.path / "baselines" / "tiny-cpu.json", profile="tiny", device_kind="cpu", results=runs)
     suites = pytester.mkdir("suites")
-    for name in ("test_claims.py", "test_ablation.py"):
-        shutil.copy(SUITES / name, suites / name)
+    for name in ("test_claims.py", "test_ablation.py"):  # renamed: tests/test_claims.py is imported already
+        shutil.copy(SUITES / name, suites / name.replace("test_", "test_suite_"))
 
     full = pytester.runpytest(*args, "suites", "-m", "paper", "--pb-report", str(tmp_path / "full"))
     outcomes = full.parseoutcomes()
