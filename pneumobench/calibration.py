@@ -13,11 +13,14 @@ paper claim at its published effect.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from pneumobench.stats import (
+    ClaimStats,
     Verdict,
     best_claim,
     equivalence_claim,
@@ -70,63 +73,61 @@ def _runs(rng: np.random.Generator, base: np.ndarray, seeds: int, shift: float, 
     return base + shift + seed_effect + rng.normal(0.0, 0.01, (seeds, base.size))
 
 
+def _verdict_rates(simulations: int, rng_seed: int, judge: Callable[[np.random.Generator], ClaimStats]) -> dict[Verdict, float]:
+    """The share of each verdict over ``simulations`` draws; ``judge`` draws one data set and judges it."""
+    rng = np.random.default_rng(rng_seed)
+    counts = Counter(judge(rng).verdict for _ in range(simulations))
+    return {verdict: counts[verdict] / simulations for verdict in Verdict}
+
+
 def simulate_paired(seeds: int, alpha: float, simulations: int, *, effect: float = 0.0, collapse: float = 0.0,
                     rng_seed: int = 0) -> dict[Verdict, float]:
     """Verdict rates of "T > C" when T - C is truly ``effect``; ``collapse``: each run's chance of collapsing."""
-    rng = np.random.default_rng(rng_seed)
-    counts = dict.fromkeys(Verdict, 0)
-    for _ in range(simulations):
+    def judge(rng: np.random.Generator) -> ClaimStats:
         base = rng.uniform(0.3, 0.8, IMAGES)
         treatment = _runs(rng, base, seeds, effect, collapse)
-        control = _runs(rng, base, seeds, 0.0, collapse)
-        counts[paired_claim(treatment, control, direction=+1, alpha=alpha).verdict] += 1
-    return {verdict: count / simulations for verdict, count in counts.items()}
+        return paired_claim(treatment, _runs(rng, base, seeds, 0.0, collapse), direction=+1, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
 
 
 def simulate_best(seeds: int, alpha: float, simulations: int, *, rivals: int, tied: int, rival_shift: float = 0.0,
                   rng_seed: int = 0) -> dict[Verdict, float]:
     """Verdict rates of "best beats every rival": ``tied`` rivals are shifted by ``rival_shift``
     from the claimed best (0: tied), the other rivals are far behind (0.2 lower)."""
-    rng = np.random.default_rng(rng_seed)
-    counts = dict.fromkeys(Verdict, 0)
-    for _ in range(simulations):
+    def judge(rng: np.random.Generator) -> ClaimStats:
         base = rng.uniform(0.3, 0.8, IMAGES)
         best = _runs(rng, base, seeds, 0.0, 0.0)
         arms = {f"r{i}": _runs(rng, base, seeds, rival_shift if i < tied else -0.2, 0.0) for i in range(rivals)}
-        counts[best_claim(best, arms, alpha=alpha).verdict] += 1
-    return {verdict: count / simulations for verdict, count in counts.items()}
+        return best_claim(best, arms, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
 
 
 def simulate_equivalence(seeds: int, alpha: float, simulations: int, *, distance: float, margin: float,
-                         reference_runs: int = 1, collapse: float = 0.0, rng_seed: int = 0) -> dict[Verdict, float]:
+                         reference_runs: int = 1, rng_seed: int = 0) -> dict[Verdict, float]:
     """Verdict rates of TOST when the true mean lies ``distance`` from the reference's true mean.
 
     The reference is itself ``reference_runs`` draws of the same run-to-run distribution (one:
     the paper's single published run; several: a recorded baseline's seeds).
     """
-    rng = np.random.default_rng(rng_seed)
-    counts = dict.fromkeys(Verdict, 0)
-    for _ in range(simulations):
-        def draw(n: int, mean: float) -> np.ndarray:
-            return mean + rng.normal(0.0, SEED_SD, n) - COLLAPSE_DROP * (rng.random(n) < collapse)
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        values = 0.6 + distance + rng.normal(0.0, SEED_SD, seeds)
+        reference = 0.6 + rng.normal(0.0, SEED_SD, reference_runs)
+        return equivalence_claim(values, float(reference[0]) if reference_runs == 1 else reference, margin=margin,
+                                 alpha=alpha)
 
-        values = draw(seeds, 0.6 + distance)
-        reference = draw(reference_runs, 0.6)
-        target = float(reference[0]) if reference_runs == 1 else reference
-        counts[equivalence_claim(values, target, margin=margin, alpha=alpha).verdict] += 1
-    return {verdict: count / simulations for verdict, count in counts.items()}
+    return _verdict_rates(simulations, rng_seed, judge)
 
 
 def simulate_regression(seeds: int, alpha: float, simulations: int, *, drop: float, margin: float,
                         rng_seed: int = 0) -> dict[Verdict, float]:
     """Verdict rates of the regression check when today's runs truly lose ``drop``."""
-    rng = np.random.default_rng(rng_seed)
-    counts = dict.fromkeys(Verdict, 0)
-    for _ in range(simulations):
+    def judge(rng: np.random.Generator) -> ClaimStats:
         current = rng.normal(0.6 - drop, SEED_SD, seeds)
-        baseline = rng.normal(0.6, SEED_SD, seeds)
-        counts[regression_check(current, baseline, margin=margin, alpha=alpha).verdict] += 1
-    return {verdict: count / simulations for verdict, count in counts.items()}
+        return regression_check(current, rng.normal(0.6, SEED_SD, seeds), margin=margin, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
 
 
 def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[int, ...] = (5, 10)) -> list[ErrorRate]:

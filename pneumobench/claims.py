@@ -131,9 +131,9 @@ def table6_claims(paper: PaperNumbers) -> list[Claim]:
     return claims
 
 
-def regression_claims(baseline_name: str) -> list[Claim]:
-    """One regression check per Table 6 row and metric (32), against ``baseline_name``'s recorded runs."""
-    return [Claim(f"regression-{config_name(mods)}-{metric}", "regression", f"{baseline_name} baseline",
+def regression_claims() -> list[Claim]:
+    """One regression check per Table 6 row and metric (32), against the recorded baseline."""
+    return [Claim(f"regression-{config_name(mods)}-{metric}", "regression", "recorded baseline",
                   f"{config_name(mods)} keeps its {metric}", mods, metric=metric, family="regression")
             for mods in table6_rows() for metric in METRICS]
 
@@ -142,7 +142,7 @@ def regression_claims(baseline_name: str) -> list[Claim]:
 # is an exact count and spends none. The regression checks are separate decisions.
 register_family(Family("paper", PAPER_FAMILY_ALPHA, tuple(
     [c.id for c in PAPER_CLAIMS if c.kind != "parameters"] + [_table6_id(m, x) for m in table6_rows() for x in METRICS])))
-register_family(Family("regression", REGRESSION_ALPHA, tuple(c.id for c in regression_claims("")), "per-test"))
+register_family(Family("regression", REGRESSION_ALPHA, tuple(c.id for c in regression_claims()), "per-test"))
 
 
 def claim_alpha(claim: Claim) -> float:
@@ -312,9 +312,9 @@ def evaluate(
     """
     if claim.kind not in JUDGES:
         raise ValueError(f"unknown claim kind {claim.kind!r} (known: {', '.join(JUDGES)})")
-    ctx = _Context(runs_for, base, recorded, use_paper_values, profile)
-    result = JUDGES[claim.kind](claim, ctx)
-    degenerate = [reason for mods in claim.configs() for reason in degenerate_reasons(runs_for(mods), claim.metric)]
+    runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
+    result = JUDGES[claim.kind](claim, _Context(runs.__getitem__, base, recorded, use_paper_values, profile))
+    degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
     if degenerate:
         result = replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}",
                          extra={**result.extra, "degenerate": degenerate})

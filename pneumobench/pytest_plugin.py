@@ -110,9 +110,7 @@ class PneumobenchSession:
         self.strict: bool = config.getoption("--pb-strict")
         self.workers: int | None = config.getoption("--pb-workers")
         self.baselines_dir = Path(config.getoption("--pb-baselines") or config.rootpath / "baselines")
-        from pneumobench.store import DEFAULT_STORE
-
-        self.store_path = Path(config.getoption("--pb-store") or config.rootpath / DEFAULT_STORE)
+        self.store_option: str | None = config.getoption("--pb-store")
         self.needed: set[tuple[str, ...]] = set()
         self.records: list[dict[str, Any]] = []
         self._dataset: Any = None
@@ -151,6 +149,13 @@ class PneumobenchSession:
                     "made with `pneumobench data prepare SIIM_DIR DIR`"
                 )
         return self._dataset
+
+    @property
+    def store_path(self) -> Path:
+        """The results store's path (``store`` is imported only here: it loads torch)."""
+        from pneumobench.store import DEFAULT_STORE
+
+        return Path(self.store_option or self.config.rootpath / DEFAULT_STORE)
 
     @property
     def store(self):

@@ -140,7 +140,13 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     the report and the pytest session agree verdict for verdict.
     """
     from pneumobench.baselines import load_paper, load_recorded, recorded_path
-    from pneumobench.claims import PAPER_CLAIMS, config_name, evaluate, table6_claims, verdict_record
+    from pneumobench.claims import (
+        PAPER_CLAIMS,
+        config_name,
+        evaluate,
+        table6_claims,
+        verdict_record,
+    )
 
     baselines = Path(baselines_dir)
     paper = load_paper(baselines / "paper.json")
@@ -235,11 +241,11 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
     from pneumobench.baselines import load_paper
-    from pneumobench.claims import degenerate_reasons
+    from pneumobench.claims import config_name, degenerate_reasons
     from pneumobench.modifications import table6_rows
 
     paper = load_paper(Path(baselines_dir) / "paper.json")
-    paper_names = {"+".join(mods) or "baseline": mods for mods in table6_rows()}
+    paper_names = {config_name(mods): mods for mods in table6_rows()}
     by_config = group.by_config()
     order = [n for n in paper_names if n in by_config] + sorted(n for n in by_config if n not in paper_names)
     verdicts = {r["claim"]: r["verdict"] for r in records}

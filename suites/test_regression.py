@@ -10,6 +10,6 @@ from pneumobench.claims import regression_claims
 pytestmark = pytest.mark.regression
 
 
-@pytest.mark.parametrize("check", regression_claims("recorded"), ids=lambda check: check.id.removeprefix("regression-"))
+@pytest.mark.parametrize("check", regression_claims(), ids=lambda check: check.id.removeprefix("regression-"))
 def test_no_regression(check, pb, pb_judge):
     pb_judge(check, pb.evaluate(check))

@@ -181,11 +181,11 @@ def test_table6_and_regression_claims_as_data():
                 claim.family) == (f"table6-{name}-{metric}", "row", "Table 6", f"{name} reaches the paper's {metric}",
                                   mods, metric, paper.table6(mods)[metric], "paper")
         assert claim.configs() == [mods]
-    checks = regression_claims("smoke-cpu")
+    checks = regression_claims()
     for claim, (mods, metric) in zip(checks, [(m, x) for m in table6_rows() for x in ("dice", "accuracy")]):
         name = "+".join(mods) or "baseline"
         assert (claim.id, claim.kind, claim.source, claim.text, claim.treatment, claim.metric, claim.family) == (
-            f"regression-{name}-{metric}", "regression", "smoke-cpu baseline", f"{name} keeps its {metric}", mods,
+            f"regression-{name}-{metric}", "regression", "recorded baseline", f"{name} keeps its {metric}", mods,
             metric, "regression")
         assert claim.configs() == [mods]
 
@@ -204,7 +204,7 @@ def test_best_of_and_regression_claims_through_evaluate(tiny_dataset, recorded):
     assert result.verdict == Verdict.REPRODUCED and result.alpha == pytest.approx(0.05 / 43)
     assert len(result.extra["holm_adjusted"]) == 15 and result.decided_by == "intersection-union over 15 rivals (max p)"
 
-    check = next(c for c in regression_claims("smoke") if c.id == "regression-aspp-dice")
+    check = next(c for c in regression_claims() if c.id == "regression-aspp-dice")
     today = steady(runs(tiny_dataset, ("aspp",)))
     same = judge(check, {("aspp",): today}, recorded=recorded)
     assert (same.verdict, same.alpha, same.estimate, same.paper) == (Verdict.NO_REGRESSION, 0.01, pytest.approx(0.6),
@@ -281,7 +281,7 @@ def test_undecided_rows_and_checks_keep_their_numbers(tiny_dataset):
     assert (row.verdict, row.seeds, row.estimate, row.alpha, row.paper) == (
         Verdict.INCONCLUSIVE, 5, pytest.approx(0.6), pytest.approx(0.05 / 43), 0.592)
     assert row.note == "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
-    check = next(c for c in regression_claims("smoke") if c.id == "regression-aspp-dice")
+    check = next(c for c in regression_claims() if c.id == "regression-aspp-dice")
     result = judge(check, {("aspp",): today})
     assert (result.verdict, result.seeds, result.estimate, result.alpha) == (
         Verdict.INCONCLUSIVE, 5, pytest.approx(0.6), 0.01)

@@ -37,7 +37,7 @@ def test_the_paper_family_holds_every_statistical_paper_claim_and_table6_row():
 
 
 def test_regression_checks_are_separate_decisions_at_alpha():
-    checks = regression_claims("smoke")
+    checks = regression_claims()
     assert len(checks) == 32 and {c.family for c in checks} == {"regression"}
     assert all(claim_alpha(c) == 0.01 for c in checks)
 

@@ -161,7 +161,7 @@ REGRESSION_SUITE = textwrap.dedent(
     import pytest
     from pneumobench.claims import regression_claims
 
-    CHECKS = [c for c in regression_claims("tiny") if c.treatment == () and c.metric == "dice"]
+    CHECKS = [c for c in regression_claims() if c.treatment == () and c.metric == "dice"]
 
     @pytest.mark.regression
     @pytest.mark.parametrize("check", CHECKS, ids=["baseline-dice"])
