@@ -245,6 +245,16 @@ def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
     return best_claim(per_image(treatment, claim.metric), rivals, alpha=claim_alpha(claim), paper=claim.paper)
 
 
+def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> tuple[dict[int, float] | None, str]:
+    """The recorded baseline's per-seed values of the claim's configuration and metric; or
+    None and why that baseline cannot judge these runs (none recorded, or a field differs)."""
+    if ctx.recorded is None:
+        return None, "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
+    name = config_name(claim.treatment)
+    reason = mismatch(ctx.recorded, runs, name, profile=ctx.profile)
+    return (None, reason) if reason else (ctx.recorded.values(name, claim.metric), "")
+
+
 def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
     """Equivalence with the paper's single run (paper profile, real data) or the recorded baseline."""
     runs = ctx.runs_for(claim.treatment)
@@ -254,13 +264,10 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
         if claim.paper is None:
             raise ValueError(f"row claim {claim.id} has no paper value to compare with")
         return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
-    name = config_name(claim.treatment)
-    reason = ("no recorded baseline for this profile and device (record one with --pb-update-baselines)"
-              if ctx.recorded is None else mismatch(ctx.recorded, runs, name, profile=ctx.profile))
-    if reason:
+    recorded, reason = _recorded_values(claim, ctx, runs)
+    if recorded is None:
         return undecided(reason, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
-    assert ctx.recorded is not None
-    reference = np.array(list(ctx.recorded.values(name, claim.metric).values()))
+    reference = np.array(list(recorded.values()))
     result = equivalence_claim(values, reference, margin=EQUIVALENCE_MARGIN, alpha=alpha)
     result.note = f"against the recorded baseline ({reference.mean():.4f}); paper {claim.paper}. {result.note}"
     return result
@@ -269,18 +276,13 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
 def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
     """Today's per-seed values against the recorded ones of the same seeds."""
     runs = ctx.runs_for(claim.treatment)
-    name = config_name(claim.treatment)
     current = per_seed(runs, claim.metric)
     alpha = claim_alpha(claim)
-    reason = ("no recorded baseline for this profile and device (record one with --pb-update-baselines)"
-              if ctx.recorded is None else mismatch(ctx.recorded, runs, name, profile=ctx.profile))
-    if reason:
-        mean = float(np.mean(list(current.values())))
-        return undecided(reason, seeds=len(current), estimate=mean, alpha=alpha)
-    assert ctx.recorded is not None
-    baseline = ctx.recorded.values(name, claim.metric)
-    seeds = sorted(set(baseline) & set(current))
-    return regression_check(np.array([current[s] for s in seeds]), np.array([baseline[s] for s in seeds]),
+    recorded, reason = _recorded_values(claim, ctx, runs)
+    if recorded is None:
+        return undecided(reason, seeds=len(current), estimate=float(np.mean(list(current.values()))), alpha=alpha)
+    seeds = sorted(set(recorded) & set(current))
+    return regression_check(np.array([current[s] for s in seeds]), np.array([recorded[s] for s in seeds]),
                             margin=REGRESSION_MARGIN, alpha=alpha)
 
 
