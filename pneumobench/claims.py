@@ -245,14 +245,13 @@ def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
     return best_claim(per_image(treatment, claim.metric), rivals, alpha=claim_alpha(claim), paper=claim.paper)
 
 
-def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> tuple[dict[int, float] | None, str]:
-    """The recorded baseline's per-seed values of the claim's configuration and metric; or
-    None and why that baseline cannot judge these runs (none recorded, or a field differs)."""
+def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> dict[int, float] | str:
+    """The recorded baseline's per-seed values of the claim's configuration and metric, or why
+    that baseline cannot judge these runs (none recorded, or a field differs)."""
     if ctx.recorded is None:
-        return None, "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
+        return "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
     name = config_name(claim.treatment)
-    reason = mismatch(ctx.recorded, runs, name, profile=ctx.profile)
-    return (None, reason) if reason else (ctx.recorded.values(name, claim.metric), "")
+    return mismatch(ctx.recorded, runs, name, profile=ctx.profile) or ctx.recorded.values(name, claim.metric)
 
 
 def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
@@ -264,9 +263,9 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
         if claim.paper is None:
             raise ValueError(f"row claim {claim.id} has no paper value to compare with")
         return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
-    recorded, reason = _recorded_values(claim, ctx, runs)
-    if recorded is None:
-        return undecided(reason, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
+    recorded = _recorded_values(claim, ctx, runs)
+    if isinstance(recorded, str):
+        return undecided(recorded, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
     reference = np.array(list(recorded.values()))
     result = equivalence_claim(values, reference, margin=EQUIVALENCE_MARGIN, alpha=alpha)
     result.note = f"against the recorded baseline ({reference.mean():.4f}); paper {claim.paper}. {result.note}"
@@ -278,9 +277,9 @@ def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
     runs = ctx.runs_for(claim.treatment)
     current = per_seed(runs, claim.metric)
     alpha = claim_alpha(claim)
-    recorded, reason = _recorded_values(claim, ctx, runs)
-    if recorded is None:
-        return undecided(reason, seeds=len(current), estimate=float(np.mean(list(current.values()))), alpha=alpha)
+    recorded = _recorded_values(claim, ctx, runs)
+    if isinstance(recorded, str):
+        return undecided(recorded, seeds=len(current), estimate=float(np.mean(list(current.values()))), alpha=alpha)
     seeds = sorted(set(recorded) & set(current))
     return regression_check(np.array([current[s] for s in seeds]), np.array([recorded[s] for s in seeds]),
                             margin=REGRESSION_MARGIN, alpha=alpha)
