@@ -122,7 +122,7 @@ def simulate_equivalence(seeds: int, alpha: float, simulations: int, *, distance
 
 def simulate_regression(seeds: int, alpha: float, simulations: int, *, drop: float, margin: float,
                         rng_seed: int = 0) -> dict[Verdict, float]:
-    """Verdict rates of the regression check when today's runs truly lose ``drop``."""
+    """Verdict rates of the regression check when today's runs truly lose ``drop`` (gain, if negative)."""
     def judge(rng: np.random.Generator) -> ClaimStats:
         current = rng.normal(0.6 - drop, SEED_SD, seeds)
         return regression_check(current, rng.normal(0.6, SEED_SD, seeds), margin=margin, alpha=alpha)
@@ -154,6 +154,8 @@ def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[
             add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.CONTRADICTED)
         regression = simulate_regression(n, alpha, simulations, drop=0.02, margin=0.02)
         add("regression", "a drop of exactly the margin", regression, Verdict.REGRESSED)
+        rise = simulate_regression(n, alpha, simulations, drop=-0.02, margin=0.02)
+        add("regression", "a rise of exactly the margin", rise, Verdict.CHANGED)
     return rows
 
 

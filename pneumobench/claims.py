@@ -273,16 +273,15 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
 
 
 def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
-    """Today's per-seed values against the recorded ones of the same seeds."""
+    """Today's per-seed values against every recorded seed (Welch is unpaired: an A/A control
+    with other seeds is compared too)."""
     runs = ctx.runs_for(claim.treatment)
-    current = per_seed(runs, claim.metric)
+    current = np.array(list(per_seed(runs, claim.metric).values()))
     alpha = claim_alpha(claim)
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
-        return undecided(recorded, seeds=len(current), estimate=float(np.mean(list(current.values()))), alpha=alpha)
-    seeds = sorted(set(recorded) & set(current))
-    return regression_check(np.array([current[s] for s in seeds]), np.array([recorded[s] for s in seeds]),
-                            margin=REGRESSION_MARGIN, alpha=alpha)
+        return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
+    return regression_check(current, np.array(list(recorded.values())), margin=REGRESSION_MARGIN, alpha=alpha)
 
 
 JUDGES: dict[str, Callable[[Claim, _Context], ClaimStats]] = {
@@ -309,17 +308,22 @@ def evaluate(
     ``use_paper_values`` (the paper profile on the real data), otherwise against the
     ``recorded`` baseline of ``profile`` (INCONCLUSIVE, naming the field, when none is
     recorded or it does not match the runs). A claim that rests on a degenerate
-    configuration is INCONCLUSIVE with the reason, whatever its test said.
+    configuration is INCONCLUSIVE with the reason, whatever its test said; except a regression
+    check, where a run that degenerated since the baseline was recorded is what the check must
+    catch: its test decides, and the reasons are recorded beside the verdict.
     """
     if claim.kind not in JUDGES:
         raise ValueError(f"unknown claim kind {claim.kind!r} (known: {', '.join(JUDGES)})")
     runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
     result = JUDGES[claim.kind](claim, _Context(runs.__getitem__, base, recorded, use_paper_values, profile))
     degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
-    if degenerate:
-        result = replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}",
-                         extra={**result.extra, "degenerate": degenerate})
-    return result
+    if not degenerate:
+        return result
+    if claim.kind == "regression":
+        return replace(result, note=f"{result.note}; degenerate: {degenerate[0]}",
+                       extra={**result.extra, "degenerate": degenerate})
+    return replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}",
+                   extra={**result.extra, "degenerate": degenerate})
 
 
 def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:

@@ -264,7 +264,7 @@ class PneumobenchSession:
         if result == Outcome.PASS:
             return
         if result == Outcome.FAIL:
-            strict_only = stats.verdict not in (Verdict.CONTRADICTED, Verdict.REGRESSED)
+            strict_only = stats.verdict not in (Verdict.CONTRADICTED, Verdict.REGRESSED, Verdict.CHANGED)
             pytest.fail(f"{line} (--pb-strict)" if strict_only else line, pytrace=False)
         pytest.xfail(line)
 

@@ -13,8 +13,9 @@ interval at the decision's level: a one-sided test at ``alpha`` is dual to the t
   finds one significantly better.
 - ``equivalence_claim``: "T reaches a reference value": TOST with a margin, the reference's
   own run-to-run variance included (it is one run, or the mean of a few).
-- ``regression_check``: today's per-seed values against a recorded baseline: REGRESSED only
-  when the drop exceeds the practical margin significantly (one-sided Welch).
+- ``regression_check``: today's per-seed values against a recorded baseline: REGRESSED when
+  the drop exceeds the practical margin significantly, CHANGED when a rise does (one-sided
+  Welch each way).
 
 Fewer than ``MIN_SEEDS`` seeds, or per-seed values with no spread at all (a degenerate
 configuration), never give a pass or a fail: INCONCLUSIVE with the reason. Non-finite
@@ -45,6 +46,7 @@ __all__ = [
     "best_claim",
     "equivalence_claim",
     "regression_check",
+    "detectable_change",
     "seeds_for_power",
     "paired_power",
     "holm",
@@ -60,6 +62,7 @@ class Verdict(str, enum.Enum):
     INCONCLUSIVE = "INCONCLUSIVE"
     REGRESSED = "REGRESSED"
     NO_REGRESSION = "NO REGRESSION"
+    CHANGED = "CHANGED"  # a regression check's significant rise beyond the margin
     NOT_RUN = "NOT RUN"  # a report's claim whose runs are missing from the store
 
 
@@ -314,13 +317,18 @@ def equivalence_claim(
 
 
 def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float, alpha: float) -> ClaimStats:
-    """REGRESSED when mean(baseline) - mean(current) > ``margin`` significantly (one-sided Welch).
+    """Today's per-seed values against the recorded ones, in both directions (Welch, unpaired).
 
-    The test shifts the baseline down by the margin, so noise and drops inside the margin
-    never fail; fewer than ``MIN_SEEDS`` seeds on either side, or no spread on both sides,
-    is INCONCLUSIVE. ``estimate`` is today's mean and ``paper`` the baseline's; the interval
-    is the Welch ``1 - 2 alpha`` interval of current - baseline, added to the baseline's mean
-    (REGRESSED exactly when it ends below baseline - margin).
+    REGRESSED when mean(baseline) - mean(current) > ``margin`` significantly; CHANGED when
+    mean(current) - mean(baseline) > ``margin`` significantly (a leak, a metric bug, or an
+    improvement to re-record); each is a one-sided Welch test at ``alpha`` against the shifted
+    baseline, so noise and changes inside the margin never fail. Fewer than ``MIN_SEEDS`` seeds
+    on either side, or no spread on both, is INCONCLUSIVE. ``estimate`` is today's mean and
+    ``paper`` the baseline's; the interval is the Welch ``1 - 2 alpha`` interval of
+    current - baseline added to the baseline's mean (REGRESSED exactly when it ends below
+    baseline - margin, CHANGED exactly when it starts above baseline + margin).
+    ``extra["detectable_change"]``: the smallest change either way that the check detects
+    with 80% power at these seeds and SDs.
     """
     current = check_finite(np.atleast_1d(current), "current per-seed values")
     baseline = check_finite(np.atleast_1d(baseline), "baseline per-seed values")
@@ -333,17 +341,28 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
         return undecided(NO_SPREAD, seeds=n, estimate=today, alpha=alpha, paper=recorded)
     df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
     diff = today - recorded
-    p = float(_lower_tail((diff + margin) / se, df))
-    if p < alpha:
-        verdict, note = Verdict.REGRESSED, f"drop {-diff:.4f} > margin {margin}"
-    else:
-        verdict, note = Verdict.NO_REGRESSION, f"drop {-diff:+.4f} (margin {margin})"
+    p_drop = float(_lower_tail((diff + margin) / se, df))
+    p_rise = float(_upper_tail((diff - margin) / se, df))
+    detectable = detectable_change(se, df, margin=margin, alpha=alpha)
+    extra = {"margin": margin, "difference": diff, "detectable_change": detectable}
     low, high = _t_interval(diff, se, df, alpha)
-    return ClaimStats(
-        verdict=verdict, seeds=n, estimate=today, ci_low=recorded + low, ci_high=recorded + high, p_value=p,
-        alpha=alpha, paper=recorded, note=note, decided_by=f"Welch, drop > {margin}",
-        extra={"margin": margin, "difference": diff},
-    )
+    interval = {"ci_low": recorded + low, "ci_high": recorded + high, "alpha": alpha, "paper": recorded, "extra": extra}
+    if p_drop < alpha:
+        return ClaimStats(Verdict.REGRESSED, n, today, p_value=p_drop, note=f"drop {-diff:.4f} > margin {margin}",
+                          decided_by=f"Welch, drop > {margin}", **interval)
+    if p_rise < alpha:
+        return ClaimStats(Verdict.CHANGED, n, today, p_value=p_rise,
+                          note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+                          decided_by=f"Welch, rise > {margin}", **interval)
+    return ClaimStats(Verdict.NO_REGRESSION, n, today, p_value=min(p_drop, p_rise),
+                      note=f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)",
+                      decided_by=f"Welch, change > {margin}", **interval)
+
+
+def detectable_change(se: float, df: float, *, margin: float, alpha: float, power: float = 0.8) -> float:
+    """The smallest true change (beyond zero) that a one-sided Welch test against ``margin``
+    detects with probability ``power``: margin + (t(1 - alpha) + t(power)) * se."""
+    return margin + float(st.t.ppf(1 - alpha, df) + st.t.ppf(power, df)) * se
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -1,7 +1,8 @@
 """What a verdict means for a test run, and its one-line summary, shared by pytest and reports.
 
 ``outcome`` maps a verdict to pass, fail or xfail: REPRODUCED and NO REGRESSION pass;
-REGRESSED fails; CONTRADICTED fails when the data are evidence about the paper (real data,
+REGRESSED and CHANGED fail (a significant rise beyond the margin is a leak, a metric bug, or
+an improvement that must be re-recorded); CONTRADICTED fails when the data are evidence about the paper (real data,
 or the ``paper`` profile) and is an xfail on synthetic data; INCONCLUSIVE is an xfail that
 says how many seeds would decide, or a failure with ``strict``.
 """
@@ -29,7 +30,7 @@ def outcome(verdict: Verdict, *, evidence: bool, strict: bool) -> Outcome:
     """The test outcome of ``verdict``; ``evidence``: the runs can confirm or refute the paper."""
     if verdict in (Verdict.REPRODUCED, Verdict.NO_REGRESSION):
         return Outcome.PASS
-    if verdict == Verdict.REGRESSED or (verdict == Verdict.CONTRADICTED and evidence):
+    if verdict in (Verdict.REGRESSED, Verdict.CHANGED) or (verdict == Verdict.CONTRADICTED and evidence):
         return Outcome.FAIL
     return Outcome.FAIL if strict else Outcome.XFAIL
 

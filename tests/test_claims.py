@@ -83,7 +83,7 @@ def test_a_matching_recorded_baseline_judges_a_row(tiny_dataset, recorded):
     assert result.verdict == Verdict.REPRODUCED and "against the recorded baseline" in result.note
 
 
-@pytest.mark.parametrize("field", ["dataset", "device", "config", *MATCHED_VERSIONS])
+@pytest.mark.parametrize("field", ["dataset", "device", "config", "threads", *MATCHED_VERSIONS])
 def test_a_recorded_baseline_that_differs_in_any_field_cannot_judge(tiny_dataset, recorded, field):
     today = runs(tiny_dataset, ("aspp",))
     if field == "dataset":
@@ -93,6 +93,9 @@ def test_a_recorded_baseline_that_differs_in_any_field_cannot_judge(tiny_dataset
         today, expected = [dataclasses.replace(r, environment=env) for r in today], "device kind 'cpu' recorded, 'cuda:NVIDIA H100'"
     elif field == "config":
         today, expected = [dataclasses.replace(r, config_key="another") for r in today], "configuration key"
+    elif field == "threads":
+        env = {**cpu_environment(), "cpu_threads": cpu_environment()["cpu_threads"] + 1}
+        today, expected = [dataclasses.replace(r, environment=env) for r in today], "CPU thread count"
     else:
         env = {**cpu_environment(), field: "0.0.1"}
         today, expected = [dataclasses.replace(r, environment=env) for r in today], f"{field} version"
@@ -211,8 +214,15 @@ def test_best_of_and_regression_claims_through_evaluate(tiny_dataset, recorded):
                                                                       pytest.approx(0.6))
     dropped = judge(check, {("aspp",): [dataclasses.replace(r, dice=r.dice - 0.1) for r in today]}, recorded=recorded)
     assert dropped.verdict == Verdict.REGRESSED and dropped.note == "drop 0.1000 > margin 0.02"
+    risen = judge(check, {("aspp",): [dataclasses.replace(r, dice=r.dice + 0.1) for r in today]}, recorded=recorded)
+    assert risen.verdict == Verdict.CHANGED and risen.note.startswith("rise 0.1000 > margin 0.02")
+    # the A/A control: other seeds of the unchanged configuration, compared unpaired with every recorded seed
     other_seeds = judge(check, {("aspp",): steady(runs(tiny_dataset, ("aspp",), seeds=(3, 4, 5)))}, recorded=recorded)
-    assert other_seeds.verdict == Verdict.INCONCLUSIVE and other_seeds.note == "2 seeds: at least 3 are needed to decide"
+    assert other_seeds.verdict == Verdict.NO_REGRESSION and other_seeds.seeds == 3
+    collapsed = [dataclasses.replace(r, dice=r.dice - 0.1, cls_prob=[0.9] * len(r.cls_prob)) for r in today]
+    degenerated = judge(check, {("aspp",): collapsed}, recorded=recorded)  # what a regression check must catch
+    assert degenerated.verdict == Verdict.REGRESSED and "degenerate: aspp seed 0: constant classifier" in degenerated.note
+    assert len(degenerated.extra["degenerate"]) == 5
     missing = judge(check, {("aspp",): today})
     assert missing.verdict == Verdict.INCONCLUSIVE and missing.note.startswith("no recorded baseline for this profile")
 

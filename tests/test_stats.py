@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 from pneumobench.calibration import simulate_best, simulate_equivalence, simulate_paired, simulate_regression
 from pneumobench.stats import (
     MIN_SEEDS,
+    detectable_change,
     NonFiniteScoreError,
     Verdict,
     _t_tests,
@@ -225,12 +226,45 @@ def test_regression_at_a_drop_of_exactly_the_margin_fails_at_most_alpha(seeds):
     assert at_most(rates[Verdict.REGRESSED], 0.05) and rates[Verdict.REGRESSED] > 0.02
 
 
-def test_regression_needs_a_drop_beyond_the_margin():
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_regression_at_a_rise_of_exactly_the_margin_is_changed_at_most_alpha(seeds):
+    rates = simulate_regression(seeds, 0.05, SIMULATIONS, drop=-0.02, margin=0.02, rng_seed=100 + seeds)
+    assert at_most(rates[Verdict.CHANGED], 0.05) and rates[Verdict.CHANGED] > 0.02
+    assert rates[Verdict.REGRESSED] == 0
+
+
+def test_regression_needs_a_change_beyond_the_margin_either_way():
     baseline = np.array([0.60, 0.601, 0.599, 0.6005, 0.5995])
     assert regression_check(baseline - 0.015, baseline, margin=0.02, alpha=0.01).verdict == Verdict.NO_REGRESSION
     assert regression_check(baseline - 0.015, baseline, margin=0.0, alpha=0.01).verdict == Verdict.REGRESSED
     assert regression_check(baseline - 0.10, baseline, margin=0.02, alpha=0.01).verdict == Verdict.REGRESSED
-    assert regression_check(baseline + 0.05, baseline, margin=0.02, alpha=0.01).verdict == Verdict.NO_REGRESSION
+    assert regression_check(baseline + 0.015, baseline, margin=0.02, alpha=0.01).verdict == Verdict.NO_REGRESSION
+    assert regression_check(baseline + 0.015, baseline, margin=0.0, alpha=0.01).verdict == Verdict.CHANGED
+    assert regression_check(baseline + 0.05, baseline, margin=0.02, alpha=0.01).verdict == Verdict.CHANGED
+
+
+def test_unpaired_seeds_are_compared():
+    """The A/A control: today's seeds need not be the recorded ones (Welch is unpaired)."""
+    result = regression_check(np.array([0.60, 0.61, 0.605]), np.array([0.602, 0.598, 0.607, 0.6]), margin=0.02,
+                              alpha=0.01)
+    assert result.verdict == Verdict.NO_REGRESSION and result.seeds == 3
+
+
+@pytest.mark.parametrize("sd", [0.005, 0.02])
+def test_the_detectable_change_is_detected_with_80_percent_power(sd):
+    """Simulated at the reported smallest detectable drop: about 80% REGRESSED (the formula
+    uses the true SD; the test sees estimated SDs, hence the tolerance)."""
+    seeds, alpha, margin = 5, 0.01, 0.02
+    se = sd * math.sqrt(2 / seeds)
+    df = 2 * seeds - 2  # Welch's df with equal SDs and seeds
+    drop = detectable_change(se, df, margin=margin, alpha=alpha)
+    rng = np.random.default_rng(7)
+    detected = np.mean([
+        regression_check(rng.normal(0.6 - drop, sd, seeds), rng.normal(0.6, sd, seeds), margin=margin,
+                         alpha=alpha).verdict == Verdict.REGRESSED
+        for _ in range(2000)
+    ])
+    assert 0.72 < detected < 0.88
 
 
 @given(
@@ -239,9 +273,13 @@ def test_regression_needs_a_drop_beyond_the_margin():
     margin=st.sampled_from([0.0, 0.02]),
 )
 def test_regression_p_matches_scipy_welch(current, baseline, margin):
-    expected = scipy_stats.ttest_ind(current, np.array(baseline) - margin, equal_var=False, alternative="less").pvalue
+    """The p of the deciding test: the drop test for REGRESSED, the rise test for CHANGED, the
+    smaller of the two otherwise."""
+    drop = scipy_stats.ttest_ind(current, np.array(baseline) - margin, equal_var=False, alternative="less").pvalue
+    rise = scipy_stats.ttest_ind(current, np.array(baseline) + margin, equal_var=False, alternative="greater").pvalue
     result = regression_check(np.array(current), np.array(baseline), margin=margin, alpha=0.01)
-    assert result.p_value == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    expected = {Verdict.REGRESSED: drop, Verdict.CHANGED: rise, Verdict.NO_REGRESSION: min(drop, rise)}
+    assert result.p_value == pytest.approx(expected[result.verdict], rel=1e-6, abs=1e-12)
 
 
 # --- what never decides ----------------------------------------------------------------------
@@ -348,9 +386,11 @@ def test_seeds_for_power_matches_the_loop(effect, sd, alpha):
     current=st.lists(st.floats(0.3, 0.7, allow_nan=False), min_size=3, max_size=8).filter(lambda v: np.ptp(v) > 1e-6),
     baseline=st.lists(st.floats(0.3, 0.7, allow_nan=False), min_size=3, max_size=8).filter(lambda v: np.ptp(v) > 1e-6),
 )
-def test_regressed_exactly_when_the_interval_ends_below_the_margin(current, baseline):
+def test_regressed_or_changed_exactly_when_the_interval_lies_beyond_the_margin(current, baseline):
     result = regression_check(np.array(current), np.array(baseline), margin=0.02, alpha=0.01)
-    limit = np.mean(baseline) - 0.02
+    low_limit, high_limit = np.mean(baseline) - 0.02, np.mean(baseline) + 0.02
     assert result.estimate == pytest.approx(np.mean(current)) and result.paper == pytest.approx(np.mean(baseline))
-    if not math.isclose(result.ci_high, limit, abs_tol=1e-9):
-        assert (result.verdict == Verdict.REGRESSED) == (result.ci_high < limit)
+    if not math.isclose(result.ci_high, low_limit, abs_tol=1e-9):
+        assert (result.verdict == Verdict.REGRESSED) == (result.ci_high < low_limit)
+    if not math.isclose(result.ci_low, high_limit, abs_tol=1e-9):
+        assert (result.verdict == Verdict.CHANGED) == (result.ci_low > high_limit)

@@ -230,23 +230,33 @@ def reference_regression(current, baseline, margin, alpha):
         return undecided_dict(too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
     if np.ptp(current) == 0 and np.ptp(baseline) == 0:
         return undecided_dict(NO_SPREAD, seeds=n, estimate=today, alpha=alpha, paper=recorded)
-    test = sps.ttest_ind(current, baseline - margin, equal_var=False, alternative="less")
+    drop = sps.ttest_ind(current, baseline - margin, equal_var=False, alternative="less")
+    rise = sps.ttest_ind(current, baseline + margin, equal_var=False, alternative="greater")
     interval = sps.ttest_ind(current, baseline, equal_var=False).confidence_interval(1 - 2 * alpha)
     diff = today - recorded
-    if test.pvalue < alpha:
-        verdict, note = "REGRESSED", f"drop {-diff:.4f} > margin {margin}"
+    # the smallest change detected with 80% power: margin + (t(1-alpha) + t(0.8)) * se, Welch df
+    v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
+    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
+    detectable = margin + (sps.t.ppf(1 - alpha, df) + sps.t.ppf(0.8, df)) * np.sqrt(v1 + v2)
+    if drop.pvalue < alpha:
+        verdict, p, note, test = "REGRESSED", drop.pvalue, f"drop {-diff:.4f} > margin {margin}", f"drop > {margin}"
+    elif rise.pvalue < alpha:
+        verdict, p, test = "CHANGED", rise.pvalue, f"rise > {margin}"
+        note = f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record"
     else:
-        verdict, note = "NO REGRESSION", f"drop {-diff:+.4f} (margin {margin})"
+        verdict, p, test = "NO REGRESSION", min(drop.pvalue, rise.pvalue), f"change > {margin}"
+        note = f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)"
     return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": recorded + interval.low,
-            "ci_high": recorded + interval.high, "p_value": float(test.pvalue), "alpha": alpha, "paper": recorded,
-            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"Welch, drop > {margin}",
-            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff}}
+            "ci_high": recorded + interval.high, "p_value": float(p), "alpha": alpha, "paper": recorded,
+            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"Welch, {test}",
+            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": detectable}}
 
 
 REGRESSION_CASES = [
     ([0.50, 0.51, 0.49, 0.505], [0.60, 0.61, 0.59, 0.605, 0.6], 0.02, 0.01),   # REGRESSED
     ([0.59, 0.60, 0.58, 0.595], [0.60, 0.61, 0.59, 0.605], 0.02, 0.01),         # NO REGRESSION (inside the margin)
-    ([0.70, 0.72, 0.71], [0.60, 0.6, 0.6], 0.02, 0.01),                          # a rise; one side flat
+    ([0.70, 0.72, 0.71], [0.60, 0.6, 0.6], 0.02, 0.01),                          # CHANGED (a rise); one side flat
+    ([0.61, 0.62, 0.60, 0.615], [0.60, 0.61, 0.59, 0.605], 0.02, 0.01),         # a rise inside the margin
     ([0.5, 0.6], [0.6, 0.61, 0.62], 0.02, 0.01),                                 # too few seeds today
     ([0.5, 0.5, 0.5], [0.6, 0.6, 0.6], 0.02, 0.01),                              # no spread on either side
 ]

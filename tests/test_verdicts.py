@@ -16,6 +16,7 @@ P, F, X = Outcome.PASS, Outcome.FAIL, Outcome.XFAIL
         (Verdict.REPRODUCED, True, False, P), (Verdict.REPRODUCED, False, True, P),
         (Verdict.NO_REGRESSION, True, True, P), (Verdict.NO_REGRESSION, False, False, P),
         (Verdict.REGRESSED, True, False, F), (Verdict.REGRESSED, False, False, F),
+        (Verdict.CHANGED, True, False, F), (Verdict.CHANGED, False, False, F),
         (Verdict.CONTRADICTED, True, False, F), (Verdict.CONTRADICTED, False, False, X),
         (Verdict.CONTRADICTED, False, True, F),
         (Verdict.INCONCLUSIVE, True, False, X), (Verdict.INCONCLUSIVE, False, False, X),
