@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pneumobench.environment import RESULT_LIBRARIES
 from pneumobench.store import write_text_atomic
 from pneumobench.training import RunResult
 
@@ -26,7 +27,7 @@ PAPER_SCHEMA = "pneumobench.paper/1"
 RECORDED_SCHEMA = "pneumobench.baseline/1"
 METRICS = ("dice", "accuracy")
 # Libraries whose version changes a run's numbers (smp provides the encoder, ASPP and scSE).
-MATCHED_VERSIONS = ("torch", "torchvision", "smp", "numpy")
+MATCHED_VERSIONS = RESULT_LIBRARIES
 
 
 class BaselineError(ValueError):
@@ -133,11 +134,15 @@ def run_device_kind(run: RunResult) -> str:
     return "cpu" if device.startswith("cpu") else f"cuda:{run.environment.get('device_name')}"
 
 
-def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str, *, profile: str) -> str | None:
+def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str, *, profile: str,
+             check_config: bool = True) -> str | None:
     """Why ``recorded`` cannot judge ``runs`` of ``config_name`` (the first field that differs), or None.
 
-    Matched: profile, dataset fingerprint, device kind (card model), the configuration's key
-    and the versions of ``MATCHED_VERSIONS``.
+    Matched: profile, dataset fingerprint, device kind (card model), the configuration's key,
+    the versions of ``MATCHED_VERSIONS`` and the runs' CPU thread count. Not matched: the CPU
+    model and instruction set (their effect is measured to stay inside the regression margin).
+    ``check_config=False`` compares runs of another configuration with this one's record on
+    purpose (a planted bug, a modification checked against the baseline's numbers).
     """
     where = f"recorded baseline {recorded.profile}-{recorded.device_kind.split(':')[0]}"
     if recorded.profile != profile:
@@ -149,8 +154,9 @@ def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str
         here = {
             "dataset fingerprint": (recorded.dataset_fingerprint, run.dataset_fingerprint),
             "device kind": (recorded.device_kind, run_device_kind(run)),
-            "configuration key": (entry["config_key"], run.config_key),
+            "configuration key": (entry["config_key"], run.config_key if check_config else entry["config_key"]),
             **{f"{lib} version": (recorded.environment.get(lib), run.environment.get(lib)) for lib in MATCHED_VERSIONS},
+            "CPU thread count": (recorded.environment.get("cpu_threads"), run.environment.get("cpu_threads")),
         }
         for name, (then, now) in here.items():
             if then != now:

@@ -2,7 +2,7 @@
 
 - ``train``: images/s of a naive loop (fp32, batches built on the host and copied each step,
   a host sync per step) and of the training engine's fast path (data resident on the device,
-  channels_last, bf16 autocast on CUDA, no per-step sync), with the model's FLOPs per
+  channels_last and bf16 autocast on CUDA, no per-step sync), with the model's FLOPs per
   training image and the achieved TFLOP/s;
 - ``metrics``: RLE decode+encode of 1024x1024 masks against a per-pixel loop, Dice per
   image against smp's metric, batched Lovász against smp's per-image loop;
@@ -111,17 +111,18 @@ def make_train_step(
 ) -> tuple[torch.nn.Module, Callable[[int], torch.Tensor]]:
     """The model and ``step(i)``, one optimisation step on batch ``i`` of ``data``.
 
-    ``fast``: the engine's path (``DeviceData`` resident on the device, channels_last, bf16
-    autocast on CUDA, no host sync). Otherwise the naive loop: each batch normalised on the
+    ``fast``: the engine's path (``DeviceData`` resident on the device; channels_last and bf16
+    autocast on CUDA; no host sync). Otherwise the naive loop: each batch normalised on the
     host in NumPy, copied over, fp32, and the loss read back every step. Both normalise
     alike and see the same batches, so their first losses agree.
     """
     model = build_model(config).to(device).train()
-    if fast:
+    channels_last = fast and device.type == "cuda"  # as the training engine: slower on the CPU
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RAdam(model.parameters(), lr=1e-4)
     n = len(data.images)
-    resident = DeviceData(data, np.arange(n), device, channels_last=True) if fast else None
+    resident = DeviceData(data, np.arange(n), device, channels_last=channels_last) if fast else None
     mean = np.array(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1) * 255
     std = np.array(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1) * 255
     autocast = fast and device.type == "cuda"

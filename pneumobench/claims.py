@@ -62,7 +62,8 @@ def config_name(mods: Mods) -> str:
 class Claim:
     """One claim. ``kind``: ``paired`` (T vs C in ``direction``), ``best`` (T beats every
     Table 6 row), ``row`` (T reaches a value), ``parameters`` (the ASPP size claim, exact),
-    ``regression`` (T against its recorded baseline). ``family``: whose alpha it spends."""
+    ``regression`` (T against the recorded baseline of ``reference``, by default T itself).
+    ``family``: whose alpha it spends."""
 
     id: str
     kind: str
@@ -75,6 +76,12 @@ class Claim:
     paper: float | None = None  # the paper's difference (paired), value (best, row)
     rivals: tuple[Mods, ...] = field(default=(), repr=False)
     family: str = "paper"
+    reference: Mods | None = None  # regression: the recorded configuration to compare with (None: treatment)
+
+    @property
+    def recorded_config(self) -> Mods:
+        """The configuration whose recorded baseline a row or regression claim compares with."""
+        return self.treatment if self.reference is None else self.reference
 
     def configs(self) -> list[Mods]:
         """The configurations this claim trains (none for ``parameters``)."""
@@ -217,8 +224,9 @@ class _Context:
 
 
 def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
-    """Architecture only: no weights are needed, and the count is exact (no test, no alpha)."""
-    untrained = ctx.base.replace_model(encoder_weights=None)
+    """The paper's architecture, whatever the profile trains (the smoke profile narrows the
+    center block for speed): no weights are needed, and the count is exact (no test, no alpha)."""
+    untrained = ExperimentConfig.paper_baseline().replace_model(encoder_weights=None)
     base_count = count_parameters(build_model(untrained))
     treated = count_parameters(build_model(untrained.with_modifications(*claim.treatment)))
     fewer = base_count - treated
@@ -250,8 +258,10 @@ def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> dict
     that baseline cannot judge these runs (none recorded, or a field differs)."""
     if ctx.recorded is None:
         return "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
-    name = config_name(claim.treatment)
-    return mismatch(ctx.recorded, runs, name, profile=ctx.profile) or ctx.recorded.values(name, claim.metric)
+    name = config_name(claim.recorded_config)
+    same_config = claim.recorded_config == claim.treatment  # a changed configuration is compared on purpose
+    return (mismatch(ctx.recorded, runs, name, profile=ctx.profile, check_config=same_config)
+            or ctx.recorded.values(name, claim.metric))
 
 
 def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:

@@ -1,4 +1,9 @@
-"""The environment a result came from: library versions, device, and the git commit."""
+"""The environment a result came from: library versions, device, CPU, threads and the git commit.
+
+``library_versions`` are the libraries whose version changes a run's numbers (smp provides
+the encoder, ASPP and scSE; timm the ``tu-`` encoders); they are part of every run's store key and a recorded baseline
+only judges runs made with the same ones.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ import torch
 
 from pneumobench import __version__
 
-__all__ = ["environment", "git_commit", "device_name"]
+__all__ = ["RESULT_LIBRARIES", "environment", "library_versions", "cpu_model", "git_commit", "device_name"]
+
+RESULT_LIBRARIES = ("torch", "torchvision", "smp", "timm", "numpy")
 
 
 @lru_cache(maxsize=1)
@@ -32,30 +39,50 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """The versions of ``RESULT_LIBRARIES`` in this process."""
+    import segmentation_models_pytorch as smp
+    import timm
+    import torchvision
+
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "smp": smp.__version__,
+            "timm": timm.__version__, "numpy": np.__version__}
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "cpu"
 
 
-def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Everything needed to tell two results' environments apart."""
-    import segmentation_models_pytorch as smp
-    import torchvision
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()
 
+
+def environment(device: torch.device | str = "cpu", *, cpu_threads: int | None = None) -> dict[str, Any]:
+    """Everything needed to tell two results' environments apart. ``cpu_threads``: the torch
+    thread count a run fixed for itself (default: this process's current one)."""
     device = torch.device(device)
     return {
         "pneumobench": __version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        **library_versions(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "smp": smp.__version__,
-        "numpy": np.__version__,
         "device": str(device),
         "device_name": device_name(device),
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_threads": cpu_threads if cpu_threads is not None else torch.get_num_threads(),
         "platform": platform.platform(),
     }

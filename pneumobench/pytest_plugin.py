@@ -20,6 +20,7 @@ import pytest
 MARKERS = {
     "paper": "a claim of the paper, judged against the paper's numbers or a recorded baseline",
     "regression": "compares today's runs with a recorded baseline",
+    "sensitivity": "plants bugs and checks that the regression check catches them",
     "gpu": "needs a CUDA device; skipped with a reason where there is none",
     "slow": "takes more than a few seconds on the CPU",
 }
@@ -184,14 +185,37 @@ class PneumobenchSession:
         return evaluate(claim, self.runs_for, base=self.profile.base, recorded=self.recorded(),
                         use_paper_values=self.profile.name == "paper" and not self.synthetic, profile=self.profile.name)
 
+    @property
+    def default_workers(self) -> int:
+        """``--pb-workers``, else one per GPU, else 2 on the CPU; 1 under pytest-xdist."""
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return 1
+        if self.workers is not None:
+            return self.workers
+        import torch
+
+        return torch.cuda.device_count() if self.device.type == "cuda" else 2
+
+    def run(self, config: Any, seed: int) -> Any:
+        """One run of ``config`` with ``seed`` from this session's store (trained on a miss)."""
+        from pneumobench.runner import run
+
+        return run(config, seed, self.dataset, self.device, store=self.store,
+                   checkpoint_every=self.profile.checkpoint_every, progress=False)
+
+    def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
+        """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
+        if self.default_workers > 1 and self.dataset.path is not None:
+            from pneumobench.runner import prefetch
+
+            prefetch([(config, seed) for seed in seeds], self.dataset, self.device, store=self.store,
+                     workers=self.default_workers, checkpoint_every=self.profile.checkpoint_every, progress=False)
+        return [self.run(config, seed) for seed in seeds]
+
     def _prefetch(self) -> None:
         """Train every needed run up front, several at a time (not under pytest-xdist)."""
         self._prefetched = True
-        workers = self.workers
-        if workers is None:
-            import torch
-
-            workers = torch.cuda.device_count() if self.device.type == "cuda" else 2
+        workers = self.default_workers
         if workers <= 1 or os.environ.get("PYTEST_XDIST_WORKER") or len(self.needed) * len(self.seeds) < 2:
             return
         from pneumobench.runner import prefetch
@@ -203,13 +227,10 @@ class PneumobenchSession:
 
     def runs_for(self, mods: tuple[str, ...]) -> list:
         """The runs of the profile's configuration with ``mods``, one per seed."""
-        from pneumobench.runner import run
-
         if not self._prefetched:
             self._prefetch()
         config = self.profile.config(*mods)
-        return [run(config, seed, self.dataset, self.device, store=self.store,
-                    checkpoint_every=self.profile.checkpoint_every, progress=False) for seed in self.seeds]
+        return [self.run(config, seed) for seed in self.seeds]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Gather verdict records from reports (this also works on the pytest-xdist controller)."""

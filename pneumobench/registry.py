@@ -1,17 +1,24 @@
 """A tiny name -> object registry with a decorator, shared by losses, blocks and modifications.
 
 Registering is how a researcher extends pneumobench without editing the core: decorate a
-function or class in any module, import it, and configurations can name it.
+function or class in any module, import it, and configurations can name it. Every registry
+remembers the module that defined each entry, so worker processes (``runner.prefetch``) can
+import the same modules and know the same names (``extension_modules``, ``import_extensions``).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "UnknownNameError"]
+__all__ = ["Registry", "UnknownNameError", "ExtensionImportError", "extension_modules", "import_extensions"]
+
+_REGISTRIES: list[Registry] = []
+_SCRIPT_MODULES = ("__main__", "__mp_main__")  # a script re-runs itself in spawned workers
 
 
 class UnknownNameError(KeyError):
@@ -21,12 +28,22 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class ExtensionImportError(ImportError):
+    """A worker process cannot import a module that registered an extension."""
+
+
 class Registry(Generic[T]):
     """Maps names to objects of one kind (``kind`` is used in error messages)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        _REGISTRIES.append(self)
+
+    def modules(self) -> set[str]:
+        """The modules that define the registered functions and classes."""
+        return {module for obj in self._entries.values()
+                if (inspect.isclass(obj) or inspect.isroutine(obj)) and (module := getattr(obj, "__module__", None))}
 
     def register(self, name: str, *, replace: bool = False) -> Callable[[T], T]:
         """Decorator: register the decorated object under ``name``."""
@@ -59,3 +76,22 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+
+def extension_modules() -> list[str]:
+    """Every module outside pneumobench that defines a registered entry, sorted."""
+    found = set().union(*(registry.modules() for registry in _REGISTRIES)) if _REGISTRIES else set()
+    return sorted(name for name in found if name.split(".")[0] != "pneumobench" and name not in _SCRIPT_MODULES)
+
+
+def import_extensions(modules: list[str]) -> None:
+    """Import ``modules`` (a worker does this with its parent's ``extension_modules()``)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            raise ExtensionImportError(
+                f"a worker process cannot import {name!r}, which registered blocks, losses or modifications "
+                f"that its runs need ({type(error).__name__}: {error}); make it importable (on sys.path) or pass "
+                "--pb-workers 1"
+            ) from error

@@ -323,7 +323,9 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     mean(current) - mean(baseline) > ``margin`` significantly (a leak, a metric bug, or an
     improvement to re-record); each is a one-sided Welch test at ``alpha`` against the shifted
     baseline, so noise and changes inside the margin never fail. Fewer than ``MIN_SEEDS`` seeds
-    on either side, or no spread on both, is INCONCLUSIVE. ``estimate`` is today's mean and
+    on either side is INCONCLUSIVE. With no spread on either side (a saturated metric, or a
+    collapsed run on every seed) there is no noise to test against and the comparison is
+    exact: the change itself against the margin. ``estimate`` is today's mean and
     ``paper`` the baseline's; the interval is the Welch ``1 - 2 alpha`` interval of
     current - baseline added to the baseline's mean (REGRESSED exactly when it ends below
     baseline - margin, CHANGED exactly when it starts above baseline + margin).
@@ -337,10 +339,10 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
         return undecided(_too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
     v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
     se = math.sqrt(v1 + v2)
-    if se <= SPREAD_FLOOR:
-        return undecided(NO_SPREAD, seeds=n, estimate=today, alpha=alpha, paper=recorded)
-    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
     diff = today - recorded
+    if se <= SPREAD_FLOOR:
+        return _exact_change(diff, n, today, recorded, margin=margin, alpha=alpha)
+    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
     p_drop = float(_lower_tail((diff + margin) / se, df))
     p_rise = float(_upper_tail((diff - margin) / se, df))
     detectable = detectable_change(se, df, margin=margin, alpha=alpha)
@@ -357,6 +359,20 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     return ClaimStats(Verdict.NO_REGRESSION, n, today, p_value=min(p_drop, p_rise),
                       note=f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)",
                       decided_by=f"Welch, change > {margin}", **interval)
+
+
+def _exact_change(diff: float, n: int, today: float, recorded: float, *, margin: float, alpha: float) -> ClaimStats:
+    """The regression check without noise: every seed gave the same value on both sides."""
+    exact = {"seeds": n, "estimate": today, "ci_low": today, "ci_high": today, "alpha": alpha, "paper": recorded,
+             "decided_by": "exact: no spread on either side",
+             "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+    if diff < -margin:
+        return ClaimStats(Verdict.REGRESSED, p_value=0.0, note=f"drop {-diff:.4f} > margin {margin}", **exact)
+    if diff > margin:
+        return ClaimStats(Verdict.CHANGED, p_value=0.0, note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, "
+                          "or an improvement to re-record", **exact)
+    return ClaimStats(Verdict.NO_REGRESSION, p_value=1.0, note=f"change {diff:+.4f} (margin {margin}; every seed identical)",
+                      **exact)
 
 
 def detectable_change(se: float, df: float, *, margin: float, alpha: float, power: float = 0.8) -> float:

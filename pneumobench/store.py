@@ -1,8 +1,10 @@
 """The results store: one SQLite database (WAL) of runs, keyed so stale results are never reused.
 
 A run's key combines the configuration key, the seed, the dataset fingerprint, a
-fingerprint of the source that decides a run's numbers (training, losses, metrics, models)
-and the device kind: changing that code, the dataset or the device trains again. A run is claimed (status ``running``) before it starts,
+fingerprint of the source that decides a run's numbers (training, losses, metrics, models),
+the device kind and the other conditions the numbers depend on (the versions of torch,
+torchvision, smp and numpy, the run's CPU thread count, the encoder weights' hash):
+changing any of them trains again. A run is claimed (status ``running``) before it starts,
 so concurrent processes (pytest-xdist workers) never train the same key twice: the others
 wait. A failed run is recorded with its error. A claim whose owner process died is taken over.
 """
@@ -15,7 +17,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,8 +96,10 @@ def _hash_sources() -> str:
     return digest.hexdigest()[:16]
 
 
-def run_key(config_key: str, seed: int, dataset_fingerprint: str, device_kind: str) -> str:
-    text = json.dumps([config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind])
+def run_key(config_key: str, seed: int, dataset_fingerprint: str, device_kind: str, conditions: Mapping[str, Any]) -> str:
+    """The store key of a run; ``conditions``: what else decides its numbers (see the module doc)."""
+    text = json.dumps([config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind, dict(conditions)],
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -181,6 +185,12 @@ class ResultStore:
             if status == "failed":
                 raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
             time.sleep(self.poll_seconds)  # another live process is training this key
+
+    def done(self, key: str) -> bool:
+        """Whether ``key`` has a finished run."""
+        with self._connect() as db:
+            row = db.execute("SELECT status FROM runs WHERE run_key = ?", (key,)).fetchone()
+        return row is not None and row[0] == "done"
 
     def finish(self, key: str, result: RunResult) -> None:
         with self._connect() as db:

@@ -12,10 +12,16 @@ and flips come from a generator seeded by (data seed, epoch), so two configurati
 the same seed see the same batches (common random numbers), and a resumed run continues
 exactly. The global RNG state is restored after the run.
 
+Threads: a run fixes torch's CPU thread count (``cpu_threads``, default ``CPU_THREADS``) for
+its own duration and records it, because the same seed gives different numbers with a
+different thread count; so a run gives the same per-image scores however it is launched
+(in-process, a prefetch worker, a pytest-xdist worker, ``pneumobench run``).
+
 The dataset lives on the device as uint8 for the whole run; batches are gathered,
-normalised and flipped there. The fast path adds channels_last and, on CUDA, bf16 autocast and
-cuDNN autotuning (channels_last alone on the CPU, where it is also faster); the host
-syncs once per epoch (loss check and validation summary).
+normalised and flipped there. On CUDA the fast path adds channels_last, bf16 autocast and
+cuDNN autotuning; on the CPU it changes nothing (channels_last measured 12-30% slower there at
+the smoke profile's size, one thread); the host syncs once per epoch (loss check and
+validation summary).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "learning_rate",
     "derive_seeds",
     "example_indices",
+    "CPU_THREADS",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -59,6 +66,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FORMAT = 1
 EXAMPLE_POSITIVES = 3  # validation images whose predicted masks every run keeps, for reports
 EXAMPLE_NEGATIVES = 2
+CPU_THREADS = 1  # torch CPU threads of every run, unless asked otherwise (part of the store key)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -191,8 +199,10 @@ def example_indices(dataset: PreparedDataset) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _numerics(device: torch.device, fast: bool, deterministic: bool) -> Iterator[None]:
-    """Deterministic or fast kernels for the run; the previous global settings come back after."""
+def _numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads: int) -> Iterator[None]:
+    """The run's thread count and deterministic or fast kernels; the previous global settings come back after."""
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads)
     previous = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
@@ -213,6 +223,7 @@ def _numerics(device: torch.device, fast: bool, deterministic: bool) -> Iterator
         with torch.random.fork_rng(devices=rng_devices):
             yield
     finally:
+        torch.set_num_threads(threads_before)
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2], previous[3]
 
@@ -278,14 +289,16 @@ def train(
     compile_model: bool = False,
     validate_every: int = 1,
     progress: bool = True,
+    cpu_threads: int = CPU_THREADS,
 ) -> RunResult:
     """Train ``config`` with ``seed`` on ``dataset`` and score the validation split.
 
     ``checkpoint``: a file written atomically every ``checkpoint_every`` epochs; if it exists
     when the run starts, the run resumes from it (and it is removed after success unless
-    ``keep_checkpoint``). ``fast`` uses channels_last (faster on CPU too) and, on CUDA, bf16
-    autocast and cuDNN autotuning; ``fast=False`` is the plain fp32 path.
-    ``deterministic`` asks torch for deterministic kernels.
+    ``keep_checkpoint``). ``fast`` uses, on CUDA, channels_last, bf16 autocast and cuDNN
+    autotuning; ``fast=False`` is the plain fp32 path.
+    ``deterministic`` asks torch for deterministic kernels. ``cpu_threads``: torch's CPU
+    thread count for the run (results depend on it).
     """
     device = torch.device(device)
     if dataset.size != config.image_size:
@@ -299,20 +312,22 @@ def train(
         )
     if len(dataset.val_indices) == 0:
         raise TrainingSetupError(f"the dataset {dataset.path} has no validation images")
+    if cpu_threads < 1:
+        raise TrainingSetupError(f"cpu_threads must be at least 1, got {cpu_threads}")
     checkpoint_path = Path(checkpoint) if checkpoint is not None else None
     identity = _run_identity(config, seed, dataset)
     init_seed, data_seed = derive_seeds(seed)
-    autocast = fast and device.type == "cuda"
+    autocast = channels_last = fast and device.type == "cuda"
     started = time.perf_counter()
 
-    with _numerics(device, fast, deterministic):
+    with _numerics(device, fast, deterministic, cpu_threads):
         torch.manual_seed(init_seed)
         model = build_model(config).to(device)
-        if fast:
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
         forward = torch.compile(model) if compile_model else model
-        train_data = DeviceData(dataset, dataset.train_indices, device, channels_last=fast)
-        val_data = DeviceData(dataset, dataset.val_indices, device, channels_last=fast)
+        train_data = DeviceData(dataset, dataset.train_indices, device, channels_last=channels_last)
+        val_data = DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last)
 
         resumed = _load_checkpoint(checkpoint_path, identity, device) if checkpoint_path else None
         start_epoch = resumed["epochs_done"] if resumed else 0
@@ -422,7 +437,7 @@ def train(
         epochs=config.epochs,
         wall_time_s=wall,
         train_images_per_s=trained_images / max(time.perf_counter() - started, 1e-9),
-        environment=environment(device),
+        environment=environment(device, cpu_threads=cpu_threads),
         dataset_path=str(dataset.path or ""),
         synthetic_data=dataset.synthetic,
         examples=examples,

@@ -4,10 +4,13 @@ are tested on scores whose truth the test chose."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from pneumobench.config import ExperimentConfig
 from pneumobench.data.rle import encode
 from pneumobench.environment import environment
-from pneumobench.store import ResultStore, run_key
+from pneumobench.runner import key_of
+from pneumobench.store import ResultStore
 from pneumobench.training import RunResult, example_indices
 
 
@@ -43,7 +46,7 @@ def fake_run(config, seed, dataset, *, dice_shift=0.0, accuracy=0.75, constant_c
 def store_runs(store: ResultStore, results: list[RunResult]) -> None:
     """Put finished ``results`` in ``store`` under the keys a CPU session would look them up by."""
     for result in results:
-        key = run_key(result.config_key, result.seed, result.dataset_fingerprint, "cpu")
+        key = key_of(ExperimentConfig.from_dict(result.config), result.seed, result.dataset_fingerprint, torch.device("cpu"))
         store.fetch_or_claim(key, config_key=result.config_key, config_name=result.config_name, seed=result.seed,
                              dataset_fingerprint=result.dataset_fingerprint, device_kind="cpu")
         store.finish(key, result)

@@ -307,7 +307,10 @@ def test_identical_values_on_every_seed_are_never_evidence():
     flat = np.full(5, 0.5)
     assert equivalence_claim(flat, 0.5, margin=0.01, alpha=0.05).verdict == Verdict.INCONCLUSIVE
     assert equivalence_claim(flat, flat, margin=0.01, alpha=0.05).verdict == Verdict.INCONCLUSIVE
-    assert regression_check(flat - 0.2, flat, margin=0.02, alpha=0.01).verdict == Verdict.INCONCLUSIVE
+    # a regression check compares exactly when neither side varies: a collapse on every seed is caught
+    collapsed = regression_check(flat - 0.2, flat, margin=0.02, alpha=0.01)
+    assert (collapsed.verdict, collapsed.decided_by) == (Verdict.REGRESSED, "exact: no spread on either side")
+    assert regression_check(flat, flat, margin=0.02, alpha=0.01).verdict == Verdict.NO_REGRESSION
     same = per_image([0.6] * 5)
     assert paired_claim(same, per_image([0.5] * 5), direction=+1, alpha=0.05).verdict == Verdict.INCONCLUSIVE
     assert "degenerate" in best_claim(same, {"r": per_image([0.5] * 5)}, alpha=0.05).note

@@ -228,12 +228,19 @@ def reference_regression(current, baseline, margin, alpha):
     n, today, recorded = min(len(current), len(baseline)), float(current.mean()), float(baseline.mean())
     if n < 3:
         return undecided_dict(too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
-    if np.ptp(current) == 0 and np.ptp(baseline) == 0:
-        return undecided_dict(NO_SPREAD, seeds=n, estimate=today, alpha=alpha, paper=recorded)
+    diff = today - recorded
+    if np.ptp(current) == 0 and np.ptp(baseline) == 0:  # exact: the change against the margin
+        verdict = "REGRESSED" if diff < -margin else "CHANGED" if diff > margin else "NO REGRESSION"
+        note = {"REGRESSED": f"drop {-diff:.4f} > margin {margin}",
+                "CHANGED": f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+                "NO REGRESSION": f"change {diff:+.4f} (margin {margin}; every seed identical)"}[verdict]
+        return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": today, "ci_high": today,
+                "p_value": 1.0 if verdict == "NO REGRESSION" else 0.0, "alpha": alpha, "paper": recorded,
+                "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": "exact: no spread on either side",
+                "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
     drop = sps.ttest_ind(current, baseline - margin, equal_var=False, alternative="less")
     rise = sps.ttest_ind(current, baseline + margin, equal_var=False, alternative="greater")
     interval = sps.ttest_ind(current, baseline, equal_var=False).confidence_interval(1 - 2 * alpha)
-    diff = today - recorded
     # the smallest change detected with 80% power: margin + (t(1-alpha) + t(0.8)) * se, Welch df
     v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
     df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
@@ -258,7 +265,9 @@ REGRESSION_CASES = [
     ([0.70, 0.72, 0.71], [0.60, 0.6, 0.6], 0.02, 0.01),                          # CHANGED (a rise); one side flat
     ([0.61, 0.62, 0.60, 0.615], [0.60, 0.61, 0.59, 0.605], 0.02, 0.01),         # a rise inside the margin
     ([0.5, 0.6], [0.6, 0.61, 0.62], 0.02, 0.01),                                 # too few seeds today
-    ([0.5, 0.5, 0.5], [0.6, 0.6, 0.6], 0.02, 0.01),                              # no spread on either side
+    ([0.5, 0.5, 0.5], [0.6, 0.6, 0.6], 0.02, 0.01),                              # no spread: exact, REGRESSED
+    ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], 0.02, 0.01),                              # no spread: exact, NO REGRESSION
+    ([0.7, 0.7, 0.7], [0.6, 0.6, 0.6], 0.02, 0.01),                              # no spread: exact, CHANGED
 ]
 
 

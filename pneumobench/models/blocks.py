@@ -30,11 +30,13 @@ class ConvBnReLU(nn.Sequential):
 
 @register_center_block("std")
 class StdCenter(nn.Sequential):
-    """The baseline center block: two Conv3x3+BN+ReLU at the encoder's width (512)."""
+    """The baseline center block: two Conv3x3+BN+ReLU at the encoder's width (512, the paper's)
+    or at ``config.center_channels``."""
 
     def __init__(self, in_channels: int, config: ModelConfig) -> None:
-        super().__init__(ConvBnReLU(in_channels, in_channels), ConvBnReLU(in_channels, in_channels))
-        self.out_channels = in_channels
+        width = config.center_channels or in_channels
+        super().__init__(ConvBnReLU(in_channels, width), ConvBnReLU(width, width))
+        self.out_channels = width
 
 
 @register_center_block("aspp")

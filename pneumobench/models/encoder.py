@@ -3,19 +3,22 @@
 ``encoder_weights`` is ``None`` (random), ``"imagenet"`` (smp's download from the model hub,
 which works online or from the hub cache) or a path to a state dict file (``.pth``/``.pt``
 loaded with ``weights_only=True``, or ``.safetensors``). Classifier keys are dropped and any
-mismatch is reported key by key.
+mismatch is reported key by key. ``weights_fingerprint`` names the weights a run starts from
+for the store key: the hash of a file's contents, so replacing the file trains again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
-__all__ = ["EncoderWeightsError", "build_encoder", "load_encoder_weights"]
+__all__ = ["EncoderWeightsError", "build_encoder", "load_encoder_weights", "weights_fingerprint"]
 
 CLASSIFIER_PREFIXES = ("fc.", "classifier.", "head.")
 WRAPPER_PREFIXES = ("module.", "encoder.")
@@ -35,6 +38,28 @@ def build_encoder(name: str, weights: str | None) -> nn.Module:
     encoder = get_encoder(name, weights=None)
     load_encoder_weights(encoder, weights)
     return encoder
+
+
+def weights_fingerprint(weights: str | None) -> str | None:
+    """``None``, ``"imagenet"`` (smp's hub weights, fixed by smp's version) or ``sha256:<hex>``
+    of a weights file's contents."""
+    if weights is None or weights == "imagenet":
+        return weights
+    path = Path(weights)
+    if not path.is_file():
+        raise EncoderWeightsError(f"encoder weights file {path} does not exist")
+    stat = path.stat()
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's hash, computed once per (path, size, modification time)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _imagenet_encoder(name: str) -> nn.Module:

@@ -1,0 +1,59 @@
+"""The smoke profile's stability, measured from a results store: per configuration, the mean and
+between-seed SD of Dice and accuracy, any degenerate run, and the Dice of trivial predictors.
+
+    python .ci/smoke_table.py STORE        # exits 1 if a bound of issue 13 is broken
+
+Bounds: no degenerate run (accuracy above 0.8, classifier not constant, masks not all empty or
+full) and a between-seed SD of at most 0.02 (Dice) and 0.03 (accuracy) for every configuration.
+"""
+
+import statistics
+import sys
+
+import numpy as np
+from tabulate import tabulate
+
+from pneumobench.claims import config_name, run_flags
+from pneumobench.config import get_profile
+from pneumobench.data.cache import synthetic_dataset
+from pneumobench.modifications import table6_rows
+from pneumobench.store import ResultStore
+
+SD_BOUND = {"dice": 0.02, "accuracy": 0.03}
+profile = get_profile("smoke")
+dataset = synthetic_dataset(profile.synthetic)
+keys = {profile.config(*mods).key(): config_name(mods) for mods in table6_rows()}
+runs: dict[str, list] = {}
+for run in ResultStore(sys.argv[1]).results():
+    if run.config_key in keys and run.dataset_fingerprint == dataset.fingerprint and run.seed in profile.seeds:
+        runs.setdefault(keys[run.config_key], []).append(run)
+
+broken, rows = [], []
+for mods in table6_rows():
+    name = config_name(mods)
+    found = runs.get(name, [])
+    if len(found) != len(profile.seeds):
+        broken.append(f"{name}: {len(found)} runs of {len(profile.seeds)}")
+        continue
+    row = {"configuration": name}
+    for metric in ("dice", "accuracy"):
+        values = [getattr(r, metric) for r in found]
+        sd = statistics.stdev(values)
+        row[metric] = f"{statistics.mean(values):.3f}"
+        row[f"{metric} SD"] = f"{sd:.4f}"
+        if sd > SD_BOUND[metric]:
+            broken.append(f"{name}: {metric} SD {sd:.4f} > {SD_BOUND[metric]}")
+    flags = [f"seed {r.seed}: {flag}" for r in found for flag in run_flags(r)]
+    flags += [f"seed {r.seed}: accuracy {r.accuracy:.3f}" for r in found if r.accuracy <= 0.8]
+    row["degenerate runs"] = "; ".join(flags) or "none"
+    broken += [f"{name} {flag}" for flag in flags]
+    row["s per run"] = f"{statistics.mean(r.wall_time_s for r in found):.1f}"
+    rows.append(row)
+
+labels = np.asarray(dataset.labels[dataset.val_indices])
+print(tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True))
+print(f"\nTrivial predictors on these {len(labels)} validation images: every mask empty scores Dice "
+      f"{float((labels == 0).mean()):.3f} (each negative 1, each positive 0); every mask full scores about "
+      f"{float(np.mean([2 * m.sum() / (m.size + m.sum()) if m.any() else 0.0 for m in np.asarray(dataset.masks[dataset.val_indices])])):.3f}.")
+if broken:
+    sys.exit("smoke profile bounds broken: " + "; ".join(broken))

@@ -1,0 +1,262 @@
+"""Sensitivity: the regression check of ``suites/test_regression.py`` must catch real bugs.
+
+Each bug below is planted without editing a core file: a registered modification (a block, a
+loss or a schedule, as a user registers them) or a patch this module applies (in the test's
+process and in every training worker). The baseline configuration is trained with the bug over
+the profile's seeds (in a store of its own, see ``pneumobench.sensitivity``) and judged by the
+same check, at the same alpha and margin, against the recorded baseline of the unmodified
+configuration: every bug must be REGRESSED (or CHANGED, for a bug that raises a score). The
+A/A control, the unchanged baseline under other seeds, must be NO REGRESSION. So must the
+baseline trained under another CPU instruction set (the cross-machine noise test).
+
+``pytest suites -m sensitivity`` prints the table the README shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pneumobench import metrics, training
+from pneumobench.claims import Claim
+from pneumobench.data.prepared import PreparedDataset
+from pneumobench.families import REGRESSION_ALPHA, Family, register_family
+from pneumobench.losses import register_seg_loss
+from pneumobench.models.blocks import DecoderLayer
+from pneumobench.modifications import modification
+from pneumobench.sensitivity import PlantedBug, bug_runs
+from pneumobench.stats import Verdict
+
+pytestmark = pytest.mark.sensitivity
+
+CAUGHT = (Verdict.REGRESSED, Verdict.CHANGED)
+A_A_SEEDS = (10, 11, 12)  # the A/A control's seeds: none of them recorded
+
+
+# --- bugs planted by patches ------------------------------------------------------------------
+
+
+def unnormalised_validation():
+    """Validation images scaled to [0, 1] instead of ImageNet-normalised like the training images."""
+    original = training._evaluate
+
+    def evaluate(model, data, *args, **kwargs):
+        scaled = copy.copy(data)
+        scaled.mean, scaled.std = torch.zeros_like(data.mean), torch.full_like(data.std, 255.0)
+        return original(model, scaled, *args, **kwargs)
+
+    return mock.patch.object(training, "_evaluate", evaluate)
+
+
+def flip_images_not_masks():
+    """The flip augmentation flips the training image but not its mask."""
+    original = training.DeviceData.batch
+
+    def batch(self, index, flip=None):
+        images, masks, labels = original(self, index, flip)
+        if flip is not None:
+            masks = torch.where(flip.view(-1, 1, 1, 1), masks.flip(-1), masks)  # undo the mask's flip
+        return images, masks, labels
+
+    return mock.patch.object(training.DeviceData, "batch", batch)
+
+
+def validate_on_training_images():
+    """A leak: the validation split is the training split."""
+    return mock.patch.object(PreparedDataset, "val_indices", property(lambda self: self.train_indices))
+
+
+def skip_connections_dropped():
+    """Every decoder layer receives zeros instead of its encoder skip connection."""
+    original = DecoderLayer.forward
+
+    def forward(self, x, skip):
+        return original(self, x, torch.zeros_like(skip))
+
+    return mock.patch.object(DecoderLayer, "forward", forward)
+
+
+def empty_masks_score_zero():
+    """The metric scores an empty prediction of an empty mask 0 instead of 1."""
+    original = metrics.dice_per_image
+
+    def dice_per_image(pred, target, threshold=0.5, *, validate=True):
+        dice = original(pred, target, threshold, validate=validate)
+        empty = torch.as_tensor(target).reshape(len(dice), -1).sum(dim=1) == 0
+        return torch.where(empty.to(dice.device), torch.zeros_like(dice), dice)
+
+    return mock.patch.object(metrics, "dice_per_image", dice_per_image)
+
+
+# --- bugs planted by registered modifications ---------------------------------------------------
+
+
+@modification("bug-encoder-never-trained")
+def encoder_never_trained(config):
+    """Stage 2 keeps the encoder frozen: its weights never reach the optimiser."""
+    return config.replace(stages=tuple(dataclasses.replace(stage, freeze_encoder=True) for stage in config.stages))
+
+
+@modification("bug-lr-100x-small")
+def lr_100x_small(config):
+    """Every learning rate a hundred times too small (a unit slip in the schedule)."""
+    return config.replace(stages=tuple(dataclasses.replace(stage, lr=stage.lr / 100, min_lr=stage.min_lr / 100)
+                                       for stage in config.stages))
+
+
+@register_seg_loss("bug-bce-transposed-target", cls_weight=0.1)
+def bce_transposed_target(mask_logits, masks):
+    """BCE against the mask transposed (height and width swapped)."""
+    return F.binary_cross_entropy_with_logits(mask_logits, masks.transpose(-1, -2).to(mask_logits.dtype))
+
+
+@modification("bug-loss-transposed-target")
+def loss_transposed_target(config):
+    return config.replace(seg_loss="bug-bce-transposed-target")
+
+
+@modification("bug-class-loss-off")
+def class_loss_off(config):
+    """The classification loss weighted 0: the class branch never trains."""
+    return config.replace(cls_weight=0.0)
+
+
+BUGS = [
+    PlantedBug("unnormalised-validation", "data path", "validation images not normalised like training images",
+               patch=unnormalised_validation),
+    PlantedBug("flip-images-not-masks", "data path", "flip augmentation flips the image but not its mask",
+               patch=flip_images_not_masks),
+    PlantedBug("validation-leak", "data path", "validation on the training images (a leak)",
+               patch=validate_on_training_images),
+    PlantedBug("skip-connections-dropped", "model", "decoder skip connections dropped", patch=skip_connections_dropped),
+    PlantedBug("encoder-never-trained", "optimiser", "encoder left out of the optimiser in stage 2",
+               modifications=("bug-encoder-never-trained",)),
+    PlantedBug("lr-100x-small", "schedule", "learning rates 100x too small", modifications=("bug-lr-100x-small",)),
+    PlantedBug("loss-transposed-target", "loss", "loss against the transposed mask",
+               modifications=("bug-loss-transposed-target",)),
+    PlantedBug("class-loss-off", "class branch", "classification loss weighted 0", modifications=("bug-class-loss-off",)),
+    PlantedBug("empty-masks-score-zero", "metric", "empty mask predicted empty scores Dice 0",
+               patch=empty_masks_score_zero),
+]
+# The metric each bug is expected to move (the other is reported too).
+EXPECTED_METRIC = {bug.name: "accuracy" if bug.kind == "class branch" else "dice" for bug in BUGS}
+
+
+def bug_claim(bug: PlantedBug, metric: str) -> Claim:
+    """The regression check of the baseline's ``metric``, run on the bug's runs."""
+    return Claim(f"sensitivity-{bug.name}-{metric}", "regression", "planted bug", f"{bug.description} ({metric})",
+                 bug.modifications, metric=metric, family="sensitivity", reference=())
+
+
+register_family(Family("sensitivity", REGRESSION_ALPHA,
+                       tuple(bug_claim(bug, metric).id for bug in BUGS for metric in ("dice", "accuracy")), "per-test"))
+
+
+@pytest.fixture(scope="module")
+def table(request):
+    """Rows of the sensitivity table, printed at the end of the module."""
+    rows: list[dict] = []
+    yield rows
+    from tabulate import tabulate
+
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and rows:
+        reporter.write_sep("=", "pneumobench sensitivity")
+        reporter.write_line(tabulate(rows, headers="keys", disable_numparse=True, tablefmt="github"))
+
+
+def judge(pb, claim: Claim, runs) -> object:
+    """The regression check, exactly as ``suites/test_regression.py`` runs it, on ``runs``."""
+    from pneumobench.claims import evaluate
+
+    return evaluate(claim, lambda mods: runs, base=pb.profile.base, recorded=pb.recorded(), use_paper_values=False,
+                    profile=pb.profile.name)
+
+
+def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
+    """One table row: the measured change of each metric, its check's verdict and detectable change."""
+    cells = {"bug": name, "kind": kind}
+    for metric, stats in results.items():
+        cells[f"{metric} change"] = f"{stats.estimate - stats.paper:+.3f}" if stats.paper is not None else ""
+        cells[f"{metric} verdict"] = stats.verdict.value
+    cells["detects (dice, accuracy)"] = ", ".join(
+        f"{stats.extra['detectable_change']:.3f}" if "detectable_change" in stats.extra else "-" for stats in results.values())
+    cells["caught"] = caught if isinstance(caught, str) else ("yes" if caught else "NO")
+    return cells
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=lambda bug: bug.name)
+def test_planted_bug_is_caught(bug, pb, table):
+    runs = bug_runs(bug, pb.profile.base, pb.seeds, pb.dataset, pb.device, store_path=pb.store_path,
+                    workers=pb.default_workers)
+    results = {metric: judge(pb, bug_claim(bug, metric), runs) for metric in ("dice", "accuracy")}
+    expected = results[EXPECTED_METRIC[bug.name]]
+    table.append(row(bug.name, bug.kind, results, expected.verdict in CAUGHT))
+    assert expected.verdict in CAUGHT, f"{bug.description}: not caught: {expected.verdict.value}; {expected.note}"
+
+
+def test_a_a_control_passes(pb, table):
+    """The unchanged baseline under seeds that were never recorded: NO REGRESSION on both metrics."""
+    from pneumobench.claims import regression_claims
+
+    runs = pb.runs_of(pb.profile.base, A_A_SEEDS)
+    checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
+    results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
+    table.append(row(f"A/A control (seeds {', '.join(map(str, A_A_SEEDS))})", "none", results,
+                     "n/a (must not be)"))
+    assert {metric: r.verdict for metric, r in results.items()} == {
+        "dice": Verdict.NO_REGRESSION, "accuracy": Verdict.NO_REGRESSION}, [r.note for r in results.values()]
+
+
+CROSS_ISA = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+
+
+@contextmanager
+def environment(variables: dict[str, str]):
+    """Set environment variables for worker processes started inside the block."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_cross_machine_noise_stays_inside_the_margin(pb, table, tmp_path_factory):
+    """The baseline trained with the plainest CPU kernels (ATen without vector instructions,
+    oneDNN limited to SSE4.1), as on another machine, against the same seeds trained natively:
+    every per-seed difference well inside the regression margin, and the check says NO REGRESSION."""
+    from pneumobench.claims import regression_claims
+    from pneumobench.families import REGRESSION_MARGIN
+    from pneumobench.runner import prefetch, run
+    from pneumobench.store import ResultStore
+
+    native = pb.runs_of(pb.profile.base, pb.seeds)
+    store = ResultStore(pb.store_path.parent / "sensitivity" / "cross-isa.sqlite")  # the ISA is not in the run key
+    with environment(CROSS_ISA):
+        prefetch([(pb.profile.base, seed) for seed in pb.seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
+                 progress=False)
+    other = [run(pb.profile.base, seed, pb.dataset, "cpu", store=store, progress=False) for seed in pb.seeds]  # stored
+    assert {r.environment["cpu_capability"] for r in other} == {"DEFAULT"}
+    checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
+    results = {metric: judge(pb, checks[metric], other) for metric in ("dice", "accuracy")}
+    differences = {metric: np.array([getattr(o, metric) - getattr(n, metric) for o, n in zip(other, native)])
+                   for metric in ("dice", "accuracy")}
+    largest = {metric: float(np.abs(d).max()) for metric, d in differences.items()}
+    table.append(row("another instruction set (" + ", ".join(f"{k}={v}" for k, v in CROSS_ISA.items()) + ")", "none",
+                     results, "n/a (must not be); largest per-seed change "
+                     + ", ".join(f"{m} {v:.4f}" for m, v in largest.items())))
+    assert all(value < REGRESSION_MARGIN / 2 for value in largest.values()), largest
+    assert all(r.verdict == Verdict.NO_REGRESSION for r in results.values()), [r.note for r in results.values()]
