@@ -25,6 +25,7 @@ MARKERS = {
     "slow": "takes more than a few seconds on the CPU",
 }
 PROPERTY = "pneumobench"
+SENSITIVITY_PROPERTY = "pneumobench-sensitivity"  # a row of the sensitivity table (JSON), printed at the end
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -114,6 +115,7 @@ class PneumobenchSession:
         self.store_option: str | None = config.getoption("--pb-store")
         self.needed: set[tuple[str, ...]] = set()
         self.records: list[dict[str, Any]] = []
+        self.sensitivity_rows: list[dict[str, Any]] = []
         self._dataset: Any = None
         self._store: Any = None
         self._prefetched = False
@@ -237,15 +239,22 @@ class PneumobenchSession:
         for name, value in getattr(report, "user_properties", []):
             if name == PROPERTY and report.when == "call":
                 self.records.append(json.loads(value))
+            elif name == SENSITIVITY_PROPERTY and report.when == "call":
+                self.sensitivity_rows.append(json.loads(value))
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return
         if config.getoption("--pb-update-baselines") and not config.getoption("collectonly"):
             _update_baselines(self, terminalreporter)
+        from tabulate import tabulate
+
+        if self.sensitivity_rows:
+            terminalreporter.write_sep("=", "pneumobench sensitivity")
+            terminalreporter.write_line(tabulate(self.sensitivity_rows, headers="keys", disable_numparse=True,
+                                                 tablefmt="github"))
         if not self.records:
             return
-        from tabulate import tabulate
 
         from pneumobench.families import FAMILIES
         from pneumobench.report import verdict_table

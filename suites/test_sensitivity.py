@@ -9,13 +9,15 @@ configuration: every bug must be REGRESSED (or CHANGED, for a bug that raises a 
 A/A control, the unchanged baseline under other seeds, must be NO REGRESSION. So must the
 baseline trained under another CPU instruction set (the cross-machine noise test).
 
-``pytest suites -m sensitivity`` prints the table the README shows.
+``pytest suites -m sensitivity`` prints the table the README shows (each test records its row;
+the plugin prints them after the verdicts).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 from contextlib import contextmanager
 from unittest import mock
@@ -27,11 +29,11 @@ import torch.nn.functional as F
 
 from pneumobench import metrics, training
 from pneumobench.claims import Claim
-from pneumobench.data.prepared import PreparedDataset
 from pneumobench.families import REGRESSION_ALPHA, Family, register_family
 from pneumobench.losses import register_seg_loss
-from pneumobench.models.blocks import DecoderLayer
+from pneumobench.models.unet import PaperUNet
 from pneumobench.modifications import modification
+from pneumobench.pytest_plugin import SENSITIVITY_PROPERTY
 from pneumobench.sensitivity import PlantedBug, bug_runs
 from pneumobench.stats import Verdict
 
@@ -56,32 +58,49 @@ def unnormalised_validation():
     return mock.patch.object(training, "_evaluate", evaluate)
 
 
-def flip_images_not_masks():
-    """The flip augmentation flips the training image but not its mask."""
-    original = training.DeviceData.batch
+def validation_images_flipped():
+    """Validation images mirrored left to right while their masks are not (augmentation left on)."""
+    original = training._evaluate
 
-    def batch(self, index, flip=None):
-        images, masks, labels = original(self, index, flip)
-        if flip is not None:
-            masks = torch.where(flip.view(-1, 1, 1, 1), masks.flip(-1), masks)  # undo the mask's flip
-        return images, masks, labels
+    def evaluate(model, data, *args, **kwargs):
+        mirrored = copy.copy(data)
+        mirrored.images = data.images.flip(-1)
+        return original(model, mirrored, *args, **kwargs)
 
-    return mock.patch.object(training.DeviceData, "batch", batch)
-
-
-def validate_on_training_images():
-    """A leak: the validation split is the training split."""
-    return mock.patch.object(PreparedDataset, "val_indices", property(lambda self: self.train_indices))
+    return mock.patch.object(training, "_evaluate", evaluate)
 
 
-def skip_connections_dropped():
-    """Every decoder layer receives zeros instead of its encoder skip connection."""
-    original = DecoderLayer.forward
+def mask_shifted_at_inference():
+    """An off-by-one at inference: the predicted mask comes out one pixel to the right."""
+    original = PaperUNet.forward
 
-    def forward(self, x, skip):
-        return original(self, x, torch.zeros_like(skip))
+    def forward(self, x):
+        mask_logits, cls_logits = original(self, x)
+        return (mask_logits if self.training else torch.roll(mask_logits, 1, dims=-1)), cls_logits
 
-    return mock.patch.object(DecoderLayer, "forward", forward)
+    return mock.patch.object(PaperUNet, "forward", forward)
+
+
+def validation_masks_shifted():
+    """Ground-truth validation masks one pixel off (an off-by-one crop of the targets)."""
+    original = training._evaluate
+
+    def evaluate(model, data, *args, **kwargs):
+        shifted = copy.copy(data)
+        shifted.masks = torch.roll(data.masks, 1, dims=-1)
+        return original(model, shifted, *args, **kwargs)
+
+    return mock.patch.object(training, "_evaluate", evaluate)
+
+
+def class_labels_inverted():
+    """The classification loss sees every label inverted (a polarity slip when labels are read)."""
+    original = training.joint_loss
+
+    def joint_loss(mask_logits, cls_logits, masks, labels, **kwargs):
+        return original(mask_logits, cls_logits, masks, 1 - labels, **kwargs)
+
+    return mock.patch.object(training, "joint_loss", joint_loss)
 
 
 def empty_masks_score_zero():
@@ -97,12 +116,6 @@ def empty_masks_score_zero():
 
 
 # --- bugs planted by registered modifications ---------------------------------------------------
-
-
-@modification("bug-encoder-never-trained")
-def encoder_never_trained(config):
-    """Stage 2 keeps the encoder frozen: its weights never reach the optimiser."""
-    return config.replace(stages=tuple(dataclasses.replace(stage, freeze_encoder=True) for stage in config.stages))
 
 
 @modification("bug-lr-100x-small")
@@ -123,26 +136,20 @@ def loss_transposed_target(config):
     return config.replace(seg_loss="bug-bce-transposed-target")
 
 
-@modification("bug-class-loss-off")
-def class_loss_off(config):
-    """The classification loss weighted 0: the class branch never trains."""
-    return config.replace(cls_weight=0.0)
-
 
 BUGS = [
     PlantedBug("unnormalised-validation", "data path", "validation images not normalised like training images",
                patch=unnormalised_validation),
-    PlantedBug("flip-images-not-masks", "data path", "flip augmentation flips the image but not its mask",
-               patch=flip_images_not_masks),
-    PlantedBug("validation-leak", "data path", "validation on the training images (a leak)",
-               patch=validate_on_training_images),
-    PlantedBug("skip-connections-dropped", "model", "decoder skip connections dropped", patch=skip_connections_dropped),
-    PlantedBug("encoder-never-trained", "optimiser", "encoder left out of the optimiser in stage 2",
-               modifications=("bug-encoder-never-trained",)),
+    PlantedBug("validation-images-flipped", "data path", "validation images mirrored, their masks not",
+               patch=validation_images_flipped),
+    PlantedBug("validation-masks-shifted", "data path", "validation ground truth one pixel off",
+               patch=validation_masks_shifted),
+    PlantedBug("mask-shifted-at-inference", "model", "predicted mask one pixel off at inference",
+               patch=mask_shifted_at_inference),
     PlantedBug("lr-100x-small", "schedule", "learning rates 100x too small", modifications=("bug-lr-100x-small",)),
     PlantedBug("loss-transposed-target", "loss", "loss against the transposed mask",
                modifications=("bug-loss-transposed-target",)),
-    PlantedBug("class-loss-off", "class branch", "classification loss weighted 0", modifications=("bug-class-loss-off",)),
+    PlantedBug("class-labels-inverted", "class branch", "class labels inverted in the loss", patch=class_labels_inverted),
     PlantedBug("empty-masks-score-zero", "metric", "empty mask predicted empty scores Dice 0",
                patch=empty_masks_score_zero),
 ]
@@ -160,17 +167,15 @@ register_family(Family("sensitivity", REGRESSION_ALPHA,
                        tuple(bug_claim(bug, metric).id for bug in BUGS for metric in ("dice", "accuracy")), "per-test"))
 
 
-@pytest.fixture(scope="module")
-def table(request):
-    """Rows of the sensitivity table, printed at the end of the module."""
-    rows: list[dict] = []
-    yield rows
-    from tabulate import tabulate
+@pytest.fixture
+def table(record_property):
+    """``table.append(row)``: one row of the sensitivity table the plugin prints at the end."""
 
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and rows:
-        reporter.write_sep("=", "pneumobench sensitivity")
-        reporter.write_line(tabulate(rows, headers="keys", disable_numparse=True, tablefmt="github"))
+    class Rows:
+        def append(self, row: dict) -> None:
+            record_property(SENSITIVITY_PROPERTY, json.dumps(row))
+
+    return Rows()
 
 
 def judge(pb, claim: Claim, runs) -> object:
@@ -204,10 +209,17 @@ def test_planted_bug_is_caught(bug, pb, table):
 
 
 def test_a_a_control_passes(pb, table):
-    """The unchanged baseline under seeds that were never recorded: NO REGRESSION on both metrics."""
+    """The unchanged baseline under seeds that were never recorded: NO REGRESSION on both metrics.
+    Its runs live beside the bug runs, so the results store (and its report) keeps the profile's seeds."""
     from pneumobench.claims import regression_claims
 
-    runs = pb.runs_of(pb.profile.base, A_A_SEEDS)
+    from pneumobench.runner import prefetch, run
+    from pneumobench.store import ResultStore
+
+    store = ResultStore(pb.store_path.parent / "sensitivity" / "a-a-control.sqlite")  # kept out of the report's store
+    prefetch([(pb.profile.base, seed) for seed in A_A_SEEDS], pb.dataset, pb.device, store=store,
+             workers=pb.default_workers, progress=False)
+    runs = [run(pb.profile.base, seed, pb.dataset, pb.device, store=store, progress=False) for seed in A_A_SEEDS]
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
     table.append(row(f"A/A control (seeds {', '.join(map(str, A_A_SEEDS))})", "none", results,
