@@ -14,9 +14,13 @@ from fakes import fake_run, store_runs
 
 from pneumobench import runner
 from pneumobench.config import get_profile
-from pneumobench.modifications import MODIFICATIONS
 from pneumobench.models.registry import ATTENTIONS
-from pneumobench.registry import ExtensionImportError, extension_modules, import_extensions
+from pneumobench.modifications import MODIFICATIONS
+from pneumobench.registry import (
+    ExtensionImportError,
+    extension_modules,
+    import_extensions,
+)
 from pneumobench.runner import key_of, prefetch, run
 from pneumobench.store import ResultStore
 from pneumobench.training import CPU_THREADS
