@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from fakes import cpu_environment, fake_run
 
+from pneumobench import families
 from pneumobench.baselines import MATCHED_VERSIONS, load_paper, mismatch, record
 from pneumobench.claims import (
     PAPER_CLAIMS,
@@ -22,6 +23,7 @@ from pneumobench.claims import (
     verdict_record,
 )
 from pneumobench.config import get_profile
+from pneumobench.families import Family, register_family
 from pneumobench.modifications import table6_rows
 from pneumobench.stats import NonFiniteScoreError, Verdict
 
@@ -310,3 +312,18 @@ def test_per_seed_values_name_a_non_finite_run(tiny_dataset):
     with pytest.raises(NonFiniteScoreError) as error:
         per_seed(bad, "accuracy")
     assert str(error.value) == "baseline seed 2 accuracy: non-finite score inf at index ()"
+
+
+def test_a_regression_check_of_another_configuration_against_a_reference(tiny_dataset, recorded):
+    """A planted bug's runs (another configuration key) judged against the recorded numbers of the
+    configuration they modify: decided, where a check of their own configuration would not match."""
+    bugged = [dataclasses.replace(r, dice=r.dice - 0.1) for r in steady(runs(tiny_dataset, ("scse",)))]
+    check = Claim("sensitivity-scse-dice", "regression", "planted bug", "scse keeps aspp's dice", ("scse",),
+                  metric="dice", family="regression-reference-test", reference=("aspp",))
+    register_family(Family("regression-reference-test", 0.01, (check.id,), "per-test"))
+    try:
+        result = judge(check, {("scse",): bugged}, recorded=recorded)
+        assert result.verdict == Verdict.REGRESSED and result.paper == pytest.approx(0.6)
+        assert "configuration key" in mismatch(recorded, bugged, "aspp", profile="smoke")
+    finally:
+        families.FAMILIES.pop("regression-reference-test")

@@ -10,14 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from pneumobench.calibration import simulate_best, simulate_equivalence, simulate_paired, simulate_regression
+from pneumobench.calibration import (
+    simulate_best,
+    simulate_equivalence,
+    simulate_paired,
+    simulate_regression,
+)
 from pneumobench.stats import (
     MIN_SEEDS,
-    detectable_change,
     NonFiniteScoreError,
     Verdict,
     _t_tests,
     best_claim,
+    detectable_change,
     equivalence_claim,
     holm,
     paired_claim,
@@ -397,3 +402,10 @@ def test_regressed_or_changed_exactly_when_the_interval_lies_beyond_the_margin(c
         assert (result.verdict == Verdict.REGRESSED) == (result.ci_high < low_limit)
     if not math.isclose(result.ci_low, high_limit, abs_tol=1e-9):
         assert (result.verdict == Verdict.CHANGED) == (result.ci_low > high_limit)
+
+
+def test_a_change_of_exactly_the_margin_is_inside_it_when_nothing_varies():
+    """The exact comparison, like the tests, needs a change *beyond* the margin (values chosen
+    so that the difference is exactly representable)."""
+    assert regression_check(np.full(3, 0.5), np.full(3, 0.625), margin=0.125, alpha=0.01).verdict == Verdict.NO_REGRESSION
+    assert regression_check(np.full(3, 0.75), np.full(3, 0.625), margin=0.125, alpha=0.01).verdict == Verdict.NO_REGRESSION
