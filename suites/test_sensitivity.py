@@ -18,8 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-from contextlib import contextmanager
 from unittest import mock
 
 import numpy as np
@@ -169,13 +167,8 @@ register_family(Family("sensitivity", REGRESSION_ALPHA,
 
 @pytest.fixture
 def table(record_property):
-    """``table.append(row)``: one row of the sensitivity table the plugin prints at the end."""
-
-    class Rows:
-        def append(self, row: dict) -> None:
-            record_property(SENSITIVITY_PROPERTY, json.dumps(row))
-
-    return Rows()
+    """``table(row)``: record one row of the sensitivity table the plugin prints at the end."""
+    return lambda row: record_property(SENSITIVITY_PROPERTY, json.dumps(row))
 
 
 def judge(pb, claim: Claim, runs) -> object:
@@ -204,7 +197,7 @@ def test_planted_bug_is_caught(bug, pb, table):
                     workers=pb.default_workers)
     results = {metric: judge(pb, bug_claim(bug, metric), runs) for metric in ("dice", "accuracy")}
     expected = results[EXPECTED_METRIC[bug.name]]
-    table.append(row(bug.name, bug.kind, results, expected.verdict in CAUGHT))
+    table(row(bug.name, bug.kind, results, expected.verdict in CAUGHT))
     assert expected.verdict in CAUGHT, f"{bug.description}: not caught: {expected.verdict.value}; {expected.note}"
 
 
@@ -212,7 +205,6 @@ def test_a_a_control_passes(pb, table):
     """The unchanged baseline under seeds that were never recorded: NO REGRESSION on both metrics.
     Its runs live beside the bug runs, so the results store (and its report) keeps the profile's seeds."""
     from pneumobench.claims import regression_claims
-
     from pneumobench.runner import prefetch, run
     from pneumobench.store import ResultStore
 
@@ -222,7 +214,7 @@ def test_a_a_control_passes(pb, table):
     runs = [run(pb.profile.base, seed, pb.dataset, pb.device, store=store, progress=False) for seed in A_A_SEEDS]
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
-    table.append(row(f"A/A control (seeds {', '.join(map(str, A_A_SEEDS))})", "none", results,
+    table(row(f"A/A control (seeds {', '.join(map(str, A_A_SEEDS))})", "none", results,
                      "n/a (must not be)"))
     assert {metric: r.verdict for metric, r in results.items()} == {
         "dice": Verdict.NO_REGRESSION, "accuracy": Verdict.NO_REGRESSION}, [r.note for r in results.values()]
@@ -231,22 +223,7 @@ def test_a_a_control_passes(pb, table):
 CROSS_ISA = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
-@contextmanager
-def environment(variables: dict[str, str]):
-    """Set environment variables for worker processes started inside the block."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def test_cross_machine_noise_stays_inside_the_margin(pb, table, tmp_path_factory):
+def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     """The baseline trained with the plainest CPU kernels (ATen without vector instructions,
     oneDNN limited to SSE4.1), as on another machine, against the same seeds trained natively:
     every per-seed difference well inside the regression margin, and the check says NO REGRESSION."""
@@ -257,9 +234,10 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, tmp_path_factory
 
     native = pb.runs_of(pb.profile.base, pb.seeds)
     store = ResultStore(pb.store_path.parent / "sensitivity" / "cross-isa.sqlite")  # the ISA is not in the run key
-    with environment(CROSS_ISA):
-        prefetch([(pb.profile.base, seed) for seed in pb.seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
-                 progress=False)
+    for name, value in CROSS_ISA.items():
+        monkeypatch.setenv(name, value)  # read by the workers' torch at import; this process's torch is loaded already
+    prefetch([(pb.profile.base, seed) for seed in pb.seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
+             progress=False)
     other = [run(pb.profile.base, seed, pb.dataset, "cpu", store=store, progress=False) for seed in pb.seeds]  # stored
     assert {r.environment["cpu_capability"] for r in other} == {"DEFAULT"}
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
@@ -267,7 +245,7 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, tmp_path_factory
     differences = {metric: np.array([getattr(o, metric) - getattr(n, metric) for o, n in zip(other, native)])
                    for metric in ("dice", "accuracy")}
     largest = {metric: float(np.abs(d).max()) for metric, d in differences.items()}
-    table.append(row("another instruction set (" + ", ".join(f"{k}={v}" for k, v in CROSS_ISA.items()) + ")", "none",
+    table(row("another instruction set (" + ", ".join(f"{k}={v}" for k, v in CROSS_ISA.items()) + ")", "none",
                      results, "n/a (must not be); largest per-seed change "
                      + ", ".join(f"{m} {v:.4f}" for m, v in largest.items())))
     assert all(value < REGRESSION_MARGIN / 2 for value in largest.values()), largest
