@@ -14,10 +14,11 @@ import sys
 import numpy as np
 from tabulate import tabulate
 
-from pneumobench.claims import config_name, run_flags
-from pneumobench.config import get_profile
+from pneumobench.claims import run_flags
+from pneumobench.config import config_name
 from pneumobench.data.cache import synthetic_dataset
 from pneumobench.modifications import table6_rows
+from pneumobench.profiles import get_profile
 from pneumobench.store import ResultStore
 
 SD_BOUND = {"dice": 0.02, "accuracy": 0.03}

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from pneumobench.environment import RESULT_LIBRARIES
+from pneumobench.results import RunResult
 from pneumobench.store import write_text_atomic
-from pneumobench.training import RunResult
 
 __all__ = [
-    "BaselineError", "PaperNumbers", "RecordedBaseline", "MATCHED_VERSIONS", "load_paper", "load_recorded", "record",
-    "recorded_path", "run_device_kind", "mismatch",
+    "MATCHED_VERSIONS",
+    "BaselineError",
+    "PaperNumbers",
+    "RecordedBaseline",
+    "load_paper",
+    "load_recorded",
+    "mismatch",
+    "record",
+    "recorded_path",
+    "run_device_kind",
 ]
 
 PAPER_SCHEMA = "pneumobench.paper/1"

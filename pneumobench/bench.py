@@ -30,8 +30,14 @@ from pneumobench.models import build_model
 from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData
 
 __all__ = [
-    "naive_encode", "naive_decode", "synthetic_batches", "make_train_step", "bench_train", "bench_metrics",
-    "bench_ingest", "training_flops_per_image",
+    "bench_ingest",
+    "bench_metrics",
+    "bench_train",
+    "make_train_step",
+    "naive_decode",
+    "naive_encode",
+    "synthetic_batches",
+    "training_flops_per_image",
 ]
 
 

@@ -31,11 +31,11 @@ from pneumobench.stats import (
 
 __all__ = [
     "ErrorRate",
-    "simulate_paired",
+    "error_rate_table",
     "simulate_best",
     "simulate_equivalence",
+    "simulate_paired",
     "simulate_regression",
-    "error_rate_table",
 ]
 
 IMAGES = 20  # per-image scores per run in the simulations (the rules see per-seed means)

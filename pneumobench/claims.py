@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pneumobench.baselines import PaperNumbers, RecordedBaseline, mismatch
-from pneumobench.config import ExperimentConfig
+from pneumobench.config import ExperimentConfig, config_name
 from pneumobench.families import (
     EQUIVALENCE_MARGIN,
     PAPER_FAMILY_ALPHA,
@@ -31,6 +31,7 @@ from pneumobench.families import (
 )
 from pneumobench.models import build_model, count_parameters
 from pneumobench.modifications import table6_rows
+from pneumobench.results import RunResult
 from pneumobench.stats import (
     ClaimStats,
     Verdict,
@@ -41,21 +42,25 @@ from pneumobench.stats import (
     regression_check,
     undecided,
 )
-from pneumobench.training import RunResult
 
 __all__ = [
-    "Claim", "PAPER_CLAIMS", "table6_claims", "regression_claims", "evaluate", "verdict_record", "per_image",
-    "per_seed", "config_name", "run_flags", "degenerate_reasons", "claim_alpha",
+    "PAPER_CLAIMS",
+    "Claim",
+    "claim_alpha",
+    "config_name",
+    "degenerate_reasons",
+    "evaluate",
+    "per_image",
+    "per_seed",
+    "regression_claims",
+    "run_flags",
+    "table6_claims",
+    "verdict_record",
 ]
 
 Mods = tuple[str, ...]
 RunsFor = Callable[[Mods], list[RunResult]]
 METRICS = ("dice", "accuracy")
-
-
-def config_name(mods: Mods) -> str:
-    """A configuration's display name: its modifications joined by ``+``, or ``baseline``."""
-    return "+".join(mods) or "baseline"
 
 
 @dataclass(frozen=True)

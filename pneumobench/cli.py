@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from pneumobench import __version__
 
@@ -75,10 +75,10 @@ def _resolve_device(name: str):
 def _run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from pneumobench.config import get_profile
     from pneumobench.data.cache import synthetic_dataset
     from pneumobench.data.prepared import DatasetError, load
     from pneumobench.models import EncoderWeightsError
+    from pneumobench.profiles import get_profile
     from pneumobench.training import train
 
     profile = get_profile(args.profile)
@@ -120,7 +120,7 @@ def _bench(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from pneumobench import bench
-    from pneumobench.config import get_profile
+    from pneumobench.profiles import get_profile
 
     if args.gpu_check:
         return _gpu_check(args)

@@ -13,13 +13,24 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pneumobench.data.cache import SyntheticSpec
 from pneumobench.registry import Registry
 
-__all__ = ["ConfigError", "ModelConfig", "StageConfig", "ExperimentConfig", "Profile", "PROFILES", "register_profile", "get_profile"]
+__all__ = [
+    "MODIFICATIONS",
+    "PAPER_MODIFICATIONS",
+    "ConfigError",
+    "ExperimentConfig",
+    "ModelConfig",
+    "StageConfig",
+    "SyntheticSpec",
+    "apply_modifications",
+    "config_name",
+    "modification",
+]
 
 
 class ConfigError(ValueError):
@@ -79,7 +90,7 @@ class ExperimentConfig:
     @property
     def name(self) -> str:
         """``baseline`` or the applied modifications joined by ``+`` (e.g. ``lovasz+aspp``)."""
-        return "+".join(self.modifications) or "baseline"
+        return config_name(self.modifications)
 
     @property
     def epochs(self) -> int:
@@ -93,8 +104,6 @@ class ExperimentConfig:
 
     def with_modifications(self, *names: str) -> ExperimentConfig:
         """Apply registered modifications in order; the result records their names canonically."""
-        from pneumobench.modifications import apply_modifications
-
         return apply_modifications(self, names)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,67 +127,47 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True)
-class Profile:
-    """How claims are run: the base experiment, the seeds, and the default dataset.
+class SyntheticSpec:
+    """Parameters of a synthetic prepared dataset (``pneumobench.data.cache`` builds and caches it)."""
 
-    ``synthetic`` is the embedded default dataset used when no ``--pb-data`` is given; a
-    profile without one needs a prepared dataset (the real SIIM-ACR data).
-    """
-
-    name: str
-    base: ExperimentConfig
-    seeds: tuple[int, ...]
-    synthetic: SyntheticSpec | None
-    description: str
-    checkpoint_every: int = 1
-
-    def config(self, *modifications: str) -> ExperimentConfig:
-        return self.base.with_modifications(*modifications)
+    n_positive: int = 160
+    n_negative: int = 160
+    size: int = 64
+    seed: int = 0
+    difficulty: float = 0.5
 
 
-PROFILES: Registry[Profile] = Registry("profile")
+def config_name(modifications: Iterable[str]) -> str:
+    """A configuration's display name: its modifications joined by ``+``, or ``baseline``."""
+    return "+".join(modifications) or "baseline"
 
 
-def register_profile(profile: Profile) -> Profile:
-    """Register a profile under its name (a new profile is one call)."""
-    return PROFILES.register(profile.name)(profile)
+Modification = Callable[[ExperimentConfig], ExperimentConfig]
+# The paper's four register themselves in ``pneumobench.modifications``, imported on first lookup.
+MODIFICATIONS: Registry[Modification] = Registry("modification", builtins="pneumobench.modifications")
+PAPER_MODIFICATIONS = ("lovasz", "aspp", "hypercolumns", "scse")  # Table 6's order, also the names' canonical order
 
 
-def get_profile(name: str) -> Profile:
-    return PROFILES.get(name)
+def modification(name: str) -> Callable[[Modification], Modification]:
+    """Decorator: register ``fn(config) -> config`` as modification ``name``."""
+    return MODIFICATIONS.register(name)
 
 
-_PAPER = ExperimentConfig.paper_baseline()
-register_profile(Profile(
-    name="paper",
-    base=_PAPER,
-    seeds=(0, 1, 2, 3, 4),
-    synthetic=None,
-    description="the paper's exact protocol on the real SIIM-ACR data (256x256, ImageNet encoder, 43 epochs)",
-    checkpoint_every=5,
-))
-register_profile(dataclasses.replace(
-    PROFILES.get("paper"),
-    name="nightly",
-    description="GPU CI: the paper's protocol on a prepared SIIM-ACR dataset, 5 seeds per configuration",
-))
-register_profile(Profile(
-    name="smoke",
-    base=ExperimentConfig(
-        model=ModelConfig(encoder="tu-resnet10t", mask_bias=-6.0, decoder_channels=32, center_channels=128,
-                          aspp_channels=128),
-        image_size=32,
-        batch_size=16,
-        stages=(StageConfig(1, 2e-2, 2e-2, freeze_encoder=True), StageConfig(11, 2e-2, 1e-4)),
-    ),
-    seeds=(0, 1, 2),
-    synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.2),
-    description=(
-        "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "
-        "(timm), a 128-channel center (ASPP 128) and a 32-channel decoder at 32x32, 1+11 epochs of 128 images at "
-        "2e-2; exercises the pipeline, not evidence about the paper"
-    ),
-))
+def apply_modifications(config: ExperimentConfig, names: Iterable[str]) -> ExperimentConfig:
+    """Apply each named modification once, in order, recording the set of names in a canonical
+    order (the paper's four first, in Table 6's order, then others alphabetically)."""
+    applied = set(config.modifications)
+    for name in names:
+        if name in applied:
+            continue
+        config = MODIFICATIONS.get(name)(config)
+        applied.add(name)
+    return config.replace(modifications=tuple(sorted(applied, key=_canonical_order)))
+
+
+def _canonical_order(name: str) -> tuple[int, str]:
+    paper_rank = PAPER_MODIFICATIONS.index(name) if name in PAPER_MODIFICATIONS else len(PAPER_MODIFICATIONS)
+    return paper_rank, name
 
 
 def _to_jsonable(value: Any) -> Any:

@@ -18,7 +18,7 @@ import torch
 
 from pneumobench import __version__
 
-__all__ = ["RESULT_LIBRARIES", "environment", "library_versions", "cpu_model", "git_commit", "device_name"]
+__all__ = ["RESULT_LIBRARIES", "cpu_model", "device_name", "environment", "git_commit", "library_versions"]
 
 RESULT_LIBRARIES = ("torch", "torchvision", "smp", "timm", "numpy")
 

@@ -21,17 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 __all__ = [
-    "Family",
-    "FamilyError",
+    "EQUIVALENCE_MARGIN",
     "FAMILIES",
     "PAPER_FAMILY_ALPHA",
-    "EQUIVALENCE_MARGIN",
     "REGRESSION_ALPHA",
     "REGRESSION_MARGIN",
-    "register_family",
-    "join_family",
+    "Family",
+    "FamilyError",
     "get_family",
+    "join_family",
     "member_alpha",
+    "register_family",
 ]
 
 PAPER_FAMILY_ALPHA = 0.05

@@ -18,9 +18,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from pneumobench.training import RunResult
+from pneumobench.results import RunResult
 
-__all__ = ["Written", "DPI", "effects", "seed_spread", "learning_curves", "overlays"]
+__all__ = ["DPI", "Written", "effects", "learning_curves", "overlays", "seed_spread"]
 
 DPI = 100
 WIDE_IN = 10.0  # width of the single-plot figures, inches

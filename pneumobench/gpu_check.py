@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
-from pneumobench.config import ExperimentConfig, get_profile
+from pneumobench.config import ExperimentConfig
+from pneumobench.profiles import get_profile
 
-__all__ = ["GpuCheckSettings", "gpu_check", "cuda_tests", "bench_concurrency"]
+__all__ = ["GpuCheckSettings", "bench_concurrency", "cuda_tests", "gpu_check"]
 
 PAPER_PER_CLASS = 2669  # images per class the paper samples (DESIGN: 2,669 positives and as many negatives)
 TABLE6_RUNS = 16 * 5  # 16 configurations x 5 seeds

@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from pneumobench.registry import Registry
 
 __all__ = [
-    "LossInputError",
-    "lovasz_hinge",
-    "SegLoss",
     "SEG_LOSSES",
-    "register_seg_loss",
+    "LossInputError",
+    "SegLoss",
     "joint_loss",
+    "lovasz_hinge",
+    "register_seg_loss",
 ]
 
 LOVASZ_VARIANTS = ("hinge", "symmetric_elu")

@@ -15,10 +15,10 @@ import torch
 
 __all__ = [
     "MetricInputError",
-    "dice_per_image",
-    "correct_per_image",
-    "accuracy",
     "ScoreAccumulator",
+    "accuracy",
+    "correct_per_image",
+    "dice_per_image",
 ]
 
 ArrayLike = torch.Tensor | np.ndarray

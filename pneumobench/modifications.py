@@ -1,6 +1,7 @@
-"""Modifications: registered functions ``ExperimentConfig -> ExperimentConfig``.
+"""The paper's four modifications (``lovasz``, ``aspp``, ``hypercolumns``, ``scse``) and Table 6's rows.
 
-The paper's four (``lovasz``, ``aspp``, ``hypercolumns``, ``scse``) are here; a researcher
+A modification is a registered function ``ExperimentConfig -> ExperimentConfig`` (the registry
+and ``apply_modifications`` live in ``pneumobench.config``, re-exported here); a researcher
 registers a new one anywhere with ``@modification("name")`` and names it in
 ``ExperimentConfig.with_modifications``. Every combination of the paper's four is a row
 of Table 6 (see ``table6_rows``).
@@ -9,39 +10,16 @@ of Table 6 (see ``table6_rows``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
 
-from pneumobench.config import ExperimentConfig
-from pneumobench.registry import Registry
+from pneumobench.config import (
+    MODIFICATIONS,
+    PAPER_MODIFICATIONS,
+    ExperimentConfig,
+    apply_modifications,
+    modification,
+)
 
-__all__ = ["MODIFICATIONS", "PAPER_MODIFICATIONS", "modification", "apply_modifications", "table6_rows"]
-
-Modification = Callable[[ExperimentConfig], ExperimentConfig]
-MODIFICATIONS: Registry[Modification] = Registry("modification")
-PAPER_MODIFICATIONS = ("lovasz", "aspp", "hypercolumns", "scse")
-
-
-def modification(name: str) -> Callable[[Modification], Modification]:
-    """Decorator: register ``fn(config) -> config`` as modification ``name``."""
-    return MODIFICATIONS.register(name)
-
-
-def apply_modifications(config: ExperimentConfig, names: Iterable[str]) -> ExperimentConfig:
-    """Apply each named modification once, in order, recording the set of names in a canonical
-    order (the paper's four first, in Table 6's order, then others alphabetically)."""
-    applied = set(config.modifications)
-    for name in names:
-        if name in applied:
-            continue
-        config = MODIFICATIONS.get(name)(config)
-        applied.add(name)
-    return config.replace(modifications=tuple(sorted(applied, key=_canonical_order)))
-
-
-def _canonical_order(name: str) -> tuple[int, str]:
-    paper_rank = PAPER_MODIFICATIONS.index(name) if name in PAPER_MODIFICATIONS else len(PAPER_MODIFICATIONS)
-    return paper_rank, name
-
+__all__ = ["MODIFICATIONS", "PAPER_MODIFICATIONS", "apply_modifications", "modification", "table6_rows"]
 
 def table6_rows() -> list[tuple[str, ...]]:
     """The 16 subsets of the paper's modifications, in the order of the paper's Table 6."""

@@ -96,7 +96,7 @@ class PneumobenchSession:
     plus the lazily opened dataset and store, and the verdicts recorded so far."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from pneumobench.config import get_profile
+        from pneumobench.profiles import get_profile
         from pneumobench.registry import UnknownNameError
         from pneumobench.seeds import SeedError, parse_seeds
 

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["Registry", "UnknownNameError", "ExtensionImportError", "extension_modules", "import_extensions"]
+__all__ = ["ExtensionImportError", "Registry", "UnknownNameError", "extension_modules", "import_extensions"]
 
 _REGISTRIES: list[Registry] = []
 _SCRIPT_MODULES = ("__main__", "__mp_main__")  # a script re-runs itself in spawned workers
@@ -35,10 +35,16 @@ class ExtensionImportError(ImportError):
 class Registry(Generic[T]):
     """Maps names to objects of one kind (``kind`` is used in error messages)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, builtins: str | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._builtins = builtins  # a module that registers the built-in entries, imported on first lookup
         _REGISTRIES.append(self)
+
+    def _load_builtins(self) -> None:
+        if self._builtins is not None:
+            module, self._builtins = self._builtins, None
+            importlib.import_module(module)
 
     def modules(self) -> set[str]:
         """The modules that define the registered functions and classes."""
@@ -62,6 +68,7 @@ class Registry(Generic[T]):
         del self._entries[name]
 
     def get(self, name: str) -> T:
+        self._load_builtins()
         try:
             return self._entries[name]
         except KeyError:
@@ -69,12 +76,14 @@ class Registry(Generic[T]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {known}") from None
 
     def __contains__(self, name: object) -> bool:
+        self._load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(self.names())
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self._entries)
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from scipy import stats as st
 
+from pneumobench.results import RunResult
 from pneumobench.stats import ClaimStats, Verdict
 from pneumobench.store import ResultStore, StoredRun, write_text_atomic
-from pneumobench.training import RunResult
 from pneumobench.verdicts import SYNTHETIC_NOTE
 
-__all__ = ["ReportError", "RunGroup", "Report", "load_group", "verdict_table", "judge_group", "write_report"]
+__all__ = ["Report", "ReportError", "RunGroup", "judge_group", "load_group", "verdict_table", "write_report"]
 
 REPORT_SCHEMA = "pneumobench.report/1"
 NOT_RUN = Verdict.NOT_RUN.value
@@ -107,8 +107,8 @@ def load_group(store_path: str | os.PathLike, *, dataset_fingerprint: str | None
 
 def match_profile(group: RunGroup, name: str | None = None):
     """The registered profile whose Table 6 configurations the group's runs are (or ``name``'s)."""
-    from pneumobench.config import PROFILES, get_profile
     from pneumobench.modifications import table6_rows
+    from pneumobench.profiles import PROFILES, get_profile
 
     if name is not None:
         return get_profile(name)
@@ -142,11 +142,11 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     from pneumobench.baselines import load_paper, load_recorded, recorded_path
     from pneumobench.claims import (
         PAPER_CLAIMS,
-        config_name,
         evaluate,
         table6_claims,
         verdict_record,
     )
+    from pneumobench.config import config_name
 
     baselines = Path(baselines_dir)
     paper = load_paper(baselines / "paper.json")
@@ -246,7 +246,8 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
     from pneumobench.baselines import load_paper
-    from pneumobench.claims import config_name, degenerate_reasons
+    from pneumobench.claims import degenerate_reasons
+    from pneumobench.config import config_name
     from pneumobench.modifications import table6_rows
 
     paper = load_paper(Path(baselines_dir) / "paper.json")

@@ -23,10 +23,16 @@ from pneumobench.data.prepared import PreparedDataset, load
 from pneumobench.environment import library_versions
 from pneumobench.models.encoder import weights_fingerprint
 from pneumobench.registry import extension_modules, import_extensions
-from pneumobench.store import ResultStore, pin_source_fingerprint, run_key, source_fingerprint
-from pneumobench.training import CPU_THREADS, RunResult, train
+from pneumobench.results import RunResult
+from pneumobench.store import (
+    ResultStore,
+    pin_source_fingerprint,
+    run_key,
+    source_fingerprint,
+)
+from pneumobench.training import CPU_THREADS, train
 
-__all__ = ["select_device", "device_kind", "run_conditions", "key_of", "run", "prefetch"]
+__all__ = ["device_kind", "key_of", "prefetch", "run", "run_conditions", "select_device"]
 
 
 def select_device(requested: str | torch.device | None = None) -> torch.device:

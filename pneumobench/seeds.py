@@ -7,7 +7,7 @@ has no run. Both are usage errors, never a verdict.
 
 from __future__ import annotations
 
-__all__ = ["SeedError", "parse_seed", "parse_seeds", "check_seeds"]
+__all__ = ["SeedError", "check_seeds", "parse_seed", "parse_seeds"]
 
 
 class SeedError(ValueError):

@@ -24,11 +24,11 @@ import torch
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.prepared import PreparedDataset
 from pneumobench.modifications import MODIFICATIONS
+from pneumobench.results import RunResult
 from pneumobench.runner import prefetch, run
 from pneumobench.store import ResultStore
-from pneumobench.training import RunResult
 
-__all__ = ["PlantedBug", "bug_store_path", "bug_runs"]
+__all__ = ["PlantedBug", "bug_runs", "bug_store_path"]
 
 Patch = Callable[[], AbstractContextManager[Any]]
 

@@ -35,21 +35,21 @@ from scipy import special
 from scipy import stats as st
 
 __all__ = [
-    "Verdict",
+    "MAX_SEEDS_FOR_POWER",
+    "MIN_SEEDS",
     "ClaimStats",
     "NonFiniteScoreError",
-    "MIN_SEEDS",
-    "MAX_SEEDS_FOR_POWER",
-    "check_finite",
-    "undecided",
-    "paired_claim",
+    "Verdict",
     "best_claim",
-    "equivalence_claim",
-    "regression_check",
+    "check_finite",
     "detectable_change",
-    "seeds_for_power",
-    "paired_power",
+    "equivalence_claim",
     "holm",
+    "paired_claim",
+    "paired_power",
+    "regression_check",
+    "seeds_for_power",
+    "undecided",
 ]
 
 MIN_SEEDS = 3

@@ -24,9 +24,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pneumobench.training import RunResult
+from pneumobench.results import RunResult
 
-__all__ = ["StoreError", "RunFailedError", "ResultStore", "StoredRun", "run_key", "source_fingerprint", "write_text_atomic", "DEFAULT_STORE"]
+__all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint", "write_text_atomic"]
 
 DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
 SCHEMA = """

@@ -27,13 +27,10 @@ validation summary).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +45,17 @@ from pneumobench.environment import environment
 from pneumobench.losses import joint_loss
 from pneumobench.metrics import ScoreAccumulator
 from pneumobench.models import build_model, freeze_encoder, unfreeze_encoder
+from pneumobench.results import RunResult
 
 __all__ = [
+    "CPU_THREADS",
+    "DeviceData",
     "NonFiniteLossError",
     "TrainingSetupError",
-    "RunResult",
-    "DeviceData",
-    "train",
-    "learning_rate",
     "derive_seeds",
     "example_indices",
-    "CPU_THREADS",
+    "learning_rate",
+    "train",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -75,50 +72,6 @@ class NonFiniteLossError(FloatingPointError):
 
 class TrainingSetupError(ValueError):
     """A configuration and dataset that cannot be trained together, or a foreign checkpoint."""
-
-
-@dataclass
-class RunResult:
-    """Everything the statistics and reports need from one (configuration, seed) run."""
-
-    config: dict[str, Any]
-    config_key: str
-    config_name: str
-    seed: int
-    dataset_fingerprint: str
-    val_ids: list[str]
-    dice_per_image: list[float]
-    cls_prob: list[float]
-    correct: list[bool]
-    dice: float
-    accuracy: float
-    curves: list[dict[str, Any]]
-    epochs: int
-    wall_time_s: float
-    train_images_per_s: float
-    environment: dict[str, Any] = field(default_factory=dict)
-    dataset_path: str = ""
-    synthetic_data: bool = False
-    examples: dict[str, str] = field(default_factory=dict)  # image id -> predicted mask (SIIM RLE)
-    mask_fraction: list[float] = field(default_factory=list)  # per validation image: pixels predicted positive
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"RunResult: unknown field(s) {', '.join(unknown)}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunResult:
-        return cls.from_dict(json.loads(text))
 
 
 def derive_seeds(seed: int) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pneumobench.stats import Verdict
 
-__all__ = ["Outcome", "outcome", "verdict_line", "SYNTHETIC_NOTE"]
+__all__ = ["SYNTHETIC_NOTE", "Outcome", "outcome", "verdict_line"]
 
 SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
 

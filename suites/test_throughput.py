@@ -15,10 +15,15 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from pneumobench.bench import make_train_step, naive_decode, naive_encode, synthetic_batches
+from pneumobench.bench import (
+    make_train_step,
+    naive_decode,
+    naive_encode,
+    synthetic_batches,
+)
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.gpu_check import TABLE6_RUNS, GpuCheckSettings, gpu_check
 from pneumobench.data.rle import decode, encode
+from pneumobench.gpu_check import TABLE6_RUNS, GpuCheckSettings, gpu_check
 from pneumobench.losses import lovasz_hinge
 from pneumobench.metrics import dice_per_image
 from pneumobench.runner import select_device

@@ -9,9 +9,10 @@ import torch
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.rle import encode
 from pneumobench.environment import environment
+from pneumobench.results import RunResult
 from pneumobench.runner import key_of
 from pneumobench.store import ResultStore
-from pneumobench.training import RunResult, example_indices
+from pneumobench.training import example_indices
 
 
 def fake_run(config, seed, dataset, *, dice_shift=0.0, accuracy=0.75, constant_classifier=False, fingerprint=None,

@@ -22,9 +22,10 @@ from pneumobench.claims import (
     table6_claims,
     verdict_record,
 )
-from pneumobench.config import get_profile
+from pneumobench.config import config_name
 from pneumobench.families import Family, register_family
 from pneumobench.modifications import table6_rows
+from pneumobench.profiles import get_profile
 from pneumobench.stats import NonFiniteScoreError, Verdict
 
 PROFILE = get_profile("smoke")
@@ -182,14 +183,14 @@ def test_table6_and_regression_claims_as_data():
     rows = table6_claims(paper)
     assert len(rows) == 32
     for claim, (mods, metric) in zip(rows, [(m, x) for m in table6_rows() for x in ("dice", "accuracy")]):
-        name = "+".join(mods) or "baseline"
+        name = config_name(mods)
         assert (claim.id, claim.kind, claim.source, claim.text, claim.treatment, claim.metric, claim.paper,
                 claim.family) == (f"table6-{name}-{metric}", "row", "Table 6", f"{name} reaches the paper's {metric}",
                                   mods, metric, paper.table6(mods)[metric], "paper")
         assert claim.configs() == [mods]
     checks = regression_claims()
     for claim, (mods, metric) in zip(checks, [(m, x) for m in table6_rows() for x in ("dice", "accuracy")]):
-        name = "+".join(mods) or "baseline"
+        name = config_name(mods)
         assert (claim.id, claim.kind, claim.source, claim.text, claim.treatment, claim.metric, claim.family) == (
             f"regression-{name}-{metric}", "regression", "recorded baseline", f"{name} keeps its {metric}", mods,
             metric, "regression")

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from pneumobench.cli import main
-from pneumobench.config import PROFILES, ExperimentConfig, ModelConfig, Profile, StageConfig, register_profile
-from pneumobench.training import RunResult
+from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.profiles import PROFILES, Profile, register_profile
+from pneumobench.results import RunResult
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,19 @@ import sys
 
 import pytest
 
-from pneumobench.config import ConfigError, ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.modifications import MODIFICATIONS, PAPER_MODIFICATIONS, modification, table6_rows
+from pneumobench.config import (
+    ConfigError,
+    ExperimentConfig,
+    ModelConfig,
+    StageConfig,
+    config_name,
+)
+from pneumobench.modifications import (
+    MODIFICATIONS,
+    PAPER_MODIFICATIONS,
+    modification,
+    table6_rows,
+)
 
 
 def test_paper_baseline_matches_table_1():
@@ -21,7 +32,7 @@ def test_paper_baseline_matches_table_1():
     assert config.epochs == 43 and config.name == "baseline"
 
 
-@pytest.mark.parametrize("row", table6_rows(), ids=lambda r: "+".join(r) or "baseline")
+@pytest.mark.parametrize("row", table6_rows(), ids=config_name)
 def test_json_round_trip_of_every_table6_row(row):
     config = ExperimentConfig.paper_baseline().with_modifications(*row)
     again = ExperimentConfig.from_json(config.to_json())

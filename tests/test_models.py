@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
-from pneumobench.config import ExperimentConfig, ModelConfig
+from pneumobench.config import ExperimentConfig, ModelConfig, config_name
 from pneumobench.models import (
     EncoderWeightsError,
     InputSizeError,
@@ -58,7 +58,7 @@ def test_input_the_encoder_cannot_take(baseline, shape, message):
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("row", table6_rows(), ids=lambda r: "+".join(r) or "baseline")
+@pytest.mark.parametrize("row", table6_rows(), ids=config_name)
 def test_every_table6_combination_runs_forward_and_backward(row):
     config = ExperimentConfig().with_modifications(*row)
     model = seeded_model(config).train()

@@ -9,26 +9,25 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
+import contourpy  # noqa: F401
 
 # In-process pytester runs drop modules first imported during a run; torch cannot be
 # imported twice, so everything the inner runs use is imported here first.
-import matplotlib.backends.backend_agg  # noqa: F401
-import contourpy  # noqa: F401
+import matplotlib.backends.backend_agg
 import matplotlib.contour  # noqa: F401
-import pneumobench.baselines  # noqa: F401
-import pneumobench.claims  # noqa: F401
-import pneumobench.figures  # noqa: F401
-import pneumobench.report  # noqa: F401
-import pneumobench.runner  # noqa: F401
-
+import pytest
 from fakes import cpu_environment, fake_run, store_runs
+
+import pneumobench.baselines
+import pneumobench.claims
+import pneumobench.figures
+import pneumobench.report
+import pneumobench.runner  # noqa: F401
 from pneumobench import families
 from pneumobench.baselines import MATCHED_VERSIONS, record
-from pneumobench.config import PROFILES, get_profile
 from pneumobench.models.registry import ATTENTIONS
-from pneumobench.modifications import MODIFICATIONS
-from pneumobench.modifications import table6_rows
+from pneumobench.modifications import MODIFICATIONS, table6_rows
+from pneumobench.profiles import PROFILES, get_profile
 from pneumobench.report import write_report
 from pneumobench.store import ResultStore
 from pneumobench.verdicts import verdict_line
@@ -100,8 +99,8 @@ def test_strict_turns_inconclusive_into_a_failure(pytester):
 
 TINY_PROFILE = textwrap.dedent(
     """
-    from pneumobench.config import PROFILES, ExperimentConfig, ModelConfig, Profile, StageConfig, register_profile
-    from pneumobench.data.cache import SyntheticSpec
+    from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig, SyntheticSpec
+    from pneumobench.profiles import PROFILES, Profile, register_profile
 
     if "tiny" not in PROFILES:
         register_profile(Profile(

@@ -7,27 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import fake_run, store_runs
 from PIL import Image
 from scipy import stats as scipy_stats
 
 from pneumobench.baselines import load_paper, load_recorded
 from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims
 from pneumobench.cli import main
-from pneumobench.config import get_profile
+from pneumobench.config import config_name
 from pneumobench.modifications import table6_rows
+from pneumobench.profiles import get_profile
 from pneumobench.report import NOT_RUN, ReportError, write_report
 from pneumobench.store import ResultStore
-
-from fakes import fake_run, store_runs
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 PROFILE = get_profile("smoke")
 SEEDS = (0, 1, 2)
 ALL_CLAIMS = PAPER_CLAIMS + table6_claims(load_paper(BASELINES / "paper.json"))
 
-
-def name_of(mods):
-    return "+".join(mods) or "baseline"
 
 
 def fake(mods, seed, dataset, *, fingerprint=None):
@@ -58,7 +55,7 @@ def full_report(full_store, tmp_path_factory):
 
 
 def test_report_holds_every_configuration_and_claim(full_report):
-    names = [name_of(mods) for mods in table6_rows()]
+    names = [config_name(mods) for mods in table6_rows()]
     assert full_report.data["configurations"] == names
     assert [r["claim"] for r in full_report.data["claims"]] == [c.id for c in ALL_CLAIMS]
     table6_section, claims_section = full_report.markdown.split("## Claims")

@@ -13,9 +13,9 @@ import torch
 from fakes import fake_run, store_runs
 
 from pneumobench import runner
-from pneumobench.config import get_profile
 from pneumobench.models.registry import ATTENTIONS
 from pneumobench.modifications import MODIFICATIONS
+from pneumobench.profiles import get_profile
 from pneumobench.registry import (
     ExtensionImportError,
     extension_modules,

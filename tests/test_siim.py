@@ -10,8 +10,9 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pneumobench.cli import main as cli_main
+from pneumobench.config import SyntheticSpec
 from pneumobench.data import prepared
-from pneumobench.data.cache import SyntheticSpec, synthetic_dataset
+from pneumobench.data.cache import synthetic_dataset
 from pneumobench.data.dicom import write_dicom
 from pneumobench.data.rle import encode
 from pneumobench.data.siim import IngestError, downsample_mask, prepare
@@ -249,7 +250,7 @@ def test_cli_synth_then_prepare(tmp_path, capsys):
 def test_cached_synthetic_dataset_is_reused_and_safe_under_concurrency(tmp_path):
     env = {**os.environ, "PNEUMOBENCH_CACHE": str(tmp_path)}
     code = (
-        "from pneumobench.data.cache import SyntheticSpec, synthetic_dataset;"
+        "from pneumobench.config import SyntheticSpec; from pneumobench.data.cache import synthetic_dataset;"
         "print(synthetic_dataset(SyntheticSpec(n_positive=3, n_negative=3, size=32)).fingerprint)"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]

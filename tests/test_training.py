@@ -13,11 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig, get_profile
-from pneumobench.losses import SEG_LOSSES, register_seg_loss
-from pneumobench.models import build_model
+from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.data.rle import decode
+from pneumobench.losses import SEG_LOSSES, register_seg_loss
 from pneumobench.metrics import dice_per_image
+from pneumobench.models import build_model
+from pneumobench.profiles import get_profile
 from pneumobench.training import (
     EXAMPLE_NEGATIVES,
     EXAMPLE_POSITIVES,

@@ -13,29 +13,21 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from pneumobench.config import SyntheticSpec
 from pneumobench.data import prepared
 from pneumobench.data.siim import prepare
 from pneumobench.data.synthetic import GENERATOR_VERSION, write_siim
 
-__all__ = ["SyntheticSpec", "cache_dir", "synthetic_dataset"]
+__all__ = ["cache_dir", "spec_key", "synthetic_dataset"]
 
 
-@dataclass(frozen=True)
-class SyntheticSpec:
-    """Parameters of a synthetic prepared dataset."""
-
-    n_positive: int = 160
-    n_negative: int = 160
-    size: int = 64
-    seed: int = 0
-    difficulty: float = 0.5
-
-    def key(self) -> str:
-        text = json.dumps({**asdict(self), "generator": GENERATOR_VERSION}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+def spec_key(spec: SyntheticSpec) -> str:
+    """The cache name of ``spec``'s dataset: its parameters and the generator version, hashed."""
+    text = json.dumps({**asdict(spec), "generator": GENERATOR_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def cache_dir() -> Path:
@@ -46,8 +38,9 @@ def synthetic_dataset(spec: SyntheticSpec = SyntheticSpec(), *, progress: bool =
     """The prepared synthetic dataset of ``spec``, generated on first use and cached."""
     root = cache_dir() / "datasets"
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"synthetic-{spec.key()}"
-    with open(root / f".synthetic-{spec.key()}.lock", "w") as lock:
+    key = spec_key(spec)
+    target = root / f"synthetic-{key}"
+    with open(root / f".synthetic-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "manifest.json").is_file():
             dataset = prepared.load(target)

@@ -25,7 +25,7 @@ import numpy as np
 from pneumobench import __version__
 from pneumobench.atomic import atomic_directory
 
-__all__ = ["DatasetError", "PreparedDataset", "save", "load", "annotate", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "DatasetError", "PreparedDataset", "annotate", "load", "save"]
 
 FORMAT_VERSION = 1
 ARRAYS = ("images", "masks", "labels", "split")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["RLEError", "decode", "decode_union", "encode", "EMPTY"]
+__all__ = ["EMPTY", "RLEError", "decode", "decode_union", "encode"]
 
 EMPTY = "-1"
 

@@ -30,7 +30,7 @@ from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
 from pneumobench.data.rle import EMPTY, RLEError, decode_union
 
-__all__ = ["IngestError", "IngestReport", "prepare", "find_csv", "downsample_image", "downsample_mask"]
+__all__ = ["IngestError", "IngestReport", "downsample_image", "downsample_mask", "find_csv", "prepare"]
 
 CSV_NAMES = ("stage_2_train.csv", "train-rle.csv")
 SIIM_SHAPE = (1024, 1024)

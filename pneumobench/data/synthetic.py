@@ -27,7 +27,7 @@ from tqdm import tqdm
 from pneumobench.data.dicom import write_dicom
 from pneumobench.data.rle import EMPTY, encode
 
-__all__ = ["SyntheticCase", "draw_case", "iter_cases", "write_siim", "write_prepared", "GENERATOR_VERSION"]
+__all__ = ["GENERATOR_VERSION", "SyntheticCase", "draw_case", "iter_cases", "write_prepared", "write_siim"]
 
 GENERATOR_VERSION = 1
 SIZE = 1024
@@ -77,7 +77,7 @@ def draw_case(rng: np.random.Generator, positive: bool, *, difficulty: float = 0
 
 def _draw_half(rng: np.random.Generator, positive: bool, difficulty: float, size: int) -> SyntheticCase:
     y, x = np.mgrid[-1 : 1 : complex(0, size), -1 : 1 : complex(0, size)].astype(np.float32)
-    jitter = lambda scale: float(rng.uniform(-scale, scale))  # noqa: E731
+    jitter = lambda scale: float(rng.uniform(-scale, scale))
     body = _ellipse(y, x, 0.1 + jitter(0.03), jitter(0.03), 1.05, 0.88 + jitter(0.04)) <= 1
     image = np.where(body, 0.62, 0.08).astype(np.float32)
 

@@ -10,13 +10,13 @@ from pneumobench.models.encoder import EncoderWeightsError
 from pneumobench.models.unet import InputSizeError, PaperUNet
 
 __all__ = [
+    "EncoderWeightsError",
+    "InputSizeError",
+    "PaperUNet",
     "build_model",
     "count_parameters",
     "freeze_encoder",
     "unfreeze_encoder",
-    "EncoderWeightsError",
-    "InputSizeError",
-    "PaperUNet",
 ]
 
 

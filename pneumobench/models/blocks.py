@@ -14,7 +14,11 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP
 from torch import nn
 
 from pneumobench.config import ModelConfig
-from pneumobench.models.registry import register_attention, register_center_block, register_head
+from pneumobench.models.registry import (
+    register_attention,
+    register_center_block,
+    register_head,
+)
 
 
 class ConvBnReLU(nn.Sequential):

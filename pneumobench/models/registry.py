@@ -17,11 +17,11 @@ from typing import Any
 from pneumobench.registry import Registry
 
 __all__ = [
-    "CENTER_BLOCKS",
     "ATTENTIONS",
+    "CENTER_BLOCKS",
     "HEADS",
-    "register_center_block",
     "register_attention",
+    "register_center_block",
     "register_head",
 ]
 
