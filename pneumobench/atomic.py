@@ -1,4 +1,8 @@
-"""Directories written atomically: built in a scratch sibling, then swapped in by one rename."""
+"""Files and directories written atomically: built beside the target, then swapped in by one rename.
+
+A reader (another process, a resumed run) sees the old version or the new one, never half a
+file; a write that fails leaves the target untouched and no scratch file behind.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory"]
+__all__ = ["atomic_directory", "atomic_file", "write_text_atomic"]
+
+
+@contextmanager
+def atomic_file(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a scratch path beside ``target`` (same suffix, so writers that go by it still work);
+    on success it replaces ``target``, on failure it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
+    try:
+        yield scratch
+        os.replace(scratch, target)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_file(path) as scratch:
+        scratch.write_text(text)
 
 
 @contextmanager

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pneumobench.atomic import write_text_atomic
 from pneumobench.environment import RESULT_LIBRARIES
 from pneumobench.results import RunResult
-from pneumobench.store import write_text_atomic
 
 __all__ = [
     "MATCHED_VERSIONS",

@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
           f"Dice {result.dice:.4f}, accuracy {result.accuracy:.4f}, {result.wall_time_s:.1f} s, "
           f"{result.train_images_per_s:.1f} training images/s on {result.environment['device_name']}")
     if args.out:
-        from pneumobench.store import write_text_atomic
+        from pneumobench.atomic import write_text_atomic
 
         write_text_atomic(Path(args.out), result.to_json())
         print(f"result written to {args.out}")
@@ -134,8 +134,8 @@ def _bench(args: argparse.Namespace) -> int:
         rows += bench.bench_train(config, size=args.size, batch=args.batch, steps=args.steps, device=_resolve_device(args.device))
     print(tabulate(rows, headers="keys", floatfmt=".3g"))
     if args.json:
+        from pneumobench.atomic import write_text_atomic
         from pneumobench.environment import environment
-        from pneumobench.store import write_text_atomic
 
         write_text_atomic(Path(args.json), json.dumps({"rows": rows, "environment": environment(_resolve_device(args.device))}, indent=2))
         print(f"written to {args.json}")
@@ -146,9 +146,9 @@ def _gpu_check(args: argparse.Namespace) -> int:
     import torch
     from tabulate import tabulate
 
+    from pneumobench.atomic import write_text_atomic
     from pneumobench.environment import environment
     from pneumobench.gpu_check import gpu_check
-    from pneumobench.store import write_text_atomic
 
     device = _resolve_device(args.device)
     if device.type != "cuda":

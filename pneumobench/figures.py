@@ -7,7 +7,6 @@ and returns where it went, its size in pixels and a caption for the report.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pneumobench.atomic import atomic_file
 from pneumobench.results import RunResult
 
 __all__ = ["DPI", "Written", "effects", "learning_curves", "overlays", "seed_spread"]
@@ -38,10 +38,8 @@ class Written:
 
 
 def _save(figure: Figure, path: Path, caption: str) -> Written:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    figure.savefig(tmp, dpi=DPI, format="png")
-    os.replace(tmp, path)
+    with atomic_file(path) as scratch:
+        figure.savefig(scratch, dpi=DPI, format="png")
     width, height = (figure.get_size_inches() * DPI).round().astype(int)
     return Written(path, (int(width), int(height)), caption)
 

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from scipy import stats as st
 
+from pneumobench.atomic import write_text_atomic
 from pneumobench.results import RunResult
 from pneumobench.stats import ClaimStats, Verdict
-from pneumobench.store import ResultStore, StoredRun, write_text_atomic
+from pneumobench.store import ResultStore, StoredRun
 from pneumobench.verdicts import SYNTHETIC_NOTE
 
 __all__ = ["Report", "ReportError", "RunGroup", "judge_group", "load_group", "verdict_table", "write_report"]

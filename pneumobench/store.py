@@ -24,9 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pneumobench.atomic import write_text_atomic
 from pneumobench.results import RunResult
 
-__all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint", "write_text_atomic"]
+__all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint"]
 
 DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
 SCHEMA = """
@@ -54,14 +55,6 @@ class StoreError(RuntimeError):
 
 class RunFailedError(RuntimeError):
     """A run recorded as failed; the message carries its stored error."""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 _SOURCE_OVERRIDE: list[str] = []

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pneumobench.atomic import atomic_file
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import encode
@@ -181,11 +182,9 @@ def _numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2], previous[3]
 
 
-def _save_atomic(state: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    with atomic_file(path) as scratch:
+        torch.save(state, scratch)
 
 
 def _run_identity(config: ExperimentConfig, seed: int, dataset: PreparedDataset) -> dict[str, Any]:
@@ -354,7 +353,7 @@ def train(
             bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[2]:.3f}" if validate else "-")
             bar.update(1)
             if checkpoint_path and not last_epoch and (epoch + 1) % checkpoint_every == 0:
-                _save_atomic({
+                _save_checkpoint({
                     "identity": identity,
                     "epochs_done": epoch + 1,
                     "stage": stage_index,

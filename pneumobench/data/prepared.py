@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pneumobench import __version__
-from pneumobench.atomic import atomic_directory
+from pneumobench.atomic import atomic_directory, write_text_atomic
 
 __all__ = ["FORMAT_VERSION", "DatasetError", "PreparedDataset", "annotate", "load", "save"]
 
@@ -133,9 +133,7 @@ def annotate(path: str | os.PathLike, key: str, value: Any) -> None:
     manifest_path = Path(path) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest[key] = value
-    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, manifest_path)
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def _counts(labels: np.ndarray, split: np.ndarray) -> dict[str, int]:

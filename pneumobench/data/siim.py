@@ -26,6 +26,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from pneumobench.atomic import write_text_atomic
 from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
 from pneumobench.data.rle import EMPTY, RLEError, decode_union
@@ -279,11 +280,6 @@ def prepare(
         source={"csv": csv_path.name, "csv_sha256": _file_hash(csv_path), "dicom_files": report.dicom_files},
         overwrite=overwrite,
     )
-    _write_json_atomic(Path(out_dir) / "ingest-report.json", report.to_dict())
+    write_text_atomic(Path(out_dir) / "ingest-report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
     return dataset, report
 
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
