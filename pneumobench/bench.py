@@ -24,10 +24,10 @@ import torch
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import decode, encode
-from pneumobench.losses import joint_loss, lovasz_hinge
+from pneumobench.losses import lovasz_hinge
 from pneumobench.metrics import dice_per_image
 from pneumobench.models import build_model
-from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData
+from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData, train_step
 
 __all__ = [
     "bench_ingest",
@@ -115,7 +115,8 @@ def synthetic_batches(n: int, size: int, seed: int = 0) -> PreparedDataset:
 def make_train_step(
     config: ExperimentConfig, data: PreparedDataset, *, batch: int, device: torch.device, fast: bool
 ) -> tuple[torch.nn.Module, Callable[[int], torch.Tensor]]:
-    """The model and ``step(i)``, one optimisation step on batch ``i`` of ``data``.
+    """The model and ``step(i)``, one optimisation step on batch ``i`` of ``data`` (``training.train_step``,
+    the engine's own step, so the benchmark times what training runs).
 
     ``fast``: the engine's path (``DeviceData`` resident on the device; channels_last and bf16
     autocast on CUDA; no host sync). Otherwise the naive loop: each batch normalised on the
@@ -142,15 +143,10 @@ def make_train_step(
             x = torch.from_numpy(host).to(device)
             y = torch.from_numpy(data.masks[index][:, None].astype(np.float32)).to(device)
             labels = torch.from_numpy(data.labels[index].astype(np.float32)).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            mask_logits, cls_logits = model(x)
-        loss = joint_loss(mask_logits.float(), cls_logits.float(), y, labels, seg_loss=config.seg_loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, x, y, labels, config, autocast=autocast)
         if resident is None:
             loss.item()  # the naive loop's per-step host sync
-        return loss.detach()
+        return loss
 
     return model, step
 

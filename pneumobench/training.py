@@ -22,6 +22,13 @@ normalised and flipped there. On CUDA the fast path adds channels_last, bf16 aut
 cuDNN autotuning; on the CPU it changes nothing (channels_last measured 12-30% slower there at
 the smoke profile's size, one thread); the host syncs once per epoch (loss check and
 validation summary).
+
+The loop in named steps: ``train`` checks the inputs and calls ``_start_or_resume`` (the model
+from the initialisation seed, or a checkpoint's state); ``_fit`` runs each epoch:
+``_enter_stage`` (freeze or unfreeze, a new optimizer), ``train_epoch`` (one ``train_step`` per
+batch, the same step ``pneumobench bench`` times), ``validate``, ``_close_epoch`` (the one host
+sync and the non-finite check), ``_save_checkpoint``; ``_build_result`` makes the ``RunResult``.
+Every step but ``_close_epoch`` keeps its tensors on the device.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +65,9 @@ __all__ = [
     "example_indices",
     "learning_rate",
     "train",
+    "train_epoch",
+    "train_step",
+    "validate",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -182,11 +193,6 @@ def _numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2], previous[3]
 
 
-def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    with atomic_file(path) as scratch:
-        torch.save(state, scratch)
-
-
 def _run_identity(config: ExperimentConfig, seed: int, dataset: PreparedDataset) -> dict[str, Any]:
     return {"format": CHECKPOINT_FORMAT, "config_key": config.key(), "seed": seed, "dataset": dataset.fingerprint}
 
@@ -203,10 +209,51 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], device: torch.device)
     return state
 
 
-def _evaluate(
+def train_step(
+    forward: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, masks: torch.Tensor,
+    labels: torch.Tensor, config: ExperimentConfig, *, autocast: bool,
+) -> torch.Tensor:
+    """One optimisation step on one batch; returns the loss, detached, on the device (no host sync).
+
+    The one step the training engine and ``pneumobench bench`` both time."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        mask_logits, cls_logits = forward(images)
+    loss = joint_loss(mask_logits.float(), cls_logits.float(), masks, labels,
+                      seg_loss=config.seg_loss, cls_weight=config.cls_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def train_epoch(
+    forward: torch.nn.Module, optimizer: torch.optim.Optimizer, data: DeviceData, config: ExperimentConfig,
+    *, epoch: int, data_seed: int, autocast: bool,
+) -> tuple[torch.Tensor, float]:
+    """One epoch of ``train_step``s in the (data seed, epoch) order, the learning rate set per step.
+
+    Returns the step losses (on the device, unchecked) and the last step's learning rate."""
+    steps = len(data) // config.batch_size
+    device = data.images.device
+    forward.train()
+    order, flips = epoch_order(data_seed, epoch, len(data), config.flip_p)
+    order, flips = order.to(device, non_blocking=True), flips.to(device, non_blocking=True)
+    step_losses = torch.zeros(steps, device=device)
+    lr = float("nan")
+    for step in range(steps):
+        lr = learning_rate(config, epoch * steps + step, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = order[step * config.batch_size : (step + 1) * config.batch_size]
+        images, masks, labels = data.batch(index, flips[index])
+        step_losses[step] = train_step(forward, optimizer, images, masks, labels, config, autocast=autocast)
+    return step_losses, lr
+
+
+def validate(
     model: torch.nn.Module, data: DeviceData, batch_size: int, autocast: bool, keep: np.ndarray | None = None
 ) -> tuple[ScoreAccumulator, torch.Tensor | None]:
-    """Score the split; with ``keep`` (validation positions) also return those images'
+    """Score the split (no host sync); with ``keep`` (validation positions) also return those images'
     predicted masks from this same pass, so they are exactly the masks that were scored."""
     scores = ScoreAccumulator()
     kept: dict[int, torch.Tensor] = {}
@@ -225,6 +272,178 @@ def _evaluate(
                     kept[int(position)] = mask_prob[position - start, 0] > 0.5
     masks_kept = torch.stack([kept[int(p)] for p in keep]) if keep is not None and len(keep) else None
     return scores, masks_kept
+
+
+@dataclass
+class _RunState:
+    """What carries from one epoch to the next (and what a checkpoint holds)."""
+
+    model: torch.nn.Module
+    forward: torch.nn.Module  # the model, or its compiled form
+    start_epoch: int
+    curves: list[dict[str, Any]]
+    elapsed_before: float
+    resumed: dict[str, Any] | None
+    optimizer: torch.optim.Optimizer | None = None
+    stage_index: int = -1
+
+
+def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_threads: int) -> None:
+    if dataset.size != config.image_size:
+        raise TrainingSetupError(
+            f"config.image_size is {config.image_size} but the dataset {dataset.path} is {dataset.size}x{dataset.size}"
+        )
+    if len(dataset.train_indices) < config.batch_size:
+        raise TrainingSetupError(
+            f"{len(dataset.train_indices)} training images are fewer than one batch of {config.batch_size}"
+        )
+    if len(dataset.val_indices) == 0:
+        raise TrainingSetupError(f"the dataset {dataset.path} has no validation images")
+    if cpu_threads < 1:
+        raise TrainingSetupError(f"cpu_threads must be at least 1, got {cpu_threads}")
+
+
+def _start_or_resume(
+    config: ExperimentConfig, init_seed: int, device: torch.device, checkpoint: Path | None,
+    identity: dict[str, Any], *, channels_last: bool, compile_model: bool,
+) -> _RunState:
+    """The model initialised from ``init_seed``, then restored from ``checkpoint`` if one exists."""
+    torch.manual_seed(init_seed)
+    model = build_model(config).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile_model else model
+    resumed = _load_checkpoint(checkpoint, identity, device) if checkpoint else None
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        return _RunState(model, forward, resumed["epochs_done"], resumed["curves"], resumed["elapsed_s"], resumed)
+    return _RunState(model, forward, 0, [], 0.0, None)
+
+
+def _enter_stage(state: _RunState, config: ExperimentConfig, epoch: int) -> None:
+    """At a stage's first epoch (or on resuming): freeze or unfreeze the encoder and start the
+    stage's optimizer, restoring the checkpoint's optimizer state when resuming inside the stage."""
+    stage_index = _stage_of_epoch(config, epoch)
+    if stage_index == state.stage_index:
+        return
+    stage = config.stages[stage_index]
+    (freeze_encoder if stage.freeze_encoder else unfreeze_encoder)(state.model)
+    state.optimizer = torch.optim.RAdam([p for p in state.model.parameters() if p.requires_grad], lr=stage.lr)
+    resumed = state.resumed
+    if resumed and epoch == state.start_epoch and resumed["stage"] == stage_index:
+        state.optimizer.load_state_dict(resumed["optimizer"])
+    state.stage_index = stage_index
+
+
+def _close_epoch(step_losses: torch.Tensor, scores: ScoreAccumulator | None, where: str, epoch: int) -> list[float]:
+    """The epoch's one host sync: mean loss (and validation Dice and accuracy); a non-finite loss ends the run."""
+    summary = [step_losses.mean(), torch.isfinite(step_losses).all().float()]
+    if scores is not None:
+        summary += [scores.dice.mean(), scores.correct.float().mean()]
+    values = torch.stack(summary).tolist()
+    if values[1] < 1:
+        bad_step = int(torch.nonzero(~torch.isfinite(step_losses))[0])
+        raise NonFiniteLossError(
+            f"{where}: non-finite training loss at epoch {epoch + 1}, step {bad_step + 1} "
+            f"(of {len(step_losses)}); the run is abandoned"
+        )
+    return values
+
+
+def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float) -> None:
+    assert state.optimizer is not None
+    with atomic_file(path) as scratch:
+        torch.save({
+            "identity": identity,
+            "epochs_done": state.curves[-1]["epoch"],
+            "stage": state.stage_index,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "curves": state.curves,
+            "elapsed_s": elapsed_s,
+        }, scratch)
+
+
+def _build_result(
+    config: ExperimentConfig, dataset: PreparedDataset, seed: int, scores: ScoreAccumulator,
+    examples: dict[str, str], curves: list[dict[str, Any]], timing: dict[str, float], environment_record: dict[str, Any],
+) -> RunResult:
+    return RunResult(
+        config=config.to_dict(),
+        config_key=config.key(),
+        config_name=config.name,
+        seed=seed,
+        dataset_fingerprint=dataset.fingerprint,
+        val_ids=[dataset.ids[i] for i in dataset.val_indices],
+        dice_per_image=scores.dice.cpu().tolist(),
+        cls_prob=scores.cls_prob.cpu().tolist(),
+        correct=scores.correct.cpu().tolist(),
+        mask_fraction=scores.mask_fraction.cpu().tolist(),
+        dice=curves[-1]["val_dice"],
+        accuracy=curves[-1]["val_accuracy"],
+        curves=curves,
+        epochs=config.epochs,
+        wall_time_s=timing["wall_time_s"],
+        train_images_per_s=timing["train_images_per_s"],
+        environment=environment_record,
+        dataset_path=str(dataset.path or ""),
+        synthetic_data=dataset.synthetic,
+        examples=examples,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A run's fixed settings, taken from the arguments of ``train``."""
+
+    config: ExperimentConfig
+    data_seed: int
+    autocast: bool
+    validate_every: int
+    checkpoint: Path | None
+    checkpoint_every: int
+    identity: dict[str, Any]
+    where: str  # "<configuration> seed <seed>", for progress and errors
+    progress: bool
+
+
+def _fit(
+    plan: _Plan, state: _RunState, train_data: DeviceData, val_data: DeviceData, positions: np.ndarray, started: float
+) -> tuple[ScoreAccumulator, torch.Tensor | None]:
+    """The epochs from ``state.start_epoch`` on; returns the last validation's scores and kept masks."""
+    config = plan.config
+    kept: torch.Tensor | None = None
+    scores: ScoreAccumulator | None = None
+    bar = tqdm(total=config.epochs, initial=state.start_epoch, desc=plan.where, unit="epoch",
+               disable=not plan.progress, leave=False)
+    for epoch in range(state.start_epoch, config.epochs):
+        epoch_started = time.perf_counter()
+        _enter_stage(state, config, epoch)
+        assert state.optimizer is not None
+        step_losses, lr = train_epoch(state.forward, state.optimizer, train_data, config, epoch=epoch,
+                                      data_seed=plan.data_seed, autocast=plan.autocast)
+        last_epoch = epoch == config.epochs - 1
+        validated = last_epoch or (epoch + 1) % plan.validate_every == 0
+        if validated:
+            scores, kept = validate(state.forward, val_data, 2 * config.batch_size, plan.autocast,
+                                    keep=positions if last_epoch else None)
+        values = _close_epoch(step_losses, scores if validated else None, plan.where, epoch)
+        state.curves.append({
+            "epoch": epoch + 1,
+            "stage": state.stage_index + 1,
+            "lr_end": lr,
+            "train_loss": values[0],
+            "val_dice": values[2] if validated else None,
+            "val_accuracy": values[3] if validated else None,
+            "seconds": time.perf_counter() - epoch_started,
+        })
+        bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[2]:.3f}" if validated else "-")
+        bar.update(1)
+        if plan.checkpoint and not last_epoch and (epoch + 1) % plan.checkpoint_every == 0:
+            _save_checkpoint(state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started)
+    bar.close()
+    assert scores is not None
+    return scores, kept
 
 
 def train(
@@ -253,144 +472,27 @@ def train(
     thread count for the run (results depend on it).
     """
     device = torch.device(device)
-    if dataset.size != config.image_size:
-        raise TrainingSetupError(
-            f"config.image_size is {config.image_size} but the dataset {dataset.path} is {dataset.size}x{dataset.size}"
-        )
-    steps_per_epoch = len(dataset.train_indices) // config.batch_size
-    if steps_per_epoch == 0:
-        raise TrainingSetupError(
-            f"{len(dataset.train_indices)} training images are fewer than one batch of {config.batch_size}"
-        )
-    if len(dataset.val_indices) == 0:
-        raise TrainingSetupError(f"the dataset {dataset.path} has no validation images")
-    if cpu_threads < 1:
-        raise TrainingSetupError(f"cpu_threads must be at least 1, got {cpu_threads}")
-    checkpoint_path = Path(checkpoint) if checkpoint is not None else None
-    identity = _run_identity(config, seed, dataset)
+    _check_trainable(config, dataset, cpu_threads)
     init_seed, data_seed = derive_seeds(seed)
-    autocast = channels_last = fast and device.type == "cuda"
+    channels_last = fast and device.type == "cuda"
+    plan = _Plan(config, data_seed, autocast=channels_last, validate_every=validate_every,
+                 checkpoint=Path(checkpoint) if checkpoint is not None else None, checkpoint_every=checkpoint_every,
+                 identity=_run_identity(config, seed, dataset), where=f"{config.name} seed {seed}", progress=progress)
     started = time.perf_counter()
-
     with _numerics(device, fast, deterministic, cpu_threads):
-        torch.manual_seed(init_seed)
-        model = build_model(config).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        forward = torch.compile(model) if compile_model else model
+        state = _start_or_resume(config, init_seed, device, plan.checkpoint, plan.identity,
+                                 channels_last=channels_last, compile_model=compile_model)
         train_data = DeviceData(dataset, dataset.train_indices, device, channels_last=channels_last)
         val_data = DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last)
-
-        resumed = _load_checkpoint(checkpoint_path, identity, device) if checkpoint_path else None
-        start_epoch = resumed["epochs_done"] if resumed else 0
-        curves: list[dict[str, Any]] = resumed["curves"] if resumed else []
-        elapsed_before = resumed["elapsed_s"] if resumed else 0.0
-        if resumed:
-            model.load_state_dict(resumed["model"])
-
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
-        kept: torch.Tensor | None = None
-        optimizer: torch.optim.Optimizer | None = None
-        current_stage = -1
-        last_scores: ScoreAccumulator | None = None
-        bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.name} seed {seed}", unit="epoch", disable=not progress, leave=False)
-        for epoch in range(start_epoch, config.epochs):
-            epoch_started = time.perf_counter()
-            stage_index = _stage_of_epoch(config, epoch)
-            if stage_index != current_stage:
-                stage = config.stages[stage_index]
-                (freeze_encoder if stage.freeze_encoder else unfreeze_encoder)(model)
-                optimizer = torch.optim.RAdam([p for p in model.parameters() if p.requires_grad], lr=stage.lr)
-                if resumed and epoch == start_epoch and resumed["stage"] == stage_index:
-                    optimizer.load_state_dict(resumed["optimizer"])
-                current_stage = stage_index
-            assert optimizer is not None
-
-            model.train()
-            order, flips = epoch_order(data_seed, epoch, len(train_data), config.flip_p)
-            order, flips = order.to(device, non_blocking=True), flips.to(device, non_blocking=True)
-            step_losses = torch.zeros(steps_per_epoch, device=device)
-            for step in range(steps_per_epoch):
-                lr = learning_rate(config, epoch * steps_per_epoch + step, steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                images, masks, labels = train_data.batch(index, flips[index])
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    mask_logits, cls_logits = forward(images)
-                loss = joint_loss(
-                    mask_logits.float(), cls_logits.float(), masks, labels,
-                    seg_loss=config.seg_loss, cls_weight=config.cls_weight,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step_losses[step] = loss.detach()
-
-            last_epoch = epoch == config.epochs - 1
-            validate = last_epoch or (epoch + 1) % validate_every == 0
-            summary = [step_losses.mean(), torch.isfinite(step_losses).all().float()]
-            if validate:
-                last_scores, kept = _evaluate(forward, val_data, 2 * config.batch_size, autocast,
-                                              keep=positions if last_epoch else None)
-                summary += [last_scores.dice.mean(), last_scores.correct.float().mean()]
-            values = torch.stack(summary).tolist()  # the epoch's one host sync
-            if values[1] < 1:
-                bad_step = int(torch.nonzero(~torch.isfinite(step_losses))[0])
-                raise NonFiniteLossError(
-                    f"{config.name} seed {seed}: non-finite training loss at epoch {epoch + 1}, step {bad_step + 1} "
-                    f"(of {steps_per_epoch}); the run is abandoned"
-                )
-            curves.append({
-                "epoch": epoch + 1,
-                "stage": stage_index + 1,
-                "lr_end": lr,
-                "train_loss": values[0],
-                "val_dice": values[2] if validate else None,
-                "val_accuracy": values[3] if validate else None,
-                "seconds": time.perf_counter() - epoch_started,
-            })
-            bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[2]:.3f}" if validate else "-")
-            bar.update(1)
-            if checkpoint_path and not last_epoch and (epoch + 1) % checkpoint_every == 0:
-                _save_checkpoint({
-                    "identity": identity,
-                    "epochs_done": epoch + 1,
-                    "stage": stage_index,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "curves": curves,
-                    "elapsed_s": elapsed_before + time.perf_counter() - started,
-                }, checkpoint_path)
-        bar.close()
-
-        assert last_scores is not None
+        scores, kept = _fit(plan, state, train_data, val_data, positions, started)
         predicted = kept.cpu().numpy() if kept is not None else []
         examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
 
-    wall = elapsed_before + time.perf_counter() - started
-    trained_images = (config.epochs - start_epoch) * steps_per_epoch * config.batch_size
-    if checkpoint_path and not keep_checkpoint:
-        checkpoint_path.unlink(missing_ok=True)
-    return RunResult(
-        config=config.to_dict(),
-        config_key=config.key(),
-        config_name=config.name,
-        seed=seed,
-        dataset_fingerprint=dataset.fingerprint,
-        val_ids=[dataset.ids[i] for i in dataset.val_indices],
-        dice_per_image=last_scores.dice.cpu().tolist(),
-        cls_prob=last_scores.cls_prob.cpu().tolist(),
-        correct=last_scores.correct.cpu().tolist(),
-        mask_fraction=last_scores.mask_fraction.cpu().tolist(),
-        dice=curves[-1]["val_dice"],
-        accuracy=curves[-1]["val_accuracy"],
-        curves=curves,
-        epochs=config.epochs,
-        wall_time_s=wall,
-        train_images_per_s=trained_images / max(time.perf_counter() - started, 1e-9),
-        environment=environment(device, cpu_threads=cpu_threads),
-        dataset_path=str(dataset.path or ""),
-        synthetic_data=dataset.synthetic,
-        examples=examples,
-    )
+    trained_images = (config.epochs - state.start_epoch) * (len(train_data) // config.batch_size) * config.batch_size
+    timing = {"wall_time_s": state.elapsed_before + time.perf_counter() - started,
+              "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9)}
+    if plan.checkpoint and not keep_checkpoint:
+        plan.checkpoint.unlink(missing_ok=True)
+    return _build_result(config, dataset, seed, scores, examples, state.curves, timing,
+                         environment(device, cpu_threads=cpu_threads))

@@ -11,7 +11,17 @@ from pneumobench.bench import make_train_step, synthetic_batches
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.losses import lovasz_hinge
 from pneumobench.metrics import ScoreAccumulator, dice_per_image
-from pneumobench.training import IMAGENET_MEAN, IMAGENET_STD, DeviceData, train
+from pneumobench.models import build_model
+from pneumobench.training import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DeviceData,
+    _close_epoch,
+    example_indices,
+    train,
+    train_epoch,
+    validate,
+)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 TINY = ExperimentConfig(model=ModelConfig(encoder="resnet18"), image_size=32, batch_size=16,
@@ -103,3 +113,52 @@ def test_cuda_deterministic_runs_are_identical_and_fast_runs_finite(tiny_dataset
     fast = train(TINY, tiny_dataset, seed=3, device="cuda", fast=True, progress=False)
     assert all(np.isfinite(c["train_loss"]) for c in fast.curves)
     assert fast.environment["device_name"] == torch.cuda.get_device_name(0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_benchmark_times_the_engines_step_with_its_class_weight(device):
+    """``make_train_step`` runs ``training.train_step``: its first loss is the joint loss with the
+    configuration's class weight, computed here by hand from the same weights and batch."""
+    config = TINY.replace(cls_weight=3.0)
+    data = synthetic_batches(32, 32)
+    torch.manual_seed(0)
+    _, step = make_train_step(config, data, batch=16, device=torch.device(device), fast=False)
+    first = float(step(0))
+    torch.manual_seed(0)
+    model = build_model(config).to(device).train()
+    images, masks, labels = DeviceData(data, np.arange(32), torch.device(device), channels_last=False).batch(
+        torch.arange(16, device=device))
+    mask_logits, cls_logits = model(images)
+    by_hand = (torch.nn.functional.binary_cross_entropy_with_logits(mask_logits, masks)
+               + 3.0 * torch.nn.functional.binary_cross_entropy_with_logits(cls_logits, labels))
+    assert first == pytest.approx(float(by_hand), rel=1e-5)
+
+
+@pytest.mark.gpu
+def test_an_epoch_and_its_validation_never_wait_for_the_host(tiny_dataset):
+    """Under ``set_sync_debug_mode("error")`` a host sync raises: one training epoch and its
+    validation must run without one (the epoch's single sync is ``_close_epoch``, outside)."""
+    device = torch.device("cuda")
+    config = TINY
+    model = build_model(config).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=1e-3)
+    train_data = DeviceData(tiny_dataset, tiny_dataset.train_indices, device, channels_last=True)
+    val_data = DeviceData(tiny_dataset, tiny_dataset.val_indices, device, channels_last=True)
+    keep = example_indices(tiny_dataset)
+
+    def epoch(number):
+        losses, _ = train_epoch(model, optimizer, train_data, config, epoch=number, data_seed=1, autocast=True)
+        scores, kept = validate(model, val_data, 2 * config.batch_size, True, keep=keep)
+        return losses, scores, kept
+
+    epoch(0)  # first use: lazy CUDA initialisation and the optimizer's state, outside the check
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses, scores, kept = epoch(1)
+        with pytest.raises(RuntimeError):
+            losses.sum().item()  # the mode is on: a sync does raise
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    values = _close_epoch(losses, scores, "sync check", 1)
+    assert np.isfinite(values).all() and kept is not None and len(kept) == len(keep)
