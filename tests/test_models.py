@@ -74,9 +74,9 @@ def test_modifications_change_the_architecture():
         return build_model(ExperimentConfig().with_modifications(*mods))
 
     assert type(build("aspp").center).__name__ == "ASPPCenter"
-    assert type(build("scse").decoder[0].attention_in).__name__ == "SCSEModule"
-    assert build("hypercolumns").global_layer[0].in_channels == 4 * 64
-    assert build().global_layer[0].in_channels == 64
+    assert type(build("scse").decoder.layers[0].attention_in).__name__ == "SCSEModule"
+    assert build("hypercolumns").decoder.global_layer[0].in_channels == 4 * 64
+    assert build().decoder.global_layer[0].in_channels == 64
 
 
 def test_aspp_is_lighter_by_about_800k_parameters():
@@ -110,7 +110,7 @@ def test_freeze_keeps_encoder_batchnorm_trainable_and_unfreeze_restores():
 def test_same_seed_same_weights_other_seed_differs():
     a, b, c = (seeded_model(ModelConfig(), seed) for seed in (1, 1, 2))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert not torch.equal(a.final_conv.weight, c.final_conv.weight)
+    assert not torch.equal(a.decoder.final_conv.weight, c.decoder.final_conv.weight)
 
 
 def test_bf16_autocast_and_channels_last_on_cpu():
@@ -210,10 +210,10 @@ def test_new_attention_block_and_modification_without_touching_the_core():
     try:
         config = ExperimentConfig().with_modifications("test_gate", "aspp")
         model = seeded_model(config).train()
-        assert isinstance(model.decoder[0].attention_in, GatedAttention)
+        assert isinstance(model.decoder.layers[0].attention_in, GatedAttention)
         mask, cls = model(torch.randn(2, 3, 64, 64))
         (mask.mean() + cls.mean()).backward()
-        assert model.decoder[0].attention_in.gate.grad is not None
+        assert model.decoder.layers[0].attention_in.gate.grad is not None
     finally:
         ATTENTIONS.unregister("test_gate")
         MODIFICATIONS.unregister("test_gate")

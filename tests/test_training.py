@@ -107,7 +107,7 @@ def test_stage1_changes_only_encoder_batchnorm(tiny_dataset, tmp_path):
         else:
             assert torch.equal(before, after_stage1[name]), name
     assert changed_bn > 0
-    assert not torch.equal(initial["final_conv.weight"], after_stage1["final_conv.weight"])
+    assert not torch.equal(initial["decoder.final_conv.weight"], after_stage1["decoder.final_conv.weight"])
 
 
 def test_same_seed_is_bitwise_identical_and_another_seed_differs(tiny_dataset):

@@ -66,37 +66,6 @@ register_attention("none")(lambda channels: nn.Identity())
 register_attention("scse")(SCSEModule)
 
 
-class DecoderLayer(nn.Module):
-    """Nearest x2 upsampling, concatenation with the skip, attention, two Conv3x3+BN+ReLU, attention."""
-
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, attention) -> None:
-        super().__init__()
-        self.attention_in = attention(in_channels + skip_channels)
-        self.convs = nn.Sequential(
-            ConvBnReLU(in_channels + skip_channels, out_channels), ConvBnReLU(out_channels, out_channels)
-        )
-        self.attention_out = attention(out_channels)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.attention_in(torch.cat([x, skip], dim=1))
-        return self.attention_out(self.convs(x))
-
-
-class GlobalLayer(nn.Sequential):
-    """Conv1x1 then Conv3x3 (64 channels), each followed by ReLU and BatchNorm, as the authors."""
-
-    def __init__(self, in_channels: int, channels: int = 64) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, channels, kernel_size=1),
-            nn.ReLU(inplace=True),
-            nn.BatchNorm2d(channels),
-            nn.Conv2d(channels, channels, kernel_size=3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.BatchNorm2d(channels),
-        )
-
-
 @register_head("concat_pool")
 class ConcatPoolHead(nn.Module):
     """Concatenated global average and max pooling, Conv1x1 to 32, Conv1x1 to 1 (authors' head)."""
