@@ -31,6 +31,7 @@ from pneumobench.families import (
 )
 from pneumobench.models import build_model, count_parameters
 from pneumobench.modifications import table6_rows
+from pneumobench.registry import Registry
 from pneumobench.results import RunResult
 from pneumobench.stats import (
     ClaimStats,
@@ -219,10 +220,9 @@ def _check_paired(a: list[RunResult], b: list[RunResult]) -> None:
 
 @dataclass(frozen=True)
 class _Context:
-    """What a judge needs besides the claim: the runs, the profile's base, the baseline."""
+    """What a judge needs besides the claim: the runs and the recorded baseline."""
 
     runs_for: RunsFor
-    base: ExperimentConfig
     recorded: RecordedBaseline | None
     use_paper_values: bool
     profile: str
@@ -299,20 +299,17 @@ def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
     return regression_check(current, np.array(list(recorded.values())), margin=REGRESSION_MARGIN, alpha=alpha)
 
 
-JUDGES: dict[str, Callable[[Claim, _Context], ClaimStats]] = {
-    "parameters": _judge_parameters,
-    "paired": _judge_paired,
-    "best": _judge_best,
-    "row": _judge_row,
-    "regression": _judge_regression,
-}
+Judge = Callable[[Claim, _Context], ClaimStats]
+JUDGES: Registry[Judge] = Registry("claim kind")  # a claim's ``kind`` names its judge
+for _kind, _judge in {"parameters": _judge_parameters, "paired": _judge_paired, "best": _judge_best,
+                      "row": _judge_row, "regression": _judge_regression}.items():
+    JUDGES.register(_kind)(_judge)
 
 
 def evaluate(
     claim: Claim,
     runs_for: RunsFor,
     *,
-    base: ExperimentConfig,
     recorded: RecordedBaseline | None = None,
     use_paper_values: bool = True,
     profile: str,
@@ -327,10 +324,9 @@ def evaluate(
     check, where a run that degenerated since the baseline was recorded is what the check must
     catch: its test decides, and the reasons are recorded beside the verdict.
     """
-    if claim.kind not in JUDGES:
-        raise ValueError(f"unknown claim kind {claim.kind!r} (known: {', '.join(JUDGES)})")
+    judge = JUDGES.get(claim.kind)
     runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
-    result = JUDGES[claim.kind](claim, _Context(runs.__getitem__, base, recorded, use_paper_values, profile))
+    result = judge(claim, _Context(runs.__getitem__, recorded, use_paper_values, profile))
     degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
     if not degenerate:
         return result

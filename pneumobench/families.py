@@ -72,6 +72,13 @@ class Family:
         """The alpha of each member's test."""
         return self.alpha / len(self.members) if self.correction == "bonferroni" else self.alpha
 
+    def describe(self) -> str:
+        """One phrase for tables and reports: the family's alpha and how its members share it."""
+        if self.correction == "bonferroni":
+            return (f"family {self.name}: alpha {self.alpha} over its {len(self.members)} claims "
+                    f"(Bonferroni, {self.test_alpha:.3g} per test)")
+        return f"family {self.name}: alpha {self.alpha} per test"
+
 
 FAMILIES: dict[str, Family] = {}
 

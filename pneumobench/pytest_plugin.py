@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,61 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)")
 
 
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """The pneumobench options, parsed and checked once (``parse_options``)."""
+
+    profile: Any  # pneumobench.profiles.Profile
+    seeds: tuple[int, ...]
+    data: Path | None
+    device: str
+    store: Path
+    baselines: Path
+    report: Path | None
+    update_baselines: bool
+    strict: bool
+    workers: int | None
+
+
+def parse_options(config: pytest.Config) -> SessionOptions:
+    """Every ``--pb-*`` option, checked; a bad value is a one-line ``pytest.UsageError``."""
+    from pneumobench.profiles import get_profile
+    from pneumobench.registry import UnknownNameError
+    from pneumobench.seeds import SeedError, parse_seeds
+
+    option = config.getoption
+    try:
+        profile = get_profile(option("--pb-profile"))
+        seeds = profile.seeds if option("--pb-seeds") is None else parse_seeds(option("--pb-seeds"))
+    except (UnknownNameError, SeedError) as error:
+        raise pytest.UsageError(f"pneumobench: {error}") from None
+    device = option("--pb-device")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise pytest.UsageError(f"pneumobench: --pb-device {device!r}: give {DEVICE_CHOICES}")
+    workers = option("--pb-workers")
+    if workers is not None and workers < 1:
+        raise pytest.UsageError(f"pneumobench: --pb-workers {workers}: give at least 1")
+    data = Path(option("--pb-data")) if option("--pb-data") else None
+    if data is not None and not data.is_dir():
+        raise pytest.UsageError(f"pneumobench: --pb-data {data}: no such directory (make one with "
+                                "`pneumobench data prepare SIIM_DIR DIR`)")
+    store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
+    return SessionOptions(
+        profile=profile, seeds=seeds, data=data, device=device, store=store,
+        baselines=Path(option("--pb-baselines") or config.rootpath / "baselines"),
+        report=Path(option("--pb-report")) if option("--pb-report") else None,
+        update_baselines=option("--pb-update-baselines") and not option("collectonly"),
+        strict=option("--pb-strict"), workers=workers,
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
-    session = PneumobenchSession(config)
+    session = PneumobenchSession(parse_options(config))
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "pneumobench-session")
 
@@ -92,27 +145,14 @@ def pb_judge(pb: PneumobenchSession, request: pytest.FixtureRequest):
 
 
 class PneumobenchSession:
-    """Options parsed and checked once, at configure time (a bad value is a ``pytest.UsageError``),
-    plus the lazily opened dataset and store, and the verdicts recorded so far."""
+    """The session's runs and verdicts: the dataset and store opened on first use, runs trained
+    on a miss (several at a time), verdict records gathered from every test report."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        from pneumobench.profiles import get_profile
-        from pneumobench.registry import UnknownNameError
-        from pneumobench.seeds import SeedError, parse_seeds
-
-        self.config = config
-        try:
-            self.profile = get_profile(config.getoption("--pb-profile"))
-            seeds = config.getoption("--pb-seeds")
-            self.seeds: tuple[int, ...] = self.profile.seeds if seeds is None else parse_seeds(seeds)
-        except (UnknownNameError, SeedError) as error:
-            raise pytest.UsageError(f"pneumobench: {error}") from None
-        self.data_option: str | None = config.getoption("--pb-data")
-        self.device_option: str = config.getoption("--pb-device")
-        self.strict: bool = config.getoption("--pb-strict")
-        self.workers: int | None = config.getoption("--pb-workers")
-        self.baselines_dir = Path(config.getoption("--pb-baselines") or config.rootpath / "baselines")
-        self.store_option: str | None = config.getoption("--pb-store")
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self.profile = options.profile
+        self.seeds = options.seeds
+        self.store_path = options.store
         self.needed: set[tuple[str, ...]] = set()
         self.records: list[dict[str, Any]] = []
         self.sensitivity_rows: list[dict[str, Any]] = []
@@ -123,7 +163,7 @@ class PneumobenchSession:
     @property
     def synthetic(self) -> bool:
         """The profile's generated dataset, or a prepared one the generator drew."""
-        return self.data_option is None or self.dataset.synthetic
+        return self.options.data is None or self.dataset.synthetic
 
     @property
     def evidence(self) -> bool:
@@ -134,7 +174,7 @@ class PneumobenchSession:
     def device(self):
         from pneumobench.runner import select_device
 
-        return select_device(self.device_option)
+        return select_device(self.options.device)
 
     @property
     def dataset(self):
@@ -142,8 +182,8 @@ class PneumobenchSession:
             from pneumobench.data.cache import synthetic_dataset
             from pneumobench.data.prepared import load
 
-            if self.data_option:
-                self._dataset = load(self.data_option)
+            if self.options.data:
+                self._dataset = load(self.options.data)
             elif self.profile.synthetic is not None:
                 self._dataset = synthetic_dataset(self.profile.synthetic, progress=True)
             else:
@@ -154,13 +194,6 @@ class PneumobenchSession:
         return self._dataset
 
     @property
-    def store_path(self) -> Path:
-        """The results store's path (``store`` is imported only here: it loads torch)."""
-        from pneumobench.store import DEFAULT_STORE
-
-        return Path(self.store_option or self.config.rootpath / DEFAULT_STORE)
-
-    @property
     def store(self):
         if self._store is None:
             from pneumobench.store import ResultStore
@@ -168,23 +201,18 @@ class PneumobenchSession:
             self._store = ResultStore(self.store_path)
         return self._store
 
-    def paper_numbers(self):
-        from pneumobench.baselines import load_paper
-
-        return load_paper(self.baselines_dir / "paper.json")
-
     def recorded(self):
         """The recorded baseline of this profile and device type, or None."""
         from pneumobench.baselines import load_recorded, recorded_path
 
-        path = recorded_path(self.baselines_dir, self.profile.name, self.device.type)
+        path = recorded_path(self.options.baselines, self.profile.name, self.device.type)
         return load_recorded(path) if path.exists() else None
 
     def evaluate(self, claim: Any) -> Any:
         """Judge ``claim`` on this session's runs, at its family's alpha."""
         from pneumobench.claims import evaluate
 
-        return evaluate(claim, self.runs_for, base=self.profile.base, recorded=self.recorded(),
+        return evaluate(claim, self.runs_for, recorded=self.recorded(),
                         use_paper_values=self.profile.name == "paper" and not self.synthetic, profile=self.profile.name)
 
     @property
@@ -192,8 +220,8 @@ class PneumobenchSession:
         """``--pb-workers``, else one per GPU, else 2 on the CPU; 1 under pytest-xdist."""
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return 1
-        if self.workers is not None:
-            return self.workers
+        if self.options.workers is not None:
+            return self.options.workers
         import torch
 
         return torch.cuda.device_count() if self.device.type == "cuda" else 2
@@ -207,32 +235,42 @@ class PneumobenchSession:
 
     def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
         """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
-        if self.default_workers > 1 and self.dataset.path is not None:
-            from pneumobench.runner import prefetch
-
-            prefetch([(config, seed) for seed in seeds], self.dataset, self.device, store=self.store,
-                     workers=self.default_workers, checkpoint_every=self.profile.checkpoint_every, progress=False)
+        self._prefetch([(config, seed) for seed in seeds], self.device, progress=False)
         return [self.run(config, seed) for seed in seeds]
 
-    def _prefetch(self) -> None:
-        """Train every needed run up front, several at a time (not under pytest-xdist)."""
-        self._prefetched = True
-        workers = self.default_workers
-        if workers <= 1 or os.environ.get("PYTEST_XDIST_WORKER") or len(self.needed) * len(self.seeds) < 2:
-            return
-        from pneumobench.runner import prefetch
-
-        runs = [(self.profile.config(*mods), seed) for mods in sorted(self.needed) for seed in self.seeds]
-        device = self.device_option if self.device_option != "auto" else None
-        prefetch(runs, self.dataset, device, store=self.store, workers=workers,
-                 checkpoint_every=self.profile.checkpoint_every)
-
     def runs_for(self, mods: tuple[str, ...]) -> list:
-        """The runs of the profile's configuration with ``mods``, one per seed."""
+        """The runs of the profile's configuration with ``mods``, one per seed; the first call
+        trains every run the selected claims need, several at a time (spread over the GPUs
+        when the device is ``auto``)."""
         if not self._prefetched:
-            self._prefetch()
+            self._prefetched = True
+            needed = [(self.profile.config(*m), seed) for m in sorted(self.needed) for seed in self.seeds]
+            self._prefetch(needed, None if self.options.device == "auto" else self.options.device, progress=True)
         config = self.profile.config(*mods)
         return [self.run(config, seed) for seed in self.seeds]
+
+    def _prefetch(self, runs: list[tuple[Any, int]], device: Any, *, progress: bool) -> None:
+        """Train the runs not yet stored in worker processes, when more than one worker and run."""
+        if self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None:
+            from pneumobench.runner import prefetch
+
+            prefetch(runs, self.dataset, device, store=self.store, workers=self.default_workers,
+                     checkpoint_every=self.profile.checkpoint_every, progress=progress)
+
+    def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
+        """Record the verdict and end the test with the outcome it maps to."""
+        from pneumobench.claims import verdict_record
+        from pneumobench.verdicts import Outcome, outcome, outcome_message
+
+        record = verdict_record(claim, stats, synthetic=self.synthetic, profile=self.profile.name, test=node.nodeid)
+        node.user_properties.append((PROPERTY, json.dumps(record)))
+        result = outcome(stats.verdict, evidence=self.evidence, strict=self.options.strict)
+        if result == Outcome.PASS:
+            return
+        message = outcome_message(record, stats.verdict, synthetic=self.synthetic, strict=self.options.strict)
+        if result == Outcome.FAIL:
+            pytest.fail(message, pytrace=False)
+        pytest.xfail(message)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Gather verdict records from reports (this also works on the pytest-xdist controller)."""
@@ -245,71 +283,40 @@ class PneumobenchSession:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if os.environ.get("PYTEST_XDIST_WORKER"):
             return
-        if config.getoption("--pb-update-baselines") and not config.getoption("collectonly"):
+        if self.options.update_baselines:
             _update_baselines(self, terminalreporter)
-        from tabulate import tabulate
-
         if self.sensitivity_rows:
+            from tabulate import tabulate
+
             terminalreporter.write_sep("=", "pneumobench sensitivity")
             terminalreporter.write_line(tabulate(self.sensitivity_rows, headers="keys", disable_numparse=True,
                                                  tablefmt="github"))
         if not self.records:
             return
+        from pneumobench.report import summary_lines
 
-        from pneumobench.families import FAMILIES
-        from pneumobench.report import verdict_table
-        from pneumobench.verdicts import SYNTHETIC_NOTE
-
-        rows = verdict_table(self.records)
         terminalreporter.write_sep("=", "pneumobench verdicts")
-        families = sorted({r["family"] for r in self.records if r.get("family") in FAMILIES})
-        described = "; ".join(_describe_family(FAMILIES[name]) for name in families)
-        terminalreporter.write_line(f"profile {self.records[0]['profile']}; {described}")
-        if any(r["synthetic"] for r in self.records):
-            terminalreporter.write_line(f"NOTE: {SYNTHETIC_NOTE}")
-        terminalreporter.write_line(tabulate(rows, headers="keys", disable_numparse=True))
-        report_dir = config.getoption("--pb-report")
-        if report_dir:
-            from pneumobench.report import write_report
-
-            dataset = self.dataset if self.needed else None  # claims that trained nothing need no dataset
-            report = write_report(self.store_path, report_dir, baselines_dir=self.baselines_dir,
-                                  data=dataset.path if dataset else None, profile=self.profile.name,
-                                  dataset_fingerprint=dataset.fingerprint if dataset else None, records=self.records)
-            terminalreporter.write_line(f"report written to {report.directory / 'report.md'} "
-                                        f"({len(report.figures)} figures in {report.directory / 'figures'})")
-
-    def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
-        """Record the verdict and end the test with the outcome it maps to."""
-        from pneumobench.claims import verdict_record
-        from pneumobench.stats import Verdict
-        from pneumobench.verdicts import SYNTHETIC_NOTE, Outcome, outcome, verdict_line
-
-        record = verdict_record(claim, stats, synthetic=self.synthetic, profile=self.profile.name, test=node.nodeid)
-        node.user_properties.append((PROPERTY, json.dumps(record)))
-        line = verdict_line(record)
-        if self.synthetic:
-            line += f" [{SYNTHETIC_NOTE}]"
-        result = outcome(stats.verdict, evidence=self.evidence, strict=self.strict)
-        if result == Outcome.PASS:
-            return
-        if result == Outcome.FAIL:
-            strict_only = stats.verdict not in (Verdict.CONTRADICTED, Verdict.REGRESSED, Verdict.CHANGED)
-            pytest.fail(f"{line} (--pb-strict)" if strict_only else line, pytrace=False)
-        pytest.xfail(line)
-
-
-def _describe_family(family: Any) -> str:
-    if family.correction == "bonferroni":
-        return (f"family {family.name}: alpha {family.alpha} over its {len(family.members)} claims "
-                f"(Bonferroni, {family.test_alpha:.3g} per test)")
-    return f"family {family.name}: alpha {family.alpha} per test"
+        for line in summary_lines(self.records):
+            terminalreporter.write_line(line)
+        if self.options.report:
+            _write_report(self, terminalreporter)
 
 
 _SESSION = pytest.StashKey["PneumobenchSession"]()
 
 
-def _update_baselines(session: PneumobenchSession, terminalreporter) -> None:
+def _write_report(session: PneumobenchSession, terminalreporter: Any) -> None:
+    from pneumobench.report import write_report
+
+    dataset = session.dataset if session.needed else None  # claims that trained nothing need no dataset
+    report = write_report(session.store_path, session.options.report, baselines_dir=session.options.baselines,
+                          data=dataset.path if dataset else None, profile=session.profile.name,
+                          dataset_fingerprint=dataset.fingerprint if dataset else None, records=session.records)
+    terminalreporter.write_line(f"report written to {report.directory / 'report.md'} "
+                                f"({len(report.figures)} figures in {report.directory / 'figures'})")
+
+
+def _update_baselines(session: PneumobenchSession, terminalreporter: Any) -> None:
     from pneumobench.baselines import record, recorded_path
     from pneumobench.modifications import table6_rows
     from pneumobench.runner import device_kind
@@ -317,6 +324,6 @@ def _update_baselines(session: PneumobenchSession, terminalreporter) -> None:
     if not session.needed:
         return
     results = [r for mods in table6_rows() if mods in session.needed for r in session.runs_for(mods)]
-    path = recorded_path(session.baselines_dir, session.profile.name, session.device.type)
+    path = recorded_path(session.options.baselines, session.profile.name, session.device.type)
     record(path, profile=session.profile.name, device_kind=device_kind(session.device), results=results)
     terminalreporter.write_line(f"recorded baseline written to {path} ({len(results)} runs)")

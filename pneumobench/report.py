@@ -27,7 +27,9 @@ from pneumobench.stats import ClaimStats, Verdict
 from pneumobench.store import ResultStore, StoredRun
 from pneumobench.verdicts import SYNTHETIC_NOTE
 
-__all__ = ["Report", "ReportError", "RunGroup", "judge_group", "load_group", "verdict_table", "write_report"]
+__all__ = [
+    "Report", "ReportError", "RunGroup", "judge_group", "load_group", "summary_lines", "verdict_table", "write_report",
+]
 
 REPORT_SCHEMA = "pneumobench.report/1"
 NOT_RUN = Verdict.NOT_RUN.value
@@ -171,7 +173,7 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
             records.append(_not_run(claim, "its configurations were run with different seeds", group.synthetic,
                                     profile.name))
         else:
-            stats = evaluate(claim, runs_for, base=profile.base, recorded=recorded, profile=profile.name,
+            stats = evaluate(claim, runs_for, recorded=recorded, profile=profile.name,
                              use_paper_values=profile.name == "paper" and not group.synthetic)
             records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
     return records
@@ -188,6 +190,21 @@ def _not_run(claim, reason: str, synthetic: bool, profile: str) -> dict[str, Any
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The verdict summary pytest prints at the end: the profile and families, the synthetic-data
+    note where it applies, and the verdict table."""
+    from tabulate import tabulate
+
+    from pneumobench.families import FAMILIES
+
+    families = sorted({r["family"] for r in records if r.get("family") in FAMILIES})
+    lines = [f"profile {records[0]['profile']}; " + "; ".join(FAMILIES[name].describe() for name in families)]
+    if any(r["synthetic"] for r in records):
+        lines.append(f"NOTE: {SYNTHETIC_NOTE}")
+    lines.append(tabulate(verdict_table(records), headers="keys", disable_numparse=True))
+    return lines
 
 
 def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

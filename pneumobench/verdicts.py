@@ -15,7 +15,7 @@ from typing import Any
 
 from pneumobench.stats import Verdict
 
-__all__ = ["SYNTHETIC_NOTE", "Outcome", "outcome", "verdict_line"]
+__all__ = ["SYNTHETIC_NOTE", "Outcome", "outcome", "outcome_message", "verdict_line"]
 
 SYNTHETIC_NOTE = "synthetic data: exercises the pipeline, not evidence about the paper"
 
@@ -33,6 +33,20 @@ def outcome(verdict: Verdict, *, evidence: bool, strict: bool) -> Outcome:
     if verdict in (Verdict.REGRESSED, Verdict.CHANGED) or (verdict == Verdict.CONTRADICTED and evidence):
         return Outcome.FAIL
     return Outcome.FAIL if strict else Outcome.XFAIL
+
+
+FAILS_WITHOUT_STRICT = (Verdict.CONTRADICTED, Verdict.REGRESSED, Verdict.CHANGED)
+
+
+def outcome_message(record: dict[str, Any], verdict: Verdict, *, synthetic: bool, strict: bool) -> str:
+    """The text a test ends with: the verdict line, the synthetic-data note, and ``(--pb-strict)``
+    when only strictness turned the verdict into a failure."""
+    line = verdict_line(record)
+    if synthetic:
+        line += f" [{SYNTHETIC_NOTE}]"
+    if strict and verdict not in FAILS_WITHOUT_STRICT and outcome(verdict, evidence=True, strict=True) == Outcome.FAIL:
+        line += " (--pb-strict)"
+    return line
 
 
 def _number(value: Any) -> bool:

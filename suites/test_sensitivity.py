@@ -175,7 +175,7 @@ def judge(pb, claim: Claim, runs) -> object:
     """The regression check, exactly as ``suites/test_regression.py`` runs it, on ``runs``."""
     from pneumobench.claims import evaluate
 
-    return evaluate(claim, lambda mods: runs, base=pb.profile.base, recorded=pb.recorded(), use_paper_values=False,
+    return evaluate(claim, lambda mods: runs, recorded=pb.recorded(), use_paper_values=False,
                     profile=pb.profile.name)
 
 

@@ -26,6 +26,7 @@ from pneumobench.config import config_name
 from pneumobench.families import Family, register_family
 from pneumobench.modifications import table6_rows
 from pneumobench.profiles import get_profile
+from pneumobench.registry import UnknownNameError
 from pneumobench.stats import NonFiniteScoreError, Verdict
 
 PROFILE = get_profile("smoke")
@@ -44,7 +45,7 @@ def steady(results):
 
 
 def judge(claim, by_mods, **kwargs):
-    return evaluate(claim, lambda mods: by_mods[mods], base=PROFILE.base, use_paper_values=False, profile="smoke",
+    return evaluate(claim, lambda mods: by_mods[mods], use_paper_values=False, profile="smoke",
                     **kwargs)
 
 
@@ -135,9 +136,9 @@ def test_repeated_seeds_are_an_error(tiny_dataset):
 
 
 def test_unknown_claim_kind(tiny_dataset):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UnknownNameError) as error:
         judge(Claim("x", "magic", "", ""), {})
-    assert str(error.value) == "unknown claim kind 'magic' (known: parameters, paired, best, row, regression)"
+    assert str(error.value) == "unknown claim kind 'magic'; registered: best, paired, parameters, regression, row"
 
 
 def test_the_parameter_claim_is_exact():
@@ -280,13 +281,13 @@ def test_claims_carry_the_paper_value_into_their_statistics(tiny_dataset):
 
 def test_a_row_on_the_paper_profile_is_judged_against_the_single_published_run(tiny_dataset):
     values = steady(runs(tiny_dataset, ("aspp",)))
-    result = evaluate(ROW, lambda mods: values, base=PROFILE.base, profile="paper")
+    result = evaluate(ROW, lambda mods: values, profile="paper")
     assert result.verdict == Verdict.INCONCLUSIVE and result.paper == 0.592
     assert result.estimate == pytest.approx(0.6) and result.alpha == pytest.approx(0.05 / 43)
     sd = np.std([r.dice for r in values], ddof=1)
     assert result.extra["se"] == pytest.approx(sd * np.sqrt(1 / 5 + 1)) and result.extra["margin"] == 0.01
     with pytest.raises(ValueError, match="^row claim table6-aspp-dice has no paper value to compare with$"):
-        evaluate(dataclasses.replace(ROW, paper=None), lambda mods: values, base=PROFILE.base, profile="paper")
+        evaluate(dataclasses.replace(ROW, paper=None), lambda mods: values, profile="paper")
 
 
 def test_undecided_rows_and_checks_keep_their_numbers(tiny_dataset):

@@ -87,7 +87,7 @@ def test_claims_are_judged_as_the_suite_judges_them(full_report, full_store):
 
     records = {r["claim"]: r for r in full_report.data["claims"]}
     for claim in (PAPER_CLAIMS[2], PAPER_CLAIMS[8], ALL_CLAIMS[-1]):  # paired, best-of, a Table 6 row
-        stats = evaluate(claim, runs_for, base=PROFILE.base, use_paper_values=False, profile="smoke",
+        stats = evaluate(claim, runs_for, use_paper_values=False, profile="smoke",
                          recorded=load_recorded(BASELINES / "smoke-cpu.json"))
         record = records[claim.id]
         assert str((record["verdict"], record["estimate"], record["p_value"], record["note"])) == str((

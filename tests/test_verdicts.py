@@ -5,7 +5,9 @@ import math
 import pytest
 
 from pneumobench.stats import Verdict
-from pneumobench.verdicts import Outcome, outcome, verdict_line
+from pneumobench.families import Family
+from pneumobench.report import summary_lines
+from pneumobench.verdicts import SYNTHETIC_NOTE, Outcome, outcome, outcome_message, verdict_line
 
 P, F, X = Outcome.PASS, Outcome.FAIL, Outcome.XFAIL
 
@@ -45,3 +47,40 @@ def test_inconclusive_line_says_how_many_seeds_would_decide_and_skips_a_missing_
         "INCONCLUSIVE: ASPP improves Dice: measured -0.0120 (target +0.0090), 5 seeds; "
         "about 40 seeds would decide at the paper's effect size; no recorded baseline"
     )
+
+
+@pytest.mark.parametrize(
+    "verdict, synthetic, strict, suffix",
+    [
+        (Verdict.CONTRADICTED, False, False, ""),
+        (Verdict.CONTRADICTED, True, True, f" [{SYNTHETIC_NOTE}]"),  # fails with or without --pb-strict
+        (Verdict.REGRESSED, False, True, ""),
+        (Verdict.INCONCLUSIVE, False, False, ""),  # an xfail
+        (Verdict.INCONCLUSIVE, False, True, " (--pb-strict)"),  # failed only because of --pb-strict
+        (Verdict.INCONCLUSIVE, True, True, f" [{SYNTHETIC_NOTE}] (--pb-strict)"),
+    ],
+)
+def test_outcome_message_says_when_strictness_failed_the_test(verdict, synthetic, strict, suffix):
+    record = {**RECORD, "verdict": verdict.value}
+    assert outcome_message(record, verdict, synthetic=synthetic, strict=strict) == verdict_line(record) + suffix
+
+
+def test_summary_names_the_profile_each_family_and_the_synthetic_note():
+    record = {**RECORD, "claim": "aspp-improves-dice", "source": "paper", "ci_low": -0.02, "ci_high": -0.004,
+              "p_outperform": None, "degenerate": [], "family": "paper", "profile": "smoke", "synthetic": True}
+    lines = summary_lines([record])
+    assert lines[0].startswith("profile smoke; family paper: alpha 0.05 over its ")
+    assert lines[1] == f"NOTE: {SYNTHETIC_NOTE}"
+    assert "aspp-improves-dice" in lines[2] and "CONTRADICTED" in lines[2]
+    assert summary_lines([{**record, "synthetic": False}])[1].split("\n")[0].startswith("claim")
+
+
+@pytest.mark.parametrize(
+    "family, text",
+    [
+        (Family("f", 0.05, ("a", "b", "c", "d")), "family f: alpha 0.05 over its 4 claims (Bonferroni, 0.0125 per test)"),
+        (Family("g", 0.01, ("a", "b"), "per-test"), "family g: alpha 0.01 per test"),
+    ],
+)
+def test_a_family_describes_its_alpha(family, text):
+    assert family.describe() == text
