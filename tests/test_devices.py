@@ -4,13 +4,11 @@ GPU too (those variants carry the ``gpu`` marker: ``pytest -m gpu`` runs only th
 
 import numpy as np
 import pytest
-import segmentation_models_pytorch as smp
 import torch
+from reference import DEVICES
 
 from pneumobench.bench import make_train_step, synthetic_batches
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.losses import lovasz_hinge
-from pneumobench.metrics import ScoreAccumulator, dice_per_image
 from pneumobench.models import build_model
 from pneumobench.training import (
     IMAGENET_MEAN,
@@ -23,53 +21,8 @@ from pneumobench.training import (
     validate,
 )
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 TINY = ExperimentConfig(model=ModelConfig(encoder="resnet18"), image_size=32, batch_size=16,
                         stages=(StageConfig(1, 3e-3, 1e-3, freeze_encoder=True), StageConfig(1, 3e-3, 1e-4)))
-
-
-def _host_dice(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-image Dice by the definition, one image at a time."""
-    scores = []
-    for p, t in zip(pred > 0.5, target.astype(bool)):
-        total = p.sum() + t.sum()
-        scores.append(1.0 if total == 0 else 2 * (p & t).sum() / total)
-    return np.array(scores)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_dice_and_accumulator_match_the_host_definition(device):
-    rng = np.random.default_rng(0)
-    pred = rng.random((12, 64, 64)).astype(np.float32)
-    target = (rng.random((12, 64, 64)) < 0.1).astype(np.float32)
-    target[:4] = 0
-    pred[:2] = 0.0  # empty target and empty prediction: Dice 1
-    expected = _host_dice(pred, target)
-    dice = dice_per_image(torch.from_numpy(pred).to(device), torch.from_numpy(target).to(device))
-    assert dice.device.type == device
-    np.testing.assert_allclose(dice.cpu().numpy(), expected, rtol=1e-6)
-    scores = ScoreAccumulator()
-    for chunk in range(0, 12, 5):
-        part = slice(chunk, chunk + 5)
-        scores.update(torch.from_numpy(pred[part]).to(device), torch.from_numpy(target[part]).to(device),
-                      torch.full((len(pred[part]),), 0.7, device=device), torch.ones(len(pred[part]), device=device))
-    np.testing.assert_allclose(scores.dice.cpu().numpy(), expected, rtol=1e-6)
-    assert scores.summary()["accuracy"] == 1.0
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_lovasz_matches_smp_on_the_device(device):
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, 1, 48, 48, generator=generator).to(device)
-    target = (torch.rand(6, 1, 48, 48, generator=generator) < 0.1).float().to(device)
-    target[::3] = 0
-    ours, reference = logits.clone().requires_grad_(), logits.clone().requires_grad_()
-    loss = lovasz_hinge(ours, target)
-    expected = smp.losses.LovaszLoss("binary", per_image=True)(reference, target)
-    loss.backward()
-    expected.backward()
-    torch.testing.assert_close(loss, expected)
-    torch.testing.assert_close(ours.grad, reference.grad)
 
 
 @pytest.mark.parametrize("device", DEVICES)

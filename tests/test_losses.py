@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import DEVICES, ReferenceCase, check_reference, logits_and_masks
 
 from pneumobench.losses import (
     SEG_LOSSES,
@@ -26,18 +27,18 @@ def random_batch(seed: int, n: int = 4, size: int = 16):
     return logits, target
 
 
-@pytest.mark.parametrize("per_image", [True, False])
-@pytest.mark.parametrize("seed", range(5))
-def test_hinge_matches_smp_value_and_gradient(per_image, seed):
-    logits, target = random_batch(seed)
-    ours_in = logits.clone().requires_grad_()
-    ref_in = logits.clone().requires_grad_()
-    ours = lovasz_hinge(ours_in, target, per_image=per_image)
-    reference = smp.losses.LovaszLoss("binary", per_image=per_image)(ref_in, target)
-    ours.backward()
-    reference.backward()
-    torch.testing.assert_close(ours, reference)
-    torch.testing.assert_close(ours_in.grad, ref_in.grad)
+LOVASZ_CASES = [
+    ReferenceCase("per image", lovasz_hinge, smp.losses.LovaszLoss("binary", per_image=True), logits_and_masks,
+                  accumulate="mean", gradient=True),
+    ReferenceCase("whole batch", lambda x, y: lovasz_hinge(x, y, per_image=False),
+                  smp.losses.LovaszLoss("binary", per_image=False), logits_and_masks, accumulate=None, gradient=True),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", LOVASZ_CASES, ids=lambda case: case.name)
+def test_hinge_matches_smp_value_and_gradient(case, device):
+    check_reference(case, device, draws=5)
 
 
 def test_hand_computed_two_pixel_example():

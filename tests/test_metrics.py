@@ -7,6 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from reference import DEVICES, ReferenceCase, check_reference, host_dice, mixed_masks
 
 from pneumobench.metrics import (
     MetricInputError,
@@ -92,17 +93,41 @@ def test_numpy_and_torch_agree(batch):
     )
 
 
-def test_matches_smp_f1_per_image_on_random_inputs():
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        pred = torch.rand(8, 1, 16, 16, generator=generator)
-        # Some images empty, some sparse, some dense.
-        density = torch.rand(8, 1, 1, 1, generator=generator) * (torch.arange(8) % 3 != 0).view(8, 1, 1, 1)
-        target = (torch.rand(8, 1, 16, 16, generator=generator) < density).long()
-        pred[torch.arange(8) % 4 == 0] *= 0.4  # some empty predictions
-        tp, fp, fn, tn = smp.metrics.get_stats(pred, target, mode="binary", threshold=0.5)
-        expected = smp.metrics.f1_score(tp, fp, fn, tn, reduction=None, zero_division=1.0).view(-1)
-        torch.testing.assert_close(dice_per_image(pred, target), expected)
+def _smp_f1(pred, target):
+    tp, fp, fn, tn = smp.metrics.get_stats(pred, target.long(), mode="binary", threshold=0.5)
+    return smp.metrics.f1_score(tp, fp, fn, tn, reduction=None, zero_division=1.0).view(-1)
+
+
+def _accumulator_dice(pred, target):
+    scores = ScoreAccumulator()
+    scores.update(pred, target, torch.full((len(pred),), 0.7, device=pred.device), torch.ones(len(pred), device=pred.device))
+    return scores.dice
+
+
+DICE_CASES = [
+    ReferenceCase("dice vs smp f1", dice_per_image, _smp_f1, mixed_masks),
+    ReferenceCase("dice vs the definition", dice_per_image, host_dice, mixed_masks),
+    ReferenceCase("accumulator vs the definition", _accumulator_dice, host_dice, mixed_masks),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("case", DICE_CASES, ids=lambda case: case.name)
+def test_dice_matches_its_references(case, device):
+    check_reference(case, device)
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda pred, target: dice_per_image(pred.roll(1, 0), target),  # scores shifted by one image
+        lambda pred, target: dice_per_image(pred, target) * (1 if len(pred) == 8 else 0.5),  # wrong on chunks only
+    ],
+    ids=["shifted", "depends-on-the-batch"],
+)
+def test_the_reference_check_catches_a_wrong_metric(wrong):
+    with pytest.raises(AssertionError):
+        check_reference(ReferenceCase("wrong", wrong, host_dice, mixed_masks), "cpu")
 
 
 @pytest.mark.parametrize(

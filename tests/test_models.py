@@ -1,5 +1,6 @@
 """Models: shapes, every Table 6 combination, the parameter claim, weights, freezing, extension."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pneumobench.models import (
     freeze_encoder,
     unfreeze_encoder,
 )
-from pneumobench.models.registry import ATTENTIONS, register_attention
+from pneumobench.models.registry import ATTENTIONS, CENTER_BLOCKS, HEADS, register_attention
 from pneumobench.modifications import MODIFICATIONS, modification, table6_rows
 
 
@@ -217,3 +218,37 @@ def test_new_attention_block_and_modification_without_touching_the_core():
     finally:
         ATTENTIONS.unregister("test_gate")
         MODIFICATIONS.unregister("test_gate")
+
+
+# Driven by the registries (like smp's model tester and timm's tests over list_models()): a
+# newly registered block is tested here without writing a test.
+SMALL = ModelConfig(encoder="resnet18", decoder_channels=16, center_channels=32, aspp_channels=32, cls_hidden=8)
+
+
+@pytest.mark.parametrize("name", ATTENTIONS.names())
+def test_every_registered_attention_keeps_the_shape(name):
+    attention = ATTENTIONS.get(name)(24)
+    x = torch.randn(2, 24, 8, 8)
+    assert attention(x).shape == x.shape
+
+
+@pytest.mark.parametrize("name", CENTER_BLOCKS.names())
+def test_every_registered_center_block_gives_its_out_channels(name):
+    block = CENTER_BLOCKS.get(name)(64, SMALL).eval()
+    with torch.no_grad():
+        out = block(torch.randn(2, 64, 4, 4))
+    assert out.shape == (2, block.out_channels, 4, 4)
+
+
+@pytest.mark.parametrize("name", HEADS.names())
+def test_every_registered_head_maps_features_to_one_logit_per_image(name):
+    head = HEADS.get(name)(64, SMALL)
+    assert head(torch.randn(3, 64, 4, 4)).shape == (3,)
+
+
+@pytest.mark.parametrize(("registry", "field"), [(ATTENTIONS, "attention"), (CENTER_BLOCKS, "center"), (HEADS, "head")])
+def test_every_registered_block_builds_a_model_with_the_right_outputs(registry, field):
+    for name in registry.names():
+        model = build_model(dataclasses.replace(SMALL, **{field: name}))
+        mask, cls = model(torch.randn(2, 3, 64, 64))
+        assert mask.shape == (2, 1, 64, 64) and cls.shape == (2,), name

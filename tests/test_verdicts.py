@@ -4,10 +4,16 @@ import math
 
 import pytest
 
-from pneumobench.stats import Verdict
 from pneumobench.families import Family
 from pneumobench.report import summary_lines
-from pneumobench.verdicts import SYNTHETIC_NOTE, Outcome, outcome, outcome_message, verdict_line
+from pneumobench.stats import Verdict
+from pneumobench.verdicts import (
+    SYNTHETIC_NOTE,
+    Outcome,
+    outcome,
+    outcome_message,
+    verdict_line,
+)
 
 P, F, X = Outcome.PASS, Outcome.FAIL, Outcome.XFAIL
 
