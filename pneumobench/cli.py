@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pneumobench import __version__
 
@@ -198,7 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pneumobench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_data_commands, _add_run_command, _add_bench_command, _add_report_command):
+        add(commands)
+    return parser
 
+
+def _add_data_commands(commands: Any) -> None:
     data = commands.add_parser("data", help="synthesize, prepare and inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -229,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("path", type=Path)
     show.set_defaults(handler=_data_show)
 
+
+def _add_run_command(commands: Any) -> None:
     run = commands.add_parser("run", help="train one configuration with one seed and print the result")
     run.add_argument("--profile", default="smoke", help="smoke (default), paper, nightly or a registered one")
     run.add_argument("--mod", action="append", default=[], metavar="NAME", help="a modification (repeatable): lovasz, aspp, hypercolumns, scse")
@@ -243,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
+
+def _add_bench_command(commands: Any) -> None:
     bench = commands.add_parser("bench", help="throughput of the hot paths against plain references")
     bench.add_argument("what", nargs="?", default="all", choices=("all", "train", "metrics", "ingest"))
     bench.add_argument("--size", type=int, default=64, help="training image side (default 64)")
@@ -256,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on CUDA: the gpu tests, training at 256x256 batch 32, concurrency and one paper-profile run")
     bench.set_defaults(handler=_bench)
 
+
+def _add_report_command(commands: Any) -> None:
     report = commands.add_parser("report", help="write the reproduction report (Markdown, JSON, figures) from a results store")
     report.add_argument("--store", type=Path, default=Path(".pneumobench") / "results.sqlite",
                         help="results store (default .pneumobench/results.sqlite)")
@@ -266,7 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--profile", help="judge the claims as this profile (default: the one that made the runs)")
     report.add_argument("--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)")
     report.set_defaults(handler=_report)
-    return parser
 
 
 class _Parser(argparse.ArgumentParser):

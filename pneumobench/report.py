@@ -365,13 +365,7 @@ def write_report(
     else:
         notes = []
     matched = match_profile(group, profile) if group is not None else None
-    if records is None:
-        if matched is None:
-            records = []
-            notes.append("no registered profile made these runs, so no claim was judged: pass --profile NAME")
-        else:
-            records = judge_group(group, matched, baselines_dir)
-    records = [dict(r) for r in records]
+    records = _records(group, matched, baselines_dir, records, notes)
     rows = table6_comparison(group, records, baselines_dir) if group is not None else []
     out = Path(out_dir)
     written = _draw_figures(group, rows, records, data, out / "figures", notes)
@@ -402,6 +396,18 @@ def write_report(
     write_text_atomic(out / "report.json", json.dumps(_json_safe(data_out), indent=2, sort_keys=True) + "\n")
     write_text_atomic(out / "report.md", markdown)
     return Report(out, markdown, data_out, {name: item.path for name, item in written.items()})
+
+
+def _records(group: RunGroup | None, matched: Any, baselines_dir: str | os.PathLike,
+             recorded: Sequence[dict[str, Any]] | None, notes: list[str]) -> list[dict[str, Any]]:
+    """The verdicts a session recorded, else every claim judged again from the runs (none, with a
+    note, when no registered profile made them)."""
+    if recorded is not None:
+        return [dict(r) for r in recorded]
+    if group is None or matched is None:
+        notes.append("no registered profile made these runs, so no claim was judged: pass --profile NAME")
+        return []
+    return judge_group(group, matched, baselines_dir)
 
 
 def _draw_figures(group: RunGroup | None, rows: list[dict[str, Any]], records: list[dict[str, Any]],

@@ -116,6 +116,64 @@ def _to_uint8(pixels: np.ndarray, ds: Dataset, bits: int) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def _chest_cr_header(uid: str, patient: dict[str, str] | None) -> Dataset:
+    """File meta and the identifying tags of a chest CR image (new study and series UIDs)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = uid
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "CR"
+    ds.BodyPartExamined = "CHEST"
+    ds.PixelSpacing = [0.168, 0.168]
+    for key, value in (patient or {}).items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _set_image_pixel_module(ds: Dataset, pixels: np.ndarray, photometric: str) -> None:
+    """Samples, frames, photometric interpretation, size and bit depth of ``pixels``."""
+    rgb = pixels.ndim == 3 and pixels.shape[-1] == 3 and photometric == "RGB"
+    ds.SamplesPerPixel = 3 if rgb else 1
+    if rgb:
+        ds.PlanarConfiguration = 0
+    elif pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if rgb else pixels.shape[-2:]
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+
+
+def _set_pixel_data(ds: Dataset, pixels: np.ndarray, transfer_syntax: str, jpeg_quality: int) -> None:
+    """Pixel Data in ``transfer_syntax``: JPEG Baseline (8-bit grayscale), RLE Lossless or native."""
+    if transfer_syntax == JPEGBaseline8Bit:
+        if pixels.dtype != np.uint8 or pixels.ndim != 2:
+            raise ValueError("JPEG Baseline needs a 2-D uint8 image")
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buffer, format="JPEG", quality=jpeg_quality)
+        ds.PixelData = encapsulate([buffer.getvalue()])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.LossyImageCompression = "01"
+        return
+    ds.PixelData = pixels.tobytes()
+    if transfer_syntax == RLELossless:
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+    elif transfer_syntax != ExplicitVRLittleEndian:
+        raise ValueError(f"unsupported transfer syntax {transfer_syntax}")
+
+
 def write_dicom(
     path: str | os.PathLike,
     pixels: np.ndarray,
@@ -133,51 +191,9 @@ def write_dicom(
     """
     pixels = np.ascontiguousarray(pixels)
     uid = sop_instance_uid or generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = uid
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "CR"
-    ds.BodyPartExamined = "CHEST"
-    ds.PixelSpacing = [0.168, 0.168]
-    for key, value in (patient or {}).items():
-        setattr(ds, key, value)
-    rgb = pixels.ndim == 3 and pixels.shape[-1] == 3 and photometric == "RGB"
-    ds.SamplesPerPixel = 3 if rgb else 1
-    if rgb:
-        ds.PlanarConfiguration = 0
-    elif pixels.ndim == 3:
-        ds.NumberOfFrames = pixels.shape[0]
-    ds.PhotometricInterpretation = photometric
-    ds.Rows, ds.Columns = pixels.shape[-3:-1] if rgb else pixels.shape[-2:]
-    bits = pixels.dtype.itemsize * 8
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    if transfer_syntax == JPEGBaseline8Bit:
-        if pixels.dtype != np.uint8 or pixels.ndim != 2:
-            raise ValueError("JPEG Baseline needs a 2-D uint8 image")
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.fromarray(pixels, mode="L").save(buffer, format="JPEG", quality=jpeg_quality)
-        ds.PixelData = encapsulate([buffer.getvalue()])
-        ds["PixelData"].VR = "OB"
-        meta.TransferSyntaxUID = JPEGBaseline8Bit
-        ds.LossyImageCompression = "01"
-    else:
-        ds.PixelData = pixels.tobytes()
-        if transfer_syntax == RLELossless:
-            ds.compress(RLELossless, encoding_plugin="pydicom")
-        elif transfer_syntax != ExplicitVRLittleEndian:
-            raise ValueError(f"unsupported transfer syntax {transfer_syntax}")
+    ds = _chest_cr_header(uid, patient)
+    _set_image_pixel_module(ds, pixels, photometric)
+    _set_pixel_data(ds, pixels, transfer_syntax, jpeg_quality)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return uid

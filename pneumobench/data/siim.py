@@ -145,7 +145,10 @@ def _resize_area(image: Image.Image, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BOX)
 
 
-def _ingest_one(task: tuple[str, str, list[str], int, tuple[int, int] | None]) -> tuple[str, Any]:
+IngestTask = tuple[str, str, list[str], int, tuple[int, int] | None]  # id, DICOM path, RLE rows, size, shape
+
+
+def _ingest_one(task: IngestTask) -> tuple[str, Any]:
     """Worker: decode one image and its mask; return ('ok', arrays) or ('quarantined', reason)."""
     image_id, path, rles, size, expected_shape = task
     try:
@@ -222,45 +225,8 @@ def prepare(
     dicoms, duplicates = _find_dicoms(root, report)
     for image_id, paths in sorted(duplicates.items()):
         report.quarantine(image_id, f"duplicate DICOM id: {len(paths)} files ({', '.join(map(str, paths))})")
-    all_ids = sorted(set(rows) | set(dicoms) | set(duplicates))
-    report.found = len(all_ids) + sum(1 for q in report.quarantined if q["id"].startswith("csv line"))
-
-    tasks = []
-    labels_by_id: dict[str, int] = {}
-    for image_id in all_ids:
-        if image_id in duplicates:
-            continue
-        if image_id not in rows:
-            report.quarantine(image_id, f"no CSV row for DICOM file {dicoms[image_id]}")
-            continue
-        if image_id not in dicoms:
-            report.quarantine(image_id, "no DICOM file for CSV row")
-            continue
-        values = rows[image_id]
-        encoded = [v for v in values if v != EMPTY]
-        if encoded and len(encoded) != len(values):
-            report.quarantine(image_id, f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
-            continue
-        labels_by_id[image_id] = int(bool(encoded))
-        tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape))
-
-    images, masks, ids, labels = [], [], [], []
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        results = pool.map(_ingest_one, tasks, chunksize=8)
-        for task, (status, value) in tqdm(
-            zip(tasks, results), total=len(tasks), desc="ingest", unit="img", disable=not progress
-        ):
-            image_id = task[0]
-            if status != "ok":
-                report.quarantine(image_id, value)
-                continue
-            image, mask = value
-            label = labels_by_id[image_id]
-            report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
-            images.append(image)
-            masks.append(mask)
-            ids.append(image_id)
-            labels.append(label)
+    tasks, labels_by_id = _match_rows_and_files(rows, dicoms, duplicates, report, size, expected_shape)
+    images, masks, ids, labels = _ingest_all(tasks, labels_by_id, report, workers=workers, progress=progress)
     report.ingested = len(ids)
     label_arr = np.array(labels, dtype=np.uint8)
     report.labels = {"positive": int(label_arr.sum()), "negative": int((label_arr == 0).sum())}
@@ -282,4 +248,57 @@ def prepare(
     )
     write_text_atomic(Path(out_dir) / "ingest-report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
     return dataset, report
+
+
+def _match_rows_and_files(
+    rows: dict[str, list[str]], dicoms: dict[str, Path], duplicates: dict[str, list[Path]], report: IngestReport,
+    size: int, expected_shape: tuple[int, int] | None,
+) -> tuple[list[IngestTask], dict[str, int]]:
+    """One ingest task per id with exactly one DICOM file and consistent CSV rows, and its label;
+    every other id is quarantined with the reason."""
+    all_ids = sorted(set(rows) | set(dicoms) | set(duplicates))
+    report.found = len(all_ids) + sum(1 for q in report.quarantined if q["id"].startswith("csv line"))
+    tasks: list[IngestTask] = []
+    labels_by_id: dict[str, int] = {}
+    for image_id in all_ids:
+        if image_id in duplicates:
+            continue
+        if image_id not in rows:
+            report.quarantine(image_id, f"no CSV row for DICOM file {dicoms[image_id]}")
+            continue
+        if image_id not in dicoms:
+            report.quarantine(image_id, "no DICOM file for CSV row")
+            continue
+        values = rows[image_id]
+        encoded = [v for v in values if v != EMPTY]
+        if encoded and len(encoded) != len(values):
+            report.quarantine(image_id, f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
+            continue
+        labels_by_id[image_id] = int(bool(encoded))
+        tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape))
+    return tasks, labels_by_id
+
+
+def _ingest_all(
+    tasks: list[IngestTask], labels_by_id: dict[str, int], report: IngestReport, *, workers: int | None, progress: bool,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[int]]:
+    """Decode and downsample every task in worker processes; failures are quarantined."""
+    images, masks, ids, labels = [], [], [], []
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        results = pool.map(_ingest_one, tasks, chunksize=8)
+        for task, (status, value) in tqdm(
+            zip(tasks, results), total=len(tasks), desc="ingest", unit="img", disable=not progress
+        ):
+            image_id = task[0]
+            if status != "ok":
+                report.quarantine(image_id, value)
+                continue
+            image, mask = value
+            label = labels_by_id[image_id]
+            report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
+            images.append(image)
+            masks.append(mask)
+            ids.append(image_id)
+            labels.append(label)
+    return images, masks, ids, labels
 
