@@ -40,7 +40,7 @@ for filename, old, new, label in MUTATIONS:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_stats.py",
                            "tests/test_stats_outputs.py", "tests/test_claims.py"],
                           cwd=work, capture_output=True, text=True, env={"PYTHONPATH": str(work), "PATH": "/usr/bin:/bin", "HOME": str(work)})
-    failing = [l for l in proc.stdout.splitlines() if l.startswith("FAILED")]
+    failing = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
     print(f"{'killed' if proc.returncode else 'SURVIVED'}: {label} ({failing[0] if failing else 'no test failed'})",
           flush=True)
     if not proc.returncode:

@@ -49,7 +49,9 @@ def _require(data: Any, path: str, kind: type | tuple[type, ...], where: str) ->
     return data
 
 
-def _fields(data: dict[str, Any], path: str, required: set[str], where: str, optional: set[str] = frozenset()) -> None:
+def _fields(
+    data: dict[str, Any], path: str, required: set[str], where: str, optional: frozenset[str] | set[str] = frozenset()
+) -> None:
     missing = sorted(required - set(data))
     unknown = sorted(set(data) - required - set(optional))
     if missing:
@@ -142,8 +144,9 @@ def run_device_kind(run: RunResult) -> str:
     return "cpu" if device.startswith("cpu") else f"cuda:{run.environment.get('device_name')}"
 
 
-def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str, *, profile: str,
-             check_config: bool = True) -> str | None:
+def mismatch(
+    recorded: RecordedBaseline, runs: list[RunResult], config_name: str, *, profile: str, check_config: bool = True
+) -> str | None:
     """Why ``recorded`` cannot judge ``runs`` of ``config_name`` (the first field that differs), or None.
 
     Matched: profile, dataset fingerprint, device kind (card model), the configuration's key,
@@ -168,8 +171,10 @@ def mismatch(recorded: RecordedBaseline, runs: list[RunResult], config_name: str
         }
         for name, (then, now) in here.items():
             if then != now:
-                return (f"{where}: {name} {then!r} recorded, {now!r} in {config_name} seed {run.seed}; "
-                        "re-record with --pb-update-baselines")
+                return (
+                    f"{where}: {name} {then!r} recorded, {now!r} in {config_name} seed {run.seed}; "
+                    "re-record with --pb-update-baselines"
+                )
     return None
 
 
@@ -181,7 +186,12 @@ def load_recorded(path: str | os.PathLike) -> RecordedBaseline:
     path = Path(path)
     where = str(path)
     data = _read_json(path)
-    _fields(data, "", {"schema", "profile", "device_kind", "dataset_fingerprint", "environment", "recorded_at", "configs"}, where)
+    _fields(
+        data,
+        "",
+        {"schema", "profile", "device_kind", "dataset_fingerprint", "environment", "recorded_at", "configs"},
+        where,
+    )
     if data["schema"] != RECORDED_SCHEMA:
         raise BaselineError(f"{where}: field .schema is {data['schema']!r}, expected {RECORDED_SCHEMA!r}")
     for name in ("profile", "device_kind", "dataset_fingerprint", "recorded_at"):
@@ -197,7 +207,9 @@ def load_recorded(path: str | os.PathLike) -> RecordedBaseline:
                 if not seed.isdigit():
                     raise BaselineError(f"{where}: field {entry_path}.{metric} has a non-integer seed key {seed!r}")
                 _metric(value, f"{entry_path}.{metric}.{seed}", where)
-    fields = {k: data[k] for k in ("profile", "device_kind", "dataset_fingerprint", "environment", "recorded_at", "configs")}
+    fields = {
+        k: data[k] for k in ("profile", "device_kind", "dataset_fingerprint", "environment", "recorded_at", "configs")
+    }
     return RecordedBaseline(**fields)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
@@ -84,6 +85,11 @@ def _median_seconds(fn: Callable[[], Any], repeats: int, sync: Callable[[], None
     return statistics.median(times)
 
 
+def _steps(step: Callable[[int], torch.Tensor], count: int) -> None:
+    for i in range(count):
+        step(i)
+
+
 def _row(name: str, unit: str, reference: float, ours: float) -> dict[str, Any]:
     return {"benchmark": name, "unit": unit, "reference": reference, "pneumobench": ours, "ratio": ours / reference}
 
@@ -106,9 +112,12 @@ def synthetic_batches(n: int, size: int, seed: int = 0) -> PreparedDataset:
     masks = (rng.random((n, size, size)) < 0.05).astype(np.uint8)
     masks[::2] = 0
     return PreparedDataset(
-        images=rng.integers(0, 256, (n, size, size), dtype=np.uint8), masks=masks,
-        labels=masks.reshape(n, -1).any(1).astype(np.uint8), split=np.zeros(n, np.uint8),
-        ids=tuple(str(i) for i in range(n)), manifest={"fingerprint": "bench"},
+        images=rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+        masks=masks,
+        labels=np.asarray(masks.reshape(n, -1).any(1), dtype=np.uint8),
+        split=np.zeros(n, np.uint8),
+        ids=tuple(str(i) for i in range(n)),
+        manifest={"fingerprint": "bench"},
     )
 
 
@@ -166,12 +175,17 @@ def bench_train(
             _, step = make_train_step(config, data, batch=batch, device=device, fast=mode == "fast")
             for i in range(warmup):
                 step(i)
-            seconds = _median_seconds(lambda: [step(i) for i in range(steps)], repeats=1, sync=sync)
+            seconds = _median_seconds(functools.partial(_steps, step, steps), repeats=1, sync=sync)
             results[mode] = steps * batch / seconds
     finally:
         torch.backends.cudnn.benchmark = previous
     flops = training_flops_per_image(config, size, device)
-    row = _row(f"train {config.name} {size}x{size} batch {batch} ({device.type})", "images/s", results["naive"], results["fast"])
+    row = _row(
+        f"train {config.name} {size}x{size} batch {batch} ({device.type})",
+        "images/s",
+        results["naive"],
+        results["fast"],
+    )
     row["gflop_per_image"] = flops / 1e9
     row["tflops_naive"] = flops * results["naive"] / 1e12
     row["tflops_fast"] = flops * results["fast"] / 1e12
@@ -226,6 +240,14 @@ def bench_ingest(n_images: int = 64, workers: int | None = None) -> list[dict[st
         timings = {}
         for label, count in (("one worker", 1), ("all workers", workers)):
             start = time.perf_counter()
-            prepare(root / "raw", root / f"out-{count}", size=256, per_class=None, workers=count, progress=False, overwrite=True)
+            prepare(
+                root / "raw",
+                root / f"out-{count}",
+                size=256,
+                per_class=None,
+                workers=count,
+                progress=False,
+                overwrite=True,
+            )
             timings[label] = n_images / (time.perf_counter() - start)
     return [_row(f"ingest {n_images} DICOM 1024->256", "images/s", timings["one worker"], timings["all workers"])]

@@ -73,16 +73,20 @@ def _runs(rng: np.random.Generator, base: np.ndarray, seeds: int, shift: float, 
     return base + shift + seed_effect + rng.normal(0.0, 0.01, (seeds, base.size))
 
 
-def _verdict_rates(simulations: int, rng_seed: int, judge: Callable[[np.random.Generator], ClaimStats]) -> dict[Verdict, float]:
+def _verdict_rates(
+    simulations: int, rng_seed: int, judge: Callable[[np.random.Generator], ClaimStats]
+) -> dict[Verdict, float]:
     """The share of each verdict over ``simulations`` draws; ``judge`` draws one data set and judges it."""
     rng = np.random.default_rng(rng_seed)
     counts = Counter(judge(rng).verdict for _ in range(simulations))
     return {verdict: counts[verdict] / simulations for verdict in Verdict}
 
 
-def simulate_paired(seeds: int, alpha: float, simulations: int, *, effect: float = 0.0, collapse: float = 0.0,
-                    rng_seed: int = 0) -> dict[Verdict, float]:
+def simulate_paired(
+    seeds: int, alpha: float, simulations: int, *, effect: float = 0.0, collapse: float = 0.0, rng_seed: int = 0
+) -> dict[Verdict, float]:
     """Verdict rates of "T > C" when T - C is truly ``effect``; ``collapse``: each run's chance of collapsing."""
+
     def judge(rng: np.random.Generator) -> ClaimStats:
         base = rng.uniform(0.3, 0.8, IMAGES)
         treatment = _runs(rng, base, seeds, effect, collapse)
@@ -91,10 +95,12 @@ def simulate_paired(seeds: int, alpha: float, simulations: int, *, effect: float
     return _verdict_rates(simulations, rng_seed, judge)
 
 
-def simulate_best(seeds: int, alpha: float, simulations: int, *, rivals: int, tied: int, rival_shift: float = 0.0,
-                  rng_seed: int = 0) -> dict[Verdict, float]:
+def simulate_best(
+    seeds: int, alpha: float, simulations: int, *, rivals: int, tied: int, rival_shift: float = 0.0, rng_seed: int = 0
+) -> dict[Verdict, float]:
     """Verdict rates of "best beats every rival": ``tied`` rivals are shifted by ``rival_shift``
     from the claimed best (0: tied), the other rivals are far behind (0.2 lower)."""
+
     def judge(rng: np.random.Generator) -> ClaimStats:
         base = rng.uniform(0.3, 0.8, IMAGES)
         best = _runs(rng, base, seeds, 0.0, 0.0)
@@ -104,25 +110,37 @@ def simulate_best(seeds: int, alpha: float, simulations: int, *, rivals: int, ti
     return _verdict_rates(simulations, rng_seed, judge)
 
 
-def simulate_equivalence(seeds: int, alpha: float, simulations: int, *, distance: float, margin: float,
-                         reference_runs: int = 1, rng_seed: int = 0) -> dict[Verdict, float]:
+def simulate_equivalence(
+    seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    distance: float,
+    margin: float,
+    reference_runs: int = 1,
+    rng_seed: int = 0,
+) -> dict[Verdict, float]:
     """Verdict rates of TOST when the true mean lies ``distance`` from the reference's true mean.
 
     The reference is itself ``reference_runs`` draws of the same run-to-run distribution (one:
     the paper's single published run; several: a recorded baseline's seeds).
     """
+
     def judge(rng: np.random.Generator) -> ClaimStats:
         values = 0.6 + distance + rng.normal(0.0, SEED_SD, seeds)
         reference = 0.6 + rng.normal(0.0, SEED_SD, reference_runs)
-        return equivalence_claim(values, float(reference[0]) if reference_runs == 1 else reference, margin=margin,
-                                 alpha=alpha)
+        return equivalence_claim(
+            values, float(reference[0]) if reference_runs == 1 else reference, margin=margin, alpha=alpha
+        )
 
     return _verdict_rates(simulations, rng_seed, judge)
 
 
-def simulate_regression(seeds: int, alpha: float, simulations: int, *, drop: float, margin: float,
-                        rng_seed: int = 0) -> dict[Verdict, float]:
+def simulate_regression(
+    seeds: int, alpha: float, simulations: int, *, drop: float, margin: float, rng_seed: int = 0
+) -> dict[Verdict, float]:
     """Verdict rates of the regression check when today's runs truly lose ``drop`` (gain, if negative)."""
+
     def judge(rng: np.random.Generator) -> ClaimStats:
         current = rng.normal(0.6 - drop, SEED_SD, seeds)
         return regression_check(current, rng.normal(0.6, SEED_SD, seeds), margin=margin, alpha=alpha)
@@ -135,8 +153,16 @@ def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[
     margin = 0.01
     rows = []
     for n in seeds:
-        def add(rule: str, truth: str, rates: dict[Verdict, float], error: Verdict, bound: float = alpha,
-                sims: int = simulations) -> None:
+
+        def add(
+            rule: str,
+            truth: str,
+            rates: dict[Verdict, float],
+            error: Verdict,
+            bound: float = alpha,
+            sims: int = simulations,
+            n: int = n,
+        ) -> None:
             rows.append(ErrorRate(rule, truth, f"false {error.value}", n, sims, rates[error], bound))
 
         null = simulate_paired(n, alpha, simulations)
@@ -168,24 +194,65 @@ def _main() -> None:
     rows = error_rate_table(alpha)
     print(f"Wrong-verdict rates at each rule's least favourable configuration (alpha {alpha}):")
     failed = [r for r in rows if not r.within_bound]
-    print(tabulate([[r.rule, r.truth, r.error, r.seeds, r.simulations, f"{r.rate:.4f}", f"{r.bound:g}",
-                     f"{r.standard_error:.4f}", "yes" if r.within_bound else "NO"] for r in rows],
-                   headers=["rule", "truth", "error", "seeds", "simulations", "rate", "bound", "simulation SE",
-                            "within bound + 3 SE"], tablefmt="github"))
+    print(
+        tabulate(
+            [
+                [
+                    r.rule,
+                    r.truth,
+                    r.error,
+                    r.seeds,
+                    r.simulations,
+                    f"{r.rate:.4f}",
+                    f"{r.bound:g}",
+                    f"{r.standard_error:.4f}",
+                    "yes" if r.within_bound else "NO",
+                ]
+                for r in rows
+            ],
+            headers=[
+                "rule",
+                "truth",
+                "error",
+                "seeds",
+                "simulations",
+                "rate",
+                "bound",
+                "simulation SE",
+                "within bound + 3 SE",
+            ],
+            tablefmt="github",
+        )
+    )
     for sd in POWER_SDS:
-        print(f"\nPower at each paper claim's published effect, SD of the per-seed difference {sd} "
-              "(for a best-of claim: against its closest rival alone, an upper bound):")
+        print(
+            f"\nPower at each paper claim's published effect, SD of the per-seed difference {sd} "
+            "(for a best-of claim: against its closest rival alone, an upper bound):"
+        )
         table = []
         for claim in PAPER_CLAIMS:
             if claim.kind not in ("paired", "best") or claim.paper is None:
                 continue
             test_alpha = claim_alpha(claim)
-            table.append([claim.id, f"{claim.paper:+.3f}",
-                          *(f"{float(paired_power(claim.paper, sd, n, test_alpha)):.3f}" for n in (5, 10, 20, 40))])
-        print(tabulate(table, headers=["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"],
-                       tablefmt="github"))
+            table.append(
+                [
+                    claim.id,
+                    f"{claim.paper:+.3f}",
+                    *(f"{float(paired_power(claim.paper, sd, n, test_alpha)):.3f}" for n in (5, 10, 20, 40)),
+                ]
+            )
+        print(
+            tabulate(
+                table,
+                headers=["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"],
+                tablefmt="github",
+            )
+        )
     if failed:
-        raise SystemExit(f"{len(failed)} rule(s) exceed their bound: " + "; ".join(f"{r.rule} ({r.error})" for r in failed))
+        raise SystemExit(
+            f"{len(failed)} rule(s) exceed their bound: " + "; ".join(f"{r.rule} ({r.error})" for r in failed)
+        )
+
 
 if __name__ == "__main__":
     _main()

@@ -107,24 +107,76 @@ def _paired(cid, source, text, treatment, metric, paper_t, paper_c, control=()) 
 
 PAPER_CLAIMS: list[Claim] = [
     _paired("lovasz-improves-dice", "Table 2", "Lovász loss improves Dice over BCE", ("lovasz",), "dice", 0.588, 0.583),
-    _paired("lovasz-improves-accuracy", "Table 2", "Lovász loss improves accuracy over BCE", ("lovasz",), "accuracy", 0.832, 0.828),
+    _paired(
+        "lovasz-improves-accuracy",
+        "Table 2",
+        "Lovász loss improves accuracy over BCE",
+        ("lovasz",),
+        "accuracy",
+        0.832,
+        0.828,
+    ),
     _paired("aspp-improves-dice", "Table 3", "ASPP improves Dice", ("aspp",), "dice", 0.592, 0.583),
     _paired("aspp-improves-accuracy", "Table 3", "ASPP improves accuracy", ("aspp",), "accuracy", 0.838, 0.828),
-    _paired("hypercolumns-improve-dice", "Table 4", "hypercolumns improve Dice slightly", ("hypercolumns",), "dice", 0.585, 0.583),
-    _paired("hypercolumns-improve-accuracy", "Table 4", "hypercolumns improve accuracy", ("hypercolumns",), "accuracy", 0.842, 0.828),
+    _paired(
+        "hypercolumns-improve-dice",
+        "Table 4",
+        "hypercolumns improve Dice slightly",
+        ("hypercolumns",),
+        "dice",
+        0.585,
+        0.583,
+    ),
+    _paired(
+        "hypercolumns-improve-accuracy",
+        "Table 4",
+        "hypercolumns improve accuracy",
+        ("hypercolumns",),
+        "accuracy",
+        0.842,
+        0.828,
+    ),
     _paired("scse-improves-accuracy", "Table 5", "scSE improves accuracy", ("scse",), "accuracy", 0.836, 0.828),
     _paired("scse-lowers-dice", "Table 5", "scSE lowers Dice", ("scse",), "dice", 0.578, 0.583),
     # ``paper`` of a "best" claim: its margin over the runner-up row of Table 6.
-    Claim("best-accuracy-is-hypercolumns", "best", "Table 6", "the best accuracy is hypercolumns alone",
-          ("hypercolumns",), metric="accuracy", paper=round(0.842 - 0.840, 6),
-          rivals=tuple(r for r in table6_rows() if r != ("hypercolumns",))),
-    Claim("best-dice-is-aspp-hypercolumns", "best", "Table 6", "the best Dice is ASPP + hypercolumns",
-          ("aspp", "hypercolumns"), metric="dice", paper=round(0.593 - 0.592, 6),
-          rivals=tuple(r for r in table6_rows() if r != ("aspp", "hypercolumns"))),
-    _paired("all-four-worse-than-aspp", "Table 6", "combining all four modifications does worse (Dice) than ASPP alone",
-            ("lovasz", "aspp", "hypercolumns", "scse"), "dice", 0.574, 0.592, control=("aspp",)),
-    Claim("aspp-is-800k-parameters-lighter", "parameters", "Section 4.2",
-          "the ASPP model has about 800,000 fewer parameters than the baseline", ("aspp",), paper=800_000),
+    Claim(
+        "best-accuracy-is-hypercolumns",
+        "best",
+        "Table 6",
+        "the best accuracy is hypercolumns alone",
+        ("hypercolumns",),
+        metric="accuracy",
+        paper=round(0.842 - 0.840, 6),
+        rivals=tuple(r for r in table6_rows() if r != ("hypercolumns",)),
+    ),
+    Claim(
+        "best-dice-is-aspp-hypercolumns",
+        "best",
+        "Table 6",
+        "the best Dice is ASPP + hypercolumns",
+        ("aspp", "hypercolumns"),
+        metric="dice",
+        paper=round(0.593 - 0.592, 6),
+        rivals=tuple(r for r in table6_rows() if r != ("aspp", "hypercolumns")),
+    ),
+    _paired(
+        "all-four-worse-than-aspp",
+        "Table 6",
+        "combining all four modifications does worse (Dice) than ASPP alone",
+        ("lovasz", "aspp", "hypercolumns", "scse"),
+        "dice",
+        0.574,
+        0.592,
+        control=("aspp",),
+    ),
+    Claim(
+        "aspp-is-800k-parameters-lighter",
+        "parameters",
+        "Section 4.2",
+        "the ASPP model has about 800,000 fewer parameters than the baseline",
+        ("aspp",),
+        paper=800_000,
+    ),
 ]
 
 
@@ -139,22 +191,49 @@ def table6_claims(paper: PaperNumbers) -> list[Claim]:
         values = paper.table6(mods)
         for metric in METRICS:
             name = config_name(mods)
-            claims.append(Claim(_table6_id(mods, metric), "row", "Table 6", f"{name} reaches the paper's {metric}",
-                                mods, metric=metric, paper=values[metric]))
+            claims.append(
+                Claim(
+                    _table6_id(mods, metric),
+                    "row",
+                    "Table 6",
+                    f"{name} reaches the paper's {metric}",
+                    mods,
+                    metric=metric,
+                    paper=values[metric],
+                )
+            )
     return claims
 
 
 def regression_claims() -> list[Claim]:
     """One regression check per Table 6 row and metric (32), against the recorded baseline."""
-    return [Claim(f"regression-{config_name(mods)}-{metric}", "regression", "recorded baseline",
-                  f"{config_name(mods)} keeps its {metric}", mods, metric=metric, family="regression")
-            for mods in table6_rows() for metric in METRICS]
+    return [
+        Claim(
+            f"regression-{config_name(mods)}-{metric}",
+            "regression",
+            "recorded baseline",
+            f"{config_name(mods)} keeps its {metric}",
+            mods,
+            metric=metric,
+            family="regression",
+        )
+        for mods in table6_rows()
+        for metric in METRICS
+    ]
 
 
 # The paper's statistical claims and Table 6 rows share one family-wise alpha; the size claim
 # is an exact count and spends none. The regression checks are separate decisions.
-register_family(Family("paper", PAPER_FAMILY_ALPHA, tuple(
-    [c.id for c in PAPER_CLAIMS if c.kind != "parameters"] + [_table6_id(m, x) for m in table6_rows() for x in METRICS])))
+register_family(
+    Family(
+        "paper",
+        PAPER_FAMILY_ALPHA,
+        tuple(
+            [c.id for c in PAPER_CLAIMS if c.kind != "parameters"]
+            + [_table6_id(m, x) for m in table6_rows() for x in METRICS]
+        ),
+    )
+)
 register_family(Family("regression", REGRESSION_ALPHA, tuple(c.id for c in regression_claims()), "per-test"))
 
 
@@ -176,14 +255,17 @@ def _ordered(runs: list[RunResult]) -> list[RunResult]:
 def per_image(runs: list[RunResult], metric: str) -> np.ndarray:
     """(seeds, images) per-image scores, seeds in ascending order; non-finite scores name their run."""
     field_name = "dice_per_image" if metric == "dice" else "correct"
-    return np.array([check_finite(getattr(r, field_name), f"{r.config_name} seed {r.seed} {metric}")
-                     for r in _ordered(runs)])
+    return np.array(
+        [check_finite(getattr(r, field_name), f"{r.config_name} seed {r.seed} {metric}") for r in _ordered(runs)]
+    )
 
 
 def per_seed(runs: list[RunResult], metric: str) -> dict[int, float]:
     """Per-seed value of ``metric``, seeds ascending; non-finite values name their run."""
-    return {r.seed: float(check_finite(getattr(r, metric), f"{r.config_name} seed {r.seed} {metric}"))
-            for r in _ordered(runs)}
+    return {
+        r.seed: float(check_finite(getattr(r, metric), f"{r.config_name} seed {r.seed} {metric}"))
+        for r in _ordered(runs)
+    }
 
 
 def run_flags(run: RunResult) -> list[str]:
@@ -236,16 +318,30 @@ def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
     treated = count_parameters(build_model(untrained.with_modifications(*claim.treatment)))
     fewer = base_count - treated
     verdict = Verdict.REPRODUCED if 600_000 <= fewer <= 1_000_000 else Verdict.CONTRADICTED
-    return ClaimStats(verdict=verdict, seeds=0, estimate=float(fewer), ci_low=float(fewer), ci_high=float(fewer),
-                      p_value=math.nan, alpha=math.nan, paper=claim.paper, decided_by="exact parameter count",
-                      note=f"{base_count:,} vs {treated:,} parameters (accepted 600,000 to 1,000,000 fewer)")
+    return ClaimStats(
+        verdict=verdict,
+        seeds=0,
+        estimate=float(fewer),
+        ci_low=float(fewer),
+        ci_high=float(fewer),
+        p_value=math.nan,
+        alpha=math.nan,
+        paper=claim.paper,
+        decided_by="exact parameter count",
+        note=f"{base_count:,} vs {treated:,} parameters (accepted 600,000 to 1,000,000 fewer)",
+    )
 
 
 def _judge_paired(claim: Claim, ctx: _Context) -> ClaimStats:
     treatment, control = ctx.runs_for(claim.treatment), ctx.runs_for(claim.control)
     _check_paired(treatment, control)
-    return paired_claim(per_image(treatment, claim.metric), per_image(control, claim.metric),
-                        direction=claim.direction, alpha=claim_alpha(claim), paper_diff=claim.paper)
+    return paired_claim(
+        per_image(treatment, claim.metric),
+        per_image(control, claim.metric),
+        direction=claim.direction,
+        alpha=claim_alpha(claim),
+        paper_diff=claim.paper,
+    )
 
 
 def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
@@ -265,8 +361,9 @@ def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> dict
         return "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
     name = config_name(claim.recorded_config)
     same_config = claim.recorded_config == claim.treatment  # a changed configuration is compared on purpose
-    return (mismatch(ctx.recorded, runs, name, profile=ctx.profile, check_config=same_config)
-            or ctx.recorded.values(name, claim.metric))
+    return mismatch(ctx.recorded, runs, name, profile=ctx.profile, check_config=same_config) or ctx.recorded.values(
+        name, claim.metric
+    )
 
 
 def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
@@ -301,8 +398,13 @@ def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
 
 Judge = Callable[[Claim, _Context], ClaimStats]
 JUDGES: Registry[Judge] = Registry("claim kind")  # a claim's ``kind`` names its judge
-for _kind, _judge in {"parameters": _judge_parameters, "paired": _judge_paired, "best": _judge_best,
-                      "row": _judge_row, "regression": _judge_regression}.items():
+for _kind, _judge in {
+    "parameters": _judge_parameters,
+    "paired": _judge_paired,
+    "best": _judge_best,
+    "row": _judge_row,
+    "regression": _judge_regression,
+}.items():
     JUDGES.register(_kind)(_judge)
 
 
@@ -331,10 +433,15 @@ def evaluate(
     if not degenerate:
         return result
     if claim.kind == "regression":
-        return replace(result, note=f"{result.note}; degenerate: {degenerate[0]}",
-                       extra={**result.extra, "degenerate": degenerate})
-    return replace(result, verdict=Verdict.INCONCLUSIVE, note=f"rests on a degenerate configuration: {degenerate[0]}",
-                   extra={**result.extra, "degenerate": degenerate})
+        return replace(
+            result, note=f"{result.note}; degenerate: {degenerate[0]}", extra={**result.extra, "degenerate": degenerate}
+        )
+    return replace(
+        result,
+        verdict=Verdict.INCONCLUSIVE,
+        note=f"rests on a degenerate configuration: {degenerate[0]}",
+        extra={**result.extra, "degenerate": degenerate},
+    )
 
 
 def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:

@@ -91,23 +91,41 @@ def _run(args: argparse.Namespace) -> int:
         elif profile.synthetic is not None:
             dataset = synthetic_dataset(profile.synthetic, progress=not args.quiet)
         else:
-            print(f"pneumobench run: profile {profile.name!r} needs --data (a prepared SIIM-ACR dataset)", file=sys.stderr)
+            print(
+                f"pneumobench run: profile {profile.name!r} needs --data (a prepared SIIM-ACR dataset)", file=sys.stderr
+            )
             return 2
         result = train(
-            config, dataset, args.seed, _resolve_device(args.device),
-            checkpoint=args.checkpoint, deterministic=args.deterministic,
-            compile_model=args.compile, progress=not args.quiet,
+            config,
+            dataset,
+            args.seed,
+            _resolve_device(args.device),
+            checkpoint=args.checkpoint,
+            deterministic=args.deterministic,
+            compile_model=args.compile,
+            progress=not args.quiet,
         )
     except (DatasetError, EncoderWeightsError) as error:
         print(f"pneumobench run: {error}", file=sys.stderr)
         return 2
-    rows = [[c["epoch"], c["stage"], f"{c['lr_end']:.2e}", f"{c['train_loss']:.4f}",
-             "" if c["val_dice"] is None else f"{c['val_dice']:.4f}",
-             "" if c["val_accuracy"] is None else f"{c['val_accuracy']:.4f}", f"{c['seconds']:.1f}"] for c in result.curves]
+    rows = [
+        [
+            c["epoch"],
+            c["stage"],
+            f"{c['lr_end']:.2e}",
+            f"{c['train_loss']:.4f}",
+            "" if c["val_dice"] is None else f"{c['val_dice']:.4f}",
+            "" if c["val_accuracy"] is None else f"{c['val_accuracy']:.4f}",
+            f"{c['seconds']:.1f}",
+        ]
+        for c in result.curves
+    ]
     print(tabulate(rows, headers=["epoch", "stage", "lr", "train loss", "val dice", "val acc", "s"]))
-    print(f"\n{config.name} (profile {profile.name}, seed {args.seed}, key {config.key()}): "
-          f"Dice {result.dice:.4f}, accuracy {result.accuracy:.4f}, {result.wall_time_s:.1f} s, "
-          f"{result.train_images_per_s:.1f} training images/s on {result.environment['device_name']}")
+    print(
+        f"\n{config.name} (profile {profile.name}, seed {args.seed}, key {config.key()}): "
+        f"Dice {result.dice:.4f}, accuracy {result.accuracy:.4f}, {result.wall_time_s:.1f} s, "
+        f"{result.train_images_per_s:.1f} training images/s on {result.environment['device_name']}"
+    )
     if args.out:
         from pneumobench.atomic import write_text_atomic
 
@@ -131,13 +149,18 @@ def _bench(args: argparse.Namespace) -> int:
         rows += bench.bench_ingest(args.ingest_images)
     if args.what in ("all", "train"):
         config = get_profile("paper").config(*args.mod).replace_model(encoder_weights=None)
-        rows += bench.bench_train(config, size=args.size, batch=args.batch, steps=args.steps, device=_resolve_device(args.device))
+        rows += bench.bench_train(
+            config, size=args.size, batch=args.batch, steps=args.steps, device=_resolve_device(args.device)
+        )
     print(tabulate(rows, headers="keys", floatfmt=".3g"))
     if args.json:
         from pneumobench.atomic import write_text_atomic
         from pneumobench.environment import environment
 
-        write_text_atomic(Path(args.json), json.dumps({"rows": rows, "environment": environment(_resolve_device(args.device))}, indent=2))
+        write_text_atomic(
+            Path(args.json),
+            json.dumps({"rows": rows, "environment": environment(_resolve_device(args.device))}, indent=2),
+        )
         print(f"written to {args.json}")
     return 0
 
@@ -152,15 +175,22 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
     device = _resolve_device(args.device)
     if device.type != "cuda":
-        print("pneumobench bench --gpu-check: needs a CUDA device (torch.cuda.is_available() is "
-              f"{torch.cuda.is_available()}, --device {args.device}); "
-              "`pneumobench bench` measures the CPU", file=sys.stderr)
+        print(
+            "pneumobench bench --gpu-check: needs a CUDA device (torch.cuda.is_available() is "
+            f"{torch.cuda.is_available()}, --device {args.device}); "
+            "`pneumobench bench` measures the CPU",
+            file=sys.stderr,
+        )
         return 2
     rows = gpu_check(device)
-    shown = [{**row, "value": f"{row['value']:.1f}" if isinstance(row["value"], float) else row["value"]} for row in rows]
+    shown = [
+        {**row, "value": f"{row['value']:.1f}" if isinstance(row["value"], float) else row["value"]} for row in rows
+    ]
     print(tabulate(shown, headers="keys", disable_numparse=True))
     if args.json:
-        write_text_atomic(Path(args.json), json.dumps({"gpu_check": rows, "environment": environment(device)}, indent=2))
+        write_text_atomic(
+            Path(args.json), json.dumps({"gpu_check": rows, "environment": environment(device)}, indent=2)
+        )
         print(f"written to {args.json}")
     return 0
 
@@ -172,8 +202,14 @@ def _report(args: argparse.Namespace) -> int:
     from pneumobench.store import StoreError
 
     try:
-        report = write_report(args.store, args.out, baselines_dir=args.baselines, data=args.data,
-                              profile=args.profile, dataset_fingerprint=args.dataset)
+        report = write_report(
+            args.store,
+            args.out,
+            baselines_dir=args.baselines,
+            data=args.data,
+            profile=args.profile,
+            dataset_fingerprint=args.dataset,
+        )
     except (ReportError, StoreError, BaselineError, UnknownNameError) as error:
         print(f"pneumobench report: {error}", file=sys.stderr)
         return 2
@@ -181,13 +217,17 @@ def _report(args: argparse.Namespace) -> int:
     verdicts: dict[str, int] = {}
     for record in data["claims"]:
         verdicts[record["verdict"]] = verdicts.get(record["verdict"], 0) + 1
-    print(f"{data['runs']} runs of {len(data['configurations'])} configurations (profile {data['profile']}, "
-          f"dataset {data['dataset_fingerprint']}, device {data['device_kind']})")
+    print(
+        f"{data['runs']} runs of {len(data['configurations'])} configurations (profile {data['profile']}, "
+        f"dataset {data['dataset_fingerprint']}, device {data['device_kind']})"
+    )
     print("verdicts: " + (", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "none"))
     for note in data["notes"]:
         print(f"note: {note}")
-    print(f"report written to {report.directory / 'report.md'} with {len(report.figures)} figures in "
-          f"{report.directory / 'figures'}")
+    print(
+        f"report written to {report.directory / 'report.md'} with {len(report.figures)} figures in "
+        f"{report.directory / 'figures'}"
+    )
     return 0
 
 
@@ -238,7 +278,13 @@ def _add_data_commands(commands: Any) -> None:
 def _add_run_command(commands: Any) -> None:
     run = commands.add_parser("run", help="train one configuration with one seed and print the result")
     run.add_argument("--profile", default="smoke", help="smoke (default), paper, nightly or a registered one")
-    run.add_argument("--mod", action="append", default=[], metavar="NAME", help="a modification (repeatable): lovasz, aspp, hypercolumns, scse")
+    run.add_argument(
+        "--mod",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a modification (repeatable): lovasz, aspp, hypercolumns, scse",
+    )
     run.add_argument("--seed", type=_seed, default=0, help="run seed, an integer >= 0 (default 0)")
     run.add_argument("--data", type=Path, help="a prepared dataset (default: the profile's synthetic one)")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
@@ -261,21 +307,37 @@ def _add_bench_command(commands: Any) -> None:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--ingest-images", type=int, default=64)
     bench.add_argument("--json", type=Path, help="also write the table and environment as JSON")
-    bench.add_argument("--gpu-check", action="store_true",
-                       help="on CUDA: the gpu tests, training at 256x256 batch 32, concurrency and one paper-profile run")
+    bench.add_argument(
+        "--gpu-check",
+        action="store_true",
+        help="on CUDA: the gpu tests, training at 256x256 batch 32, concurrency and one paper-profile run",
+    )
     bench.set_defaults(handler=_bench)
 
 
 def _add_report_command(commands: Any) -> None:
-    report = commands.add_parser("report", help="write the reproduction report (Markdown, JSON, figures) from a results store")
-    report.add_argument("--store", type=Path, default=Path(".pneumobench") / "results.sqlite",
-                        help="results store (default .pneumobench/results.sqlite)")
+    report = commands.add_parser(
+        "report", help="write the reproduction report (Markdown, JSON, figures) from a results store"
+    )
+    report.add_argument(
+        "--store",
+        type=Path,
+        default=Path(".pneumobench") / "results.sqlite",
+        help="results store (default .pneumobench/results.sqlite)",
+    )
     report.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
-    report.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines directory (default baselines/)")
-    report.add_argument("--data", type=Path, help="the prepared dataset the runs used, for the overlays "
-                        "(default: the path the runs recorded)")
+    report.add_argument(
+        "--baselines", type=Path, default=Path("baselines"), help="baselines directory (default baselines/)"
+    )
+    report.add_argument(
+        "--data",
+        type=Path,
+        help="the prepared dataset the runs used, for the overlays (default: the path the runs recorded)",
+    )
     report.add_argument("--profile", help="judge the claims as this profile (default: the one that made the runs)")
-    report.add_argument("--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)")
+    report.add_argument(
+        "--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)"
+    )
     report.set_defaults(handler=_report)
 
 

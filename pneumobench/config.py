@@ -191,7 +191,7 @@ def _from_jsonable(tp: Any, data: Any, where: str) -> Any:
             raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
         kwargs = {k: _from_jsonable(hints[k], v, f"{where}.{k}") for k, v in data.items()}
         try:
-            return tp(**kwargs)
+            return tp(**kwargs)  # type: ignore[operator]  # a dataclass type, checked above
         except TypeError as error:
             raise ConfigError(f"{where}: {error}") from None
     if origin is tuple:

@@ -32,7 +32,11 @@ def git_commit() -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -46,8 +50,13 @@ def library_versions() -> dict[str, str]:
     import timm
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "smp": smp.__version__,
-            "timm": timm.__version__, "numpy": np.__version__}
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "smp": smp.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+    }
 
 
 @lru_cache(maxsize=1)

@@ -59,7 +59,9 @@ class Family:
 
     def __post_init__(self) -> None:
         if self.correction not in CORRECTIONS:
-            raise FamilyError(f"family {self.name!r}: correction {self.correction!r} is not one of {', '.join(CORRECTIONS)}")
+            raise FamilyError(
+                f"family {self.name!r}: correction {self.correction!r} is not one of {', '.join(CORRECTIONS)}"
+            )
         if not 0 < self.alpha < 0.5:
             raise FamilyError(f"family {self.name!r}: alpha {self.alpha} must lie in (0, 0.5)")
         if not self.members:
@@ -75,8 +77,10 @@ class Family:
     def describe(self) -> str:
         """One phrase for tables and reports: the family's alpha and how its members share it."""
         if self.correction == "bonferroni":
-            return (f"family {self.name}: alpha {self.alpha} over its {len(self.members)} claims "
-                    f"(Bonferroni, {self.test_alpha:.3g} per test)")
+            return (
+                f"family {self.name}: alpha {self.alpha} over its {len(self.members)} claims "
+                f"(Bonferroni, {self.test_alpha:.3g} per test)"
+            )
         return f"family {self.name}: alpha {self.alpha} per test"
 
 
@@ -87,8 +91,10 @@ def register_family(family: Family) -> Family:
     """Register ``family``; registering an identical one again is a no-op (conftests re-run)."""
     existing = FAMILIES.get(family.name)
     if existing is not None and existing != family:
-        raise FamilyError(f"family {family.name!r} is already registered with other members or alpha; "
-                          "use join_family to add claims to it")
+        raise FamilyError(
+            f"family {family.name!r} is already registered with other members or alpha; "
+            "use join_family to add claims to it"
+        )
     FAMILIES[family.name] = family
     return family
 
@@ -112,6 +118,8 @@ def member_alpha(family_name: str, claim_id: str) -> float:
     """The alpha of claim ``claim_id``'s test: its family's, whatever else was collected."""
     family = get_family(family_name)
     if claim_id not in family.members:
-        raise FamilyError(f"claim {claim_id!r} is not a member of family {family_name!r}; "
-                          "add it with join_family or give the claim its own family")
+        raise FamilyError(
+            f"claim {claim_id!r} is not a member of family {family_name!r}; "
+            "add it with join_family or give the claim its own family"
+        )
     return family.test_alpha

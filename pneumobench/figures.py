@@ -6,6 +6,7 @@ and returns where it went, its size in pixels and a caption for the report.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ WIDE_IN = 10.0  # width of the single-plot figures, inches
 PANEL_IN = 2.2  # side of one overlay panel, inches
 VERDICT_COLOURS = {"REPRODUCED": "tab:green", "CONTRADICTED": "tab:red", "INCONCLUSIVE": "tab:gray"}
 PREDICTED = ListedColormap(["red"])
-PAPER_STYLE = {"marker": "x", "color": "tab:red", "markersize": 8, "markeredgewidth": 2, "linestyle": "none"}
+PAPER_STYLE: dict[str, Any] = {
+    "marker": "x",
+    "color": "tab:red",
+    "markersize": 8,
+    "markeredgewidth": 2,
+    "linestyle": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -69,18 +76,28 @@ def effects(records: Sequence[dict[str, Any]], path: Path) -> Written:
         if record.get("paper") is not None:
             ax.plot(record["paper"], row, **PAPER_STYLE)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, [f"{r['text']} [{r['metric']}]" if r["kind"] == "paired" else f"{r['text']} [{r['metric']} margin]"
-                      for r in shown], fontsize=9)
+    ax.set_yticks(
+        y,
+        [
+            f"{r['text']} [{r['metric']}]" if r["kind"] == "paired" else f"{r['text']} [{r['metric']} margin]"
+            for r in shown
+        ],
+        fontsize=9,
+    )
     ax.set_xlabel("treatment − control (absolute Dice or accuracy); best-of claims: margin over the runner-up")
     ax.grid(axis="x", alpha=0.3)
     figure.suptitle(title)
-    handles = [Line2D([], [], color=c, marker="o", linewidth=2.5, label=f"measured, {v.lower()}")
-               for v, c in VERDICT_COLOURS.items()]
+    handles = [
+        Line2D([], [], color=c, marker="o", linewidth=2.5, label=f"measured, {v.lower()}")
+        for v, c in VERDICT_COLOURS.items()
+    ]
     handles.append(Line2D([], [], label="paper", **PAPER_STYLE))
     figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
-    caption = ("Each comparative claim's measured difference (dot, coloured by verdict) with the 1 - 2 alpha t-interval "
-               "over seeds that its one-sided test at alpha is dual to (bar: wholly past zero exactly when the claim is "
-               "decided), the paper's difference (red x) and zero (black line).")
+    caption = (
+        "Each comparative claim's measured difference (dot, coloured by verdict) with the 1 - 2 alpha t-interval "
+        "over seeds that its one-sided test at alpha is dual to (bar: wholly past zero exactly when the claim is "
+        "decided), the paper's difference (red x) and zero (black line)."
+    )
     return _save(figure, path, caption)
 
 
@@ -105,12 +122,16 @@ def seed_spread(by_config: dict[str, list[RunResult]], table6: Sequence[dict[str
     axes[0].set_yticks(y, names, fontsize=9)
     axes[0].set_ylabel("configuration")
     figure.suptitle("Seed spread: every seed's validation score per configuration")
-    handles = [Line2D([], [], color="tab:blue", marker="o", linestyle="none", label="one seed"),
-               Line2D([], [], color="black", marker="|", markersize=12, markeredgewidth=2, linestyle="none", label="mean"),
-               Line2D([], [], label="paper (Table 6)", **PAPER_STYLE)]
+    handles = [
+        Line2D([], [], color="tab:blue", marker="o", linestyle="none", label="one seed"),
+        Line2D([], [], color="black", marker="|", markersize=12, markeredgewidth=2, linestyle="none", label="mean"),
+        Line2D([], [], label="paper (Table 6)", **PAPER_STYLE),
+    ]
     axes[1].legend(handles=handles, loc="best", fontsize=8)
-    caption = ("Validation Dice (left) and accuracy (right) of every seed (blue dots), their mean (black bar) and "
-               "the paper's Table 6 value (red x) for each configuration.")
+    caption = (
+        "Validation Dice (left) and accuracy (right) of every seed (blue dots), their mean (black bar) and "
+        "the paper's Table 6 value (red x) for each configuration."
+    )
     return _save(figure, path, caption)
 
 
@@ -133,8 +154,9 @@ def learning_curves(by_config: dict[str, list[RunResult]], path: Path) -> Writte
     width, height = 3.2 * columns + 0.6, 2.5 * rows + 1.0
     figure = Figure(figsize=(width, height), dpi=DPI)
     # Fixed margins in inches: a constrained layout of 16 panels costs more than the drawing.
-    figure.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.6 / height, bottom=0.85 / height,
-                           wspace=0.08, hspace=0.3)
+    figure.subplots_adjust(
+        left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.6 / height, bottom=0.85 / height, wspace=0.08, hspace=0.3
+    )
     axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
     seeds = sorted({len(runs) for runs in by_config.values()})
     for ax, name in zip(axes, names):
@@ -145,29 +167,38 @@ def learning_curves(by_config: dict[str, list[RunResult]], path: Path) -> Writte
             seen = ~np.isnan(values).all(axis=0)
             mean = np.nanmean(np.where(seen, values, 0.0), axis=0)
             ax.plot(epochs[seen], mean[seen], "-o", color=colour, markersize=3, label=f"{label}, mean")
-            ax.fill_between(epochs[seen], np.nanmin(values[:, seen], axis=0), np.nanmax(values[:, seen], axis=0),
-                            color=colour, alpha=0.25, linewidth=0, label=f"{label}, range over seeds")
+            ax.fill_between(
+                epochs[seen],
+                np.nanmin(values[:, seen], axis=0),
+                np.nanmax(values[:, seen], axis=0),
+                color=colour,
+                alpha=0.25,
+                linewidth=0,
+                label=f"{label}, range over seeds",
+            )
         stages = [point["stage"] for point in runs[0].curves]
-        for epoch, (before, after) in enumerate(zip(stages, stages[1:]), start=1):
+        for epoch, (before, after) in enumerate(itertools.pairwise(stages), start=1):
             if after != before:
                 ax.axvline(epoch + 0.5, color="gray", linestyle="--", linewidth=1)
         ax.set_title(name, fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
-    for ax in axes[(rows - 1) * columns:]:
+    for ax in axes[(rows - 1) * columns :]:
         ax.set_xlabel("epoch")
     for ax in axes[::columns]:
         ax.set_ylabel("validation score")
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, _labels = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], color="gray", linestyle="--", label="stage 1 | stage 2"))
     figure.legend(handles=handles, loc="lower center", ncols=5, fontsize=8, frameon=False)
     seed_text = "/".join(str(n) for n in seeds)
     figure.suptitle(f"Learning curves: validation Dice and accuracy per epoch ({seed_text} seeds per configuration)")
-    caption = ("Per configuration, validation Dice (blue) and accuracy (orange) after each epoch: the mean over seeds "
-               "(line) and the range from the worst to the best seed (band); the dashed line ends stage 1 "
-               "(frozen encoder).")
+    caption = (
+        "Per configuration, validation Dice (blue) and accuracy (orange) after each epoch: the mean over seeds "
+        "(line) and the range from the worst to the best seed (band); the dashed line ends stage 1 "
+        "(frozen encoder)."
+    )
     return _save(figure, path, caption)
 
 
@@ -183,8 +214,10 @@ def overlays(by_config: dict[str, list[RunResult]], dataset, directory: Path) ->
     seed = min(r.seed for r in kept)
     position = {image_id: index for index, image_id in enumerate(dataset.ids)}
     # Positives first, smallest mask first; then negatives (stored results sort their keys).
-    image_ids = sorted(next(r for r in kept if r.seed == seed).examples, key=lambda i: (
-        not dataset.labels[position[i]], int(np.asarray(dataset.masks[position[i]]).sum()), position[i]))
+    image_ids = sorted(
+        next(r for r in kept if r.seed == seed).examples,
+        key=lambda i: (not dataset.labels[position[i]], int(np.asarray(dataset.masks[position[i]]).sum()), position[i]),
+    )
     names = list(by_config)
     columns = min(6, len(names) + 1)
     rows = math.ceil((len(names) + 1) / columns)
@@ -204,16 +237,21 @@ def overlays(by_config: dict[str, list[RunResult]], dataset, directory: Path) ->
             predicted = decode(run.examples[image_id], truth.shape)
             dice = float(dice_per_image(predicted[None], truth[None])[0])
             _draw(ax, image, truth, predicted, f"{name}\nDice {dice:.3f}")
-        for ax in axes[len(names) + 1:]:
+        for ax in axes[len(names) + 1 :]:
             ax.set_visible(False)
         side = image.shape[0]
         figure.suptitle(
             f"Validation image {image_id} ({label}, ground truth {int(truth.sum())} px of {side}x{side}), seed {seed}\n"
-            "green outline: ground truth; red: predicted mask (probability > 0.5)", fontsize=10)
+            "green outline: ground truth; red: predicted mask (probability > 0.5)",
+            fontsize=10,
+        )
         name = f"overlay_{number}"
-        written[name] = _save(figure, directory / f"overlay-{number}-{label}.png",
-                              f"Validation image {image_id} ({label}): ground truth and each configuration's predicted "
-                              f"mask, seed {seed}, with the Dice of that mask.")
+        written[name] = _save(
+            figure,
+            directory / f"overlay-{number}-{label}.png",
+            f"Validation image {image_id} ({label}): ground truth and each configuration's predicted "
+            f"mask, seed {seed}, with the Dice of that mask.",
+        )
     return written
 
 

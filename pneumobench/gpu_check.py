@@ -46,7 +46,8 @@ class GpuCheckSettings:
     processes: tuple[int, ...] = (1, 2, 3)
     run_tests: bool = True
     config: ExperimentConfig = field(
-        default_factory=lambda: get_profile("paper").config().replace_model(encoder_weights=None))
+        default_factory=lambda: get_profile("paper").config().replace_model(encoder_weights=None)
+    )
 
 
 def _row(check: str, value: Any, unit: str, note: str = "") -> dict[str, Any]:
@@ -58,23 +59,33 @@ def cuda_tests(tests_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", str(tests_dir), "-m", "gpu", "-q", "-p", "no:cacheprovider", "--no-header"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     lines = [line for line in completed.stdout.splitlines() if line.strip()]
     summary = lines[-1].strip("= ") if lines else completed.stderr.strip()[-200:]
-    return _row("CUDA tests (pytest -m gpu)", summary, f"exit {completed.returncode}",
-                f"{time.perf_counter() - started:.0f} s")
+    return _row(
+        "CUDA tests (pytest -m gpu)", summary, f"exit {completed.returncode}", f"{time.perf_counter() - started:.0f} s"
+    )
 
 
-def _concurrent_worker(config_json: str, size: int, batch: int, steps: int, device: str, threads: int, barrier) -> tuple[float, float]:
+def _concurrent_worker(
+    config_json: str, size: int, batch: int, steps: int, device: str, threads: int, barrier
+) -> tuple[float, float]:
     from pneumobench.bench import make_train_step, synthetic_batches
 
     torch.set_num_threads(threads)
     device_t = torch.device(device)
     torch.backends.cudnn.benchmark = device_t.type == "cuda"
     sync = torch.cuda.synchronize if device_t.type == "cuda" else (lambda: None)
-    _, step = make_train_step(ExperimentConfig.from_json(config_json), synthetic_batches(4 * batch, size),
-                              batch=batch, device=device_t, fast=True)
+    _, step = make_train_step(
+        ExperimentConfig.from_json(config_json),
+        synthetic_batches(4 * batch, size),
+        batch=batch,
+        device=device_t,
+        fast=True,
+    )
     for i in range(2):
         step(i)
     sync()
@@ -86,8 +97,9 @@ def _concurrent_worker(config_json: str, size: int, batch: int, steps: int, devi
     return started, time.monotonic()
 
 
-def bench_concurrency(config: ExperimentConfig, *, size: int, batch: int, steps: int, device: torch.device,
-                      processes: tuple[int, ...]) -> list[dict[str, Any]]:
+def bench_concurrency(
+    config: ExperimentConfig, *, size: int, batch: int, steps: int, device: torch.device, processes: tuple[int, ...]
+) -> list[dict[str, Any]]:
     """Aggregate training images/s with k processes training at once on ``device``, for each
     k in ``processes`` (which starts at 1: the ratios are against one process).
 
@@ -105,16 +117,24 @@ def bench_concurrency(config: ExperimentConfig, *, size: int, batch: int, steps:
             threads = max(1, (os.cpu_count() or 1) // count) if device.type == "cpu" else 1
             barrier = manager.Barrier(count)
             with context.Pool(count) as pool:
-                spans = pool.starmap(_concurrent_worker, [(config.to_json(), size, batch, steps, str(device), threads, barrier)] * count)
+                spans = pool.starmap(
+                    _concurrent_worker, [(config.to_json(), size, batch, steps, str(device), threads, barrier)] * count
+                )
             rate = count * steps * batch / (max(end for _, end in spans) - min(start for start, _ in spans))
             single = single or rate
-            rows.append(_row(f"{count} training process(es) at once", rate, "images/s",
-                             f"{rate / single:.2f}x one process"))
+            rows.append(
+                _row(f"{count} training process(es) at once", rate, "images/s", f"{rate / single:.2f}x one process")
+            )
     return rows
 
 
-def gpu_check(device: torch.device, settings: GpuCheckSettings | None = None, *, tests_dir: Path | None = None,
-              progress: bool = True) -> list[dict[str, Any]]:
+def gpu_check(
+    device: torch.device,
+    settings: GpuCheckSettings | None = None,
+    *,
+    tests_dir: Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Run every check on ``device`` and return the summary rows (see the module docstring)."""
     from pneumobench.bench import bench_train
     from pneumobench.data.synthetic import write_prepared
@@ -128,37 +148,84 @@ def gpu_check(device: torch.device, settings: GpuCheckSettings | None = None, *,
         if tests_dir.is_dir():
             rows.append(cuda_tests(tests_dir))
         else:
-            rows.append(_row("CUDA tests (pytest -m gpu)", "not run", "", f"no tests directory at {tests_dir} (installed without the repository)"))
+            rows.append(
+                _row(
+                    "CUDA tests (pytest -m gpu)",
+                    "not run",
+                    "",
+                    f"no tests directory at {tests_dir} (installed without the repository)",
+                )
+            )
 
-    train_row = bench_train(settings.config, size=settings.size, batch=settings.batch, steps=settings.steps, device=device)[0]
+    train_row = bench_train(
+        settings.config, size=settings.size, batch=settings.batch, steps=settings.steps, device=device
+    )[0]
     shape = f"{settings.size}x{settings.size} batch {settings.batch}"
     rows += [
-        _row(f"training, naive loop, {shape}", train_row["reference"], "images/s", f"{train_row['tflops_naive']:.1f} TFLOP/s"),
-        _row(f"training, fast path, {shape}", train_row["pneumobench"], "images/s",
-             f"{train_row['tflops_fast']:.1f} TFLOP/s; {train_row['ratio']:.2f}x naive; "
-             f"{train_row['gflop_per_image']:.1f} GFLOP per image"),
+        _row(
+            f"training, naive loop, {shape}",
+            train_row["reference"],
+            "images/s",
+            f"{train_row['tflops_naive']:.1f} TFLOP/s",
+        ),
+        _row(
+            f"training, fast path, {shape}",
+            train_row["pneumobench"],
+            "images/s",
+            f"{train_row['tflops_fast']:.1f} TFLOP/s; {train_row['ratio']:.2f}x naive; "
+            f"{train_row['gflop_per_image']:.1f} GFLOP per image",
+        ),
     ]
-    concurrency = bench_concurrency(settings.config, size=settings.size, batch=settings.batch, steps=settings.steps,
-                                    device=device, processes=settings.processes)
+    concurrency = bench_concurrency(
+        settings.config,
+        size=settings.size,
+        batch=settings.batch,
+        steps=settings.steps,
+        device=device,
+        processes=settings.processes,
+    )
     rows += concurrency
     best = max(zip(settings.processes, concurrency), key=lambda item: item[1]["value"])
     helps = best[0] > 1 and best[1]["value"] > 1.1 * concurrency[0]["value"]
     speedup = best[1]["value"] / concurrency[0]["value"]
 
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = write_prepared(Path(tmp) / "synthetic", n_positive=settings.per_class, n_negative=settings.per_class,
-                                 size=settings.size, progress=progress)
+        dataset = write_prepared(
+            Path(tmp) / "synthetic",
+            n_positive=settings.per_class,
+            n_negative=settings.per_class,
+            size=settings.size,
+            progress=progress,
+        )
         config = settings.config.replace(image_size=settings.size, batch_size=settings.batch)
         result = train(config, dataset, seed=0, device=device, progress=progress)
     per_run = result.wall_time_s
-    rows.append(_row("one paper-profile run (baseline, seed 0)", per_run, "s",
-                     f"{config.epochs} epochs of {len(dataset.train_indices)} synthetic {settings.size}x{settings.size} "
-                     f"images; {result.train_images_per_s:.0f} images/s; target 30 s"))
-    rows.append(_row("projected Table 6 x 5 seeds, one process", TABLE6_RUNS * per_run / 60, "min",
-                     f"{TABLE6_RUNS} runs x {per_run:.1f} s (every configuration costed as the baseline); target 45 min"))
+    rows.append(
+        _row(
+            "one paper-profile run (baseline, seed 0)",
+            per_run,
+            "s",
+            f"{config.epochs} epochs of {len(dataset.train_indices)} synthetic {settings.size}x{settings.size} "
+            f"images; {result.train_images_per_s:.0f} images/s; target 30 s",
+        )
+    )
+    rows.append(
+        _row(
+            "projected Table 6 x 5 seeds, one process",
+            TABLE6_RUNS * per_run / 60,
+            "min",
+            f"{TABLE6_RUNS} runs x {per_run:.1f} s (every configuration costed as the baseline); target 45 min",
+        )
+    )
     if helps:
-        rows.append(_row(f"projected Table 6 x 5 seeds, {best[0]} processes", TABLE6_RUNS * per_run / speedup / 60,
-                         "min", f"{speedup:.2f}x aggregate: pass --pb-workers {best[0] * max(torch.cuda.device_count(), 1)}"))
+        rows.append(
+            _row(
+                f"projected Table 6 x 5 seeds, {best[0]} processes",
+                TABLE6_RUNS * per_run / speedup / 60,
+                "min",
+                f"{speedup:.2f}x aggregate: pass --pb-workers {best[0] * max(torch.cuda.device_count(), 1)}",
+            )
+        )
     else:
         rows.append(_row("several processes per device", "not offered", "", f"best {speedup:.2f}x (needs > 1.1x)"))
     return rows

@@ -35,9 +35,7 @@ class LossInputError(ValueError):
 def _as_flat_images(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,H,W) or (N,1,H,W) pairs -> (N, H*W) logits and float targets."""
     if logits.shape != target.shape:
-        raise LossInputError(
-            f"logits and target shapes differ: {tuple(logits.shape)} vs {tuple(target.shape)}"
-        )
+        raise LossInputError(f"logits and target shapes differ: {tuple(logits.shape)} vs {tuple(target.shape)}")
     if logits.ndim == 4 and logits.shape[1] == 1:
         logits, target = logits[:, 0], target[:, 0]
     if logits.ndim != 3:
@@ -130,9 +128,7 @@ def bce_loss(mask_logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 @register_seg_loss("lovasz", cls_weight=0.01)
 def lovasz_loss(mask_logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """The paper's Lovász loss: the authors' symmetric ELU+1 variant, per image."""
-    return lovasz_hinge(
-        mask_logits.float(), masks.float(), per_image=True, variant="symmetric_elu", validate=False
-    )
+    return lovasz_hinge(mask_logits.float(), masks.float(), per_image=True, variant="symmetric_elu", validate=False)
 
 
 def joint_loss(
@@ -151,7 +147,5 @@ def joint_loss(
     """
     entry = SEG_LOSSES.get(seg_loss)
     weight = entry.cls_weight if cls_weight is None else cls_weight
-    cls_term = F.binary_cross_entropy_with_logits(
-        cls_logits.reshape(-1), labels.reshape(-1).to(cls_logits.dtype)
-    )
+    cls_term = F.binary_cross_entropy_with_logits(cls_logits.reshape(-1), labels.reshape(-1).to(cls_logits.dtype))
     return entry.fn(mask_logits, masks) + weight * cls_term

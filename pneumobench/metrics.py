@@ -69,9 +69,7 @@ def dice_per_image(
     pred_t, target_t = _as_tensor(pred, "pred"), _as_tensor(target, "target")
     pred_flat, target_flat = _as_images(pred_t, "pred"), _as_images(target_t, "target")
     if pred_flat.shape != target_flat.shape:
-        raise MetricInputError(
-            f"pred and target shapes differ: {tuple(pred_t.shape)} vs {tuple(target_t.shape)}"
-        )
+        raise MetricInputError(f"pred and target shapes differ: {tuple(pred_t.shape)} vs {tuple(target_t.shape)}")
     if validate:
         _check_finite(pred_flat, "pred")
         _check_binary(target_flat, "target")
@@ -89,9 +87,7 @@ def correct_per_image(
     """Whether each image's class prediction ``prob > threshold`` matches ``label`` (bool, (N,))."""
     prob_t, label_t = _as_tensor(prob, "prob").reshape(-1), _as_tensor(label, "label").reshape(-1)
     if prob_t.shape != label_t.shape:
-        raise MetricInputError(
-            f"prob and label sizes differ: {prob_t.numel()} vs {label_t.numel()}"
-        )
+        raise MetricInputError(f"prob and label sizes differ: {prob_t.numel()} vs {label_t.numel()}")
     if validate:
         _check_finite(prob_t, "prob")
         _check_binary(label_t, "label")
@@ -120,9 +116,7 @@ class ScoreAccumulator:
     _prob: list[torch.Tensor] = field(default_factory=list, repr=False)
     _fraction: list[torch.Tensor] = field(default_factory=list, repr=False)
 
-    def update(
-        self, mask_prob: ArrayLike, mask: ArrayLike, cls_prob: ArrayLike, label: ArrayLike
-    ) -> None:
+    def update(self, mask_prob: ArrayLike, mask: ArrayLike, cls_prob: ArrayLike, label: ArrayLike) -> None:
         """Score one batch: mask probabilities vs masks, class probabilities vs labels."""
         self._dice.append(dice_per_image(mask_prob, mask, self.threshold, validate=False))
         cls_prob_t = _as_tensor(cls_prob, "cls_prob").reshape(-1)

@@ -21,6 +21,7 @@ from pneumobench.config import (
 
 __all__ = ["MODIFICATIONS", "PAPER_MODIFICATIONS", "apply_modifications", "modification", "table6_rows"]
 
+
 def table6_rows() -> list[tuple[str, ...]]:
     """The 16 subsets of the paper's modifications, in the order of the paper's Table 6."""
     rows: list[tuple[str, ...]] = []

@@ -33,15 +33,27 @@ SENSITIVITY_PROPERTY = "pneumobench-sensitivity"  # a row of the sensitivity tab
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pneumobench", "pneumobench: paper claims and regression baselines")
     group.addoption("--pb-profile", default="smoke", help="smoke (default, CPU, synthetic), paper or nightly")
-    group.addoption("--pb-data", default=None, help="a prepared dataset (pneumobench data prepare); default: the profile's synthetic one")
+    group.addoption(
+        "--pb-data",
+        default=None,
+        help="a prepared dataset (pneumobench data prepare); default: the profile's synthetic one",
+    )
     group.addoption("--pb-seeds", default=None, help="seeds: a count (5) or a list (0,1,2); default: the profile's")
     group.addoption("--pb-device", default="auto", help="auto (default), cpu, cuda, cuda:1")
-    group.addoption("--pb-store", default=None, help="results store (default .pneumobench/results.sqlite in the rootdir)")
+    group.addoption(
+        "--pb-store", default=None, help="results store (default .pneumobench/results.sqlite in the rootdir)"
+    )
     group.addoption("--pb-baselines", default=None, help="baselines directory (default baselines/ in the rootdir)")
-    group.addoption("--pb-report", default=None, help="also write the verdict table as JSON and Markdown to this directory")
-    group.addoption("--pb-update-baselines", action="store_true", help="rewrite the recorded baseline of this profile and device")
+    group.addoption(
+        "--pb-report", default=None, help="also write the verdict table as JSON and Markdown to this directory"
+    )
+    group.addoption(
+        "--pb-update-baselines", action="store_true", help="rewrite the recorded baseline of this profile and device"
+    )
     group.addoption("--pb-strict", action="store_true", help="INCONCLUSIVE verdicts fail instead of xfail")
-    group.addoption("--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)")
+    group.addoption(
+        "--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)"
+    )
 
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
@@ -83,15 +95,21 @@ def parse_options(config: pytest.Config) -> SessionOptions:
         raise pytest.UsageError(f"pneumobench: --pb-workers {workers}: give at least 1")
     data = Path(option("--pb-data")) if option("--pb-data") else None
     if data is not None and not data.is_dir():
-        raise pytest.UsageError(f"pneumobench: --pb-data {data}: no such directory (make one with "
-                                "`pneumobench data prepare SIIM_DIR DIR`)")
+        raise pytest.UsageError(
+            f"pneumobench: --pb-data {data}: no such directory (make one with `pneumobench data prepare SIIM_DIR DIR`)"
+        )
     store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
     return SessionOptions(
-        profile=profile, seeds=seeds, data=data, device=device, store=store,
+        profile=profile,
+        seeds=seeds,
+        data=data,
+        device=device,
+        store=store,
         baselines=Path(option("--pb-baselines") or config.rootpath / "baselines"),
         report=Path(option("--pb-report")) if option("--pb-report") else None,
         update_baselines=option("--pb-update-baselines") and not option("collectonly"),
-        strict=option("--pb-strict"), workers=workers,
+        strict=option("--pb-strict"),
+        workers=workers,
     )
 
 
@@ -118,7 +136,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """After -k/-m selection: note the runs the selected claims need (trained up front).
     Selection never changes a verdict: each claim's alpha comes from its family."""
     pb_session = session.config.stash[_SESSION]
-    judged = [item for item in session.items if item.get_closest_marker("paper") or item.get_closest_marker("regression")]
+    judged = [
+        item for item in session.items if item.get_closest_marker("paper") or item.get_closest_marker("regression")
+    ]
     for item in judged:
         params = getattr(getattr(item, "callspec", None), "params", {})
         for value in params.values():
@@ -212,8 +232,13 @@ class PneumobenchSession:
         """Judge ``claim`` on this session's runs, at its family's alpha."""
         from pneumobench.claims import evaluate
 
-        return evaluate(claim, self.runs_for, recorded=self.recorded(),
-                        use_paper_values=self.profile.name == "paper" and not self.synthetic, profile=self.profile.name)
+        return evaluate(
+            claim,
+            self.runs_for,
+            recorded=self.recorded(),
+            use_paper_values=self.profile.name == "paper" and not self.synthetic,
+            profile=self.profile.name,
+        )
 
     @property
     def default_workers(self) -> int:
@@ -230,8 +255,15 @@ class PneumobenchSession:
         """One run of ``config`` with ``seed`` from this session's store (trained on a miss)."""
         from pneumobench.runner import run
 
-        return run(config, seed, self.dataset, self.device, store=self.store,
-                   checkpoint_every=self.profile.checkpoint_every, progress=False)
+        return run(
+            config,
+            seed,
+            self.dataset,
+            self.device,
+            store=self.store,
+            checkpoint_every=self.profile.checkpoint_every,
+            progress=False,
+        )
 
     def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
         """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
@@ -254,8 +286,15 @@ class PneumobenchSession:
         if self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None:
             from pneumobench.runner import prefetch
 
-            prefetch(runs, self.dataset, device, store=self.store, workers=self.default_workers,
-                     checkpoint_every=self.profile.checkpoint_every, progress=progress)
+            prefetch(
+                runs,
+                self.dataset,
+                device,
+                store=self.store,
+                workers=self.default_workers,
+                checkpoint_every=self.profile.checkpoint_every,
+                progress=progress,
+            )
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
         """Record the verdict and end the test with the outcome it maps to."""
@@ -289,8 +328,9 @@ class PneumobenchSession:
             from tabulate import tabulate
 
             terminalreporter.write_sep("=", "pneumobench sensitivity")
-            terminalreporter.write_line(tabulate(self.sensitivity_rows, headers="keys", disable_numparse=True,
-                                                 tablefmt="github"))
+            terminalreporter.write_line(
+                tabulate(self.sensitivity_rows, headers="keys", disable_numparse=True, tablefmt="github")
+            )
         if not self.records:
             return
         from pneumobench.report import summary_lines
@@ -308,12 +348,21 @@ _SESSION = pytest.StashKey["PneumobenchSession"]()
 def _write_report(session: PneumobenchSession, terminalreporter: Any) -> None:
     from pneumobench.report import write_report
 
+    assert session.options.report is not None
     dataset = session.dataset if session.needed else None  # claims that trained nothing need no dataset
-    report = write_report(session.store_path, session.options.report, baselines_dir=session.options.baselines,
-                          data=dataset.path if dataset else None, profile=session.profile.name,
-                          dataset_fingerprint=dataset.fingerprint if dataset else None, records=session.records)
-    terminalreporter.write_line(f"report written to {report.directory / 'report.md'} "
-                                f"({len(report.figures)} figures in {report.directory / 'figures'})")
+    report = write_report(
+        session.store_path,
+        session.options.report,
+        baselines_dir=session.options.baselines,
+        data=dataset.path if dataset else None,
+        profile=session.profile.name,
+        dataset_fingerprint=dataset.fingerprint if dataset else None,
+        records=session.records,
+    )
+    terminalreporter.write_line(
+        f"report written to {report.directory / 'report.md'} "
+        f"({len(report.figures)} figures in {report.directory / 'figures'})"
+    )
 
 
 def _update_baselines(session: PneumobenchSession, terminalreporter: Any) -> None:

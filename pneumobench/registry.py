@@ -48,8 +48,11 @@ class Registry(Generic[T]):
 
     def modules(self) -> set[str]:
         """The modules that define the registered functions and classes."""
-        return {module for obj in self._entries.values()
-                if (inspect.isclass(obj) or inspect.isroutine(obj)) and (module := getattr(obj, "__module__", None))}
+        return {
+            module
+            for obj in self._entries.values()
+            if (inspect.isclass(obj) or inspect.isroutine(obj)) and (module := getattr(obj, "__module__", None))
+        }
 
     def register(self, name: str, *, replace: bool = False) -> Callable[[T], T]:
         """Decorator: register the decorated object under ``name``."""

@@ -28,7 +28,14 @@ from pneumobench.store import ResultStore, StoredRun
 from pneumobench.verdicts import SYNTHETIC_NOTE
 
 __all__ = [
-    "Report", "ReportError", "RunGroup", "judge_group", "load_group", "summary_lines", "verdict_table", "write_report",
+    "Report",
+    "ReportError",
+    "RunGroup",
+    "judge_group",
+    "load_group",
+    "summary_lines",
+    "verdict_table",
+    "write_report",
 ]
 
 REPORT_SCHEMA = "pneumobench.report/1"
@@ -78,7 +85,9 @@ class Report:
     figures: dict[str, Path] = field(default_factory=dict)
 
 
-def load_group(store_path: str | os.PathLike, *, dataset_fingerprint: str | None = None) -> tuple[RunGroup, list[dict[str, Any]]]:
+def load_group(
+    store_path: str | os.PathLike, *, dataset_fingerprint: str | None = None
+) -> tuple[RunGroup, list[dict[str, Any]]]:
     """The newest group of comparable runs in the store (or the one of ``dataset_fingerprint``),
     and a summary of every other group."""
     path = Path(store_path)
@@ -98,11 +107,14 @@ def load_group(store_path: str | os.PathLike, *, dataset_fingerprint: str | None
     candidates = [key for key in groups if dataset_fingerprint in (None, key[0])]
     if not candidates:
         known = sorted({key[0] for key in groups})
-        raise ReportError(f"results store {path} has no runs on dataset {dataset_fingerprint}; it has {', '.join(known)}")
+        raise ReportError(
+            f"results store {path} has no runs on dataset {dataset_fingerprint}; it has {', '.join(known)}"
+        )
     chosen = max(candidates, key=lambda key: (max(s.finished_at for s in groups[key]), key))
     others = [
         {"dataset_fingerprint": key[0], "source_fingerprint": key[1], "device_kind": key[2], "runs": len(runs)}
-        for key, runs in sorted(groups.items()) if key != chosen
+        for key, runs in sorted(groups.items())
+        if key != chosen
     ]
     group = RunGroup(*chosen, runs=[s.result for s in groups[chosen]])
     return group, others
@@ -167,14 +179,23 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
         absent = [mods for mods in claim.configs() if not runs_for(mods)]
         seed_sets = {tuple(r.seed for r in runs_for(mods)) for mods in claim.configs()} - {()}
         if absent:
-            records.append(_not_run(claim, "no runs of " + ", ".join(config_name(m) for m in absent),
-                                    group.synthetic, profile.name))
+            records.append(
+                _not_run(
+                    claim, "no runs of " + ", ".join(config_name(m) for m in absent), group.synthetic, profile.name
+                )
+            )
         elif len(seed_sets) > 1:
-            records.append(_not_run(claim, "its configurations were run with different seeds", group.synthetic,
-                                    profile.name))
+            records.append(
+                _not_run(claim, "its configurations were run with different seeds", group.synthetic, profile.name)
+            )
         else:
-            stats = evaluate(claim, runs_for, recorded=recorded, profile=profile.name,
-                             use_paper_values=profile.name == "paper" and not group.synthetic)
+            stats = evaluate(
+                claim,
+                runs_for,
+                recorded=recorded,
+                profile=profile.name,
+                use_paper_values=profile.name == "paper" and not group.synthetic,
+            )
             records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
     return records
 
@@ -183,8 +204,17 @@ def _not_run(claim, reason: str, synthetic: bool, profile: str) -> dict[str, Any
     from pneumobench.claims import verdict_record
 
     nan = float("nan")
-    stats = ClaimStats(verdict=Verdict.NOT_RUN, seeds=0, estimate=nan, ci_low=nan, ci_high=nan, p_value=nan,
-                       alpha=nan, paper=claim.paper, note=reason)
+    stats = ClaimStats(
+        verdict=Verdict.NOT_RUN,
+        seeds=0,
+        estimate=nan,
+        ci_low=nan,
+        ci_high=nan,
+        p_value=nan,
+        alpha=nan,
+        paper=claim.paper,
+        note=reason,
+    )
     return verdict_record(claim, stats, synthetic=synthetic, profile=profile)
 
 
@@ -217,20 +247,22 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in records:
         judged = r["verdict"] != NOT_RUN
         ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if _finite(r["ci_low"]) else ""
-        rows.append({
-            "claim": r["claim"],
-            "source": r["source"],
-            "target": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
-            "measured": f"{r['estimate']:+.4f}" if judged and _finite(r["estimate"]) else "",
-            "CI (1-2 alpha)": ci,
-            "p": f"{r['p_value']:.3g}" if _finite(r["p_value"]) else "",
-            "alpha": f"{r['alpha']:.3g}" if _finite(r["alpha"]) else "",
-            "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
-            "seeds": r["seeds"],
-            "seeds needed": _seeds_needed(r, judged),
-            "flags": "degenerate" if r.get("degenerate") else "",
-            "verdict": r["verdict"],
-        })
+        rows.append(
+            {
+                "claim": r["claim"],
+                "source": r["source"],
+                "target": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
+                "measured": f"{r['estimate']:+.4f}" if judged and _finite(r["estimate"]) else "",
+                "CI (1-2 alpha)": ci,
+                "p": f"{r['p_value']:.3g}" if _finite(r["p_value"]) else "",
+                "alpha": f"{r['alpha']:.3g}" if _finite(r["alpha"]) else "",
+                "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
+                "seeds": r["seeds"],
+                "seeds needed": _seeds_needed(r, judged),
+                "flags": "degenerate" if r.get("degenerate") else "",
+                "verdict": r["verdict"],
+            }
+        )
         if detects:
             change = r.get("extra", {}).get("detectable_change")
             rows[-1]["detects"] = "" if change is None else f"{change:.3f}"
@@ -261,7 +293,9 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, max(mean - half, 0.0), min(mean + half, 1.0)
 
 
-def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def table6_comparison(
+    group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike
+) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
     from pneumobench.baselines import load_paper
     from pneumobench.claims import degenerate_reasons
@@ -276,13 +310,17 @@ def table6_comparison(group: RunGroup, records: Sequence[dict[str, Any]], baseli
     rows = []
     for name in order:
         runs = by_config[name]
-        flags = list(dict.fromkeys(reason for metric in ("dice", "accuracy") for reason in degenerate_reasons(runs, metric)))
+        flags = list(
+            dict.fromkeys(reason for metric in ("dice", "accuracy") for reason in degenerate_reasons(runs, metric))
+        )
         row: dict[str, Any] = {"configuration": name, "seeds": [r.seed for r in runs], "degenerate": flags}
         for metric in ("dice", "accuracy"):
             mean, low, high = _mean_ci([getattr(r, metric) for r in runs])
             row[metric] = {
                 "paper": paper.table6(paper_names[name])[metric] if name in paper_names else None,
-                "mean": mean, "ci_low": low, "ci_high": high,
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
                 "verdict": verdicts.get(f"table6-{name}-{metric}", ""),
             }
         rows.append(row)
@@ -298,17 +336,20 @@ def _format_measured(entry: dict[str, Any]) -> str:
 def _table6_markdown(rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
-    table = [{
-        "configuration": row["configuration"],
-        "paper Dice": "" if row["dice"]["paper"] is None else f"{row['dice']['paper']:.3f}",
-        "Dice, mean [95% CI]": _format_measured(row["dice"]),
-        "Dice verdict": row["dice"]["verdict"],
-        "paper accuracy": "" if row["accuracy"]["paper"] is None else f"{row['accuracy']['paper']:.3f}",
-        "accuracy, mean [95% CI]": _format_measured(row["accuracy"]),
-        "accuracy verdict": row["accuracy"]["verdict"],
-        "seeds": len(row["seeds"]),
-        "degenerate": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row["degenerate"]),
-    } for row in rows]
+    table = [
+        {
+            "configuration": row["configuration"],
+            "paper Dice": "" if row["dice"]["paper"] is None else f"{row['dice']['paper']:.3f}",
+            "Dice, mean [95% CI]": _format_measured(row["dice"]),
+            "Dice verdict": row["dice"]["verdict"],
+            "paper accuracy": "" if row["accuracy"]["paper"] is None else f"{row['accuracy']['paper']:.3f}",
+            "accuracy, mean [95% CI]": _format_measured(row["accuracy"]),
+            "accuracy verdict": row["accuracy"]["verdict"],
+            "seeds": len(row["seeds"]),
+            "degenerate": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row["degenerate"]),
+        }
+        for row in rows
+    ]
     return tabulate(table, headers="keys", tablefmt="github", disable_numparse=True)
 
 
@@ -370,8 +411,10 @@ def write_report(
     out = Path(out_dir)
     written = _draw_figures(group, rows, records, data, out / "figures", notes)
     if others:
-        notes.append(f"the store also holds {sum(o['runs'] for o in others)} runs of {len(others)} other dataset, code "
-                     "or device group(s), not shown: choose one with --dataset FINGERPRINT")
+        notes.append(
+            f"the store also holds {sum(o['runs'] for o in others)} runs of {len(others)} other dataset, code "
+            "or device group(s), not shown: choose one with --dataset FINGERPRINT"
+        )
 
     data_out = {
         "schema": REPORT_SCHEMA,
@@ -387,8 +430,10 @@ def write_report(
         "claims": records,
         "claims_table": verdict_table(records),
         "environment": _environment(group) if group is not None else {},
-        "figures": {name: {"path": str(item.path.relative_to(out)), "pixels": list(item.pixels), "caption": item.caption}
-                    for name, item in written.items()},
+        "figures": {
+            name: {"path": str(item.path.relative_to(out)), "pixels": list(item.pixels), "caption": item.caption}
+            for name, item in written.items()
+        },
         "other_groups": others,
         "notes": notes,
     }
@@ -398,8 +443,13 @@ def write_report(
     return Report(out, markdown, data_out, {name: item.path for name, item in written.items()})
 
 
-def _records(group: RunGroup | None, matched: Any, baselines_dir: str | os.PathLike,
-             recorded: Sequence[dict[str, Any]] | None, notes: list[str]) -> list[dict[str, Any]]:
+def _records(
+    group: RunGroup | None,
+    matched: Any,
+    baselines_dir: str | os.PathLike,
+    recorded: Sequence[dict[str, Any]] | None,
+    notes: list[str],
+) -> list[dict[str, Any]]:
     """The verdicts a session recorded, else every claim judged again from the runs (none, with a
     note, when no registered profile made them)."""
     if recorded is not None:
@@ -410,8 +460,14 @@ def _records(group: RunGroup | None, matched: Any, baselines_dir: str | os.PathL
     return judge_group(group, matched, baselines_dir)
 
 
-def _draw_figures(group: RunGroup | None, rows: list[dict[str, Any]], records: list[dict[str, Any]],
-                  data: str | os.PathLike | None, directory: Path, notes: list[str]) -> dict[str, Any]:
+def _draw_figures(
+    group: RunGroup | None,
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    data: str | os.PathLike | None,
+    directory: Path,
+    notes: list[str],
+) -> dict[str, Any]:
     """Every figure the runs allow, drawn into a fresh directory that then replaces ``directory``
     (no stale figure of an earlier report survives). What cannot be drawn goes into ``notes``."""
     import dataclasses
@@ -423,8 +479,14 @@ def _draw_figures(group: RunGroup | None, rows: list[dict[str, Any]], records: l
     return {name: dataclasses.replace(item, path=directory / item.path.name) for name, item in written.items()}
 
 
-def _draw_into(group: RunGroup | None, rows: list[dict[str, Any]], records: list[dict[str, Any]],
-               data: str | os.PathLike | None, directory: Path, notes: list[str]) -> dict[str, Any]:
+def _draw_into(
+    group: RunGroup | None,
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    data: str | os.PathLike | None,
+    directory: Path,
+    notes: list[str],
+) -> dict[str, Any]:
     from pneumobench import figures
 
     written = {"effects": figures.effects(records, directory / "effects.png")}
@@ -440,8 +502,10 @@ def _draw_into(group: RunGroup | None, rows: list[dict[str, Any]], records: list
         return written
     drawn = figures.overlays(by_config, dataset, directory)
     if not drawn:
-        notes.append("qualitative overlays not drawn: the runs kept no predicted masks (stored by an older "
-                     "pneumobench; train them again)")
+        notes.append(
+            "qualitative overlays not drawn: the runs kept no predicted masks (stored by an older "
+            "pneumobench; train them again)"
+        )
     return written | drawn
 
 
@@ -463,26 +527,40 @@ def _markdown(data: dict[str, Any]) -> str:
         lines.append("")
     lines += ["## Table 6, re-created", ""]
     if data["table6"]:
-        lines += ["Measured: mean over seeds of each run's validation Dice and accuracy, with a 95% t-interval over "
-                  "seeds (clipped to [0, 1]), a description of the runs (the row verdicts have their own test, see Claims). "
-                  "degenerate: runs whose classifier answers one class for every image or whose masks are all empty "
-                  "or all full, or a metric identical on every seed; no claim rests on them.", "",
-                  _table6_markdown(data["table6"]), ""]
+        lines += [
+            "Measured: mean over seeds of each run's validation Dice and accuracy, with a 95% t-interval over "
+            "seeds (clipped to [0, 1]), a description of the runs (the row verdicts have their own test, see Claims). "
+            "degenerate: runs whose classifier answers one class for every image or whose masks are all empty "
+            "or all full, or a metric identical on every seed; no claim rests on them.",
+            "",
+            _table6_markdown(data["table6"]),
+            "",
+        ]
     else:
         lines += ["No runs to tabulate.", ""]
     lines += ["## Claims", ""]
     if data["claims_table"]:
-        lines += ["Target: the paper's difference or value; for a Table 6 row judged off the paper profile, the "
-                  "recorded baseline's mean; for a regression check, the baseline's mean. p: the p-value of the test "
-                  "that took the decision; alpha: the claim's share of its family's alpha (paper family: 0.05, "
-                  "Bonferroni over its members); CI: the 1 - 2 alpha interval, dual to that decision. "
-                  "degenerate: the claim rests on a degenerate configuration and cannot be decided.", "",
-                  tabulate(data["claims_table"], headers="keys", tablefmt="github", disable_numparse=True), ""]
+        lines += [
+            "Target: the paper's difference or value; for a Table 6 row judged off the paper profile, the "
+            "recorded baseline's mean; for a regression check, the baseline's mean. p: the p-value of the test "
+            "that took the decision; alpha: the claim's share of its family's alpha (paper family: 0.05, "
+            "Bonferroni over its members); CI: the 1 - 2 alpha interval, dual to that decision. "
+            "degenerate: the claim rests on a degenerate configuration and cannot be decided.",
+            "",
+            tabulate(data["claims_table"], headers="keys", tablefmt="github", disable_numparse=True),
+            "",
+        ]
     else:
         lines += ["No claim was judged.", ""]
     lines += ["## Figures", ""]
     for name, item in data["figures"].items():
         lines += [f"### {name.replace('_', ' ')}", "", item["caption"], "", f"![{name}]({item['path']})", ""]
-    lines += ["## Environment", "", tabulate(sorted(data["environment"].items()), headers=["field", "value(s)"],
-                                             tablefmt="github", disable_numparse=True), ""]
+    lines += [
+        "## Environment",
+        "",
+        tabulate(
+            sorted(data["environment"].items()), headers=["field", "value(s)"], tablefmt="github", disable_numparse=True
+        ),
+        "",
+    ]
     return "\n".join(lines)

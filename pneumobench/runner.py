@@ -53,12 +53,16 @@ def device_kind(device: torch.device) -> str:
 
 def run_conditions(config: ExperimentConfig, cpu_threads: int = CPU_THREADS) -> dict[str, Any]:
     """What decides a run's numbers besides its configuration, seed, data, code and device kind."""
-    return {**library_versions(), "cpu_threads": cpu_threads,
-            "encoder_weights": weights_fingerprint(config.model.encoder_weights)}
+    return {
+        **library_versions(),
+        "cpu_threads": cpu_threads,
+        "encoder_weights": weights_fingerprint(config.model.encoder_weights),
+    }
 
 
-def key_of(config: ExperimentConfig, seed: int, dataset_fingerprint: str, device: torch.device,
-           cpu_threads: int = CPU_THREADS) -> str:
+def key_of(
+    config: ExperimentConfig, seed: int, dataset_fingerprint: str, device: torch.device, cpu_threads: int = CPU_THREADS
+) -> str:
     """The store key this run is saved and looked up under."""
     return run_key(config.key(), seed, dataset_fingerprint, device_kind(device), run_conditions(config, cpu_threads))
 
@@ -80,15 +84,28 @@ def run(
     device = select_device(device)
     key = key_of(config, seed, dataset.fingerprint, device, cpu_threads)
     stored = store.fetch_or_claim(
-        key, config_key=config.key(), config_name=config.name, seed=seed,
-        dataset_fingerprint=dataset.fingerprint, device_kind=device_kind(device), retry_failed=retry_failed,
+        key,
+        config_key=config.key(),
+        config_name=config.name,
+        seed=seed,
+        dataset_fingerprint=dataset.fingerprint,
+        device_kind=device_kind(device),
+        retry_failed=retry_failed,
     )
     if stored is not None:
         return stored
     checkpoint = store.path.parent / "checkpoints" / f"{key}.pt"
     try:
-        result = train(config, dataset, seed, device, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                       progress=progress, cpu_threads=cpu_threads)
+        result = train(
+            config,
+            dataset,
+            seed,
+            device,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            cpu_threads=cpu_threads,
+        )
     except Exception as error:
         store.fail(key, error)
         raise
@@ -106,11 +123,26 @@ def _worker_init(fingerprint: str, extensions: list[str], setup: Callable[[], No
         setup()
 
 
-def _worker_run(config_json: str, seed: int, dataset_path: str, device: str | None, store_path: str,
-                checkpoint_every: int, cpu_threads: int) -> tuple[str, int]:
+def _worker_run(
+    config_json: str,
+    seed: int,
+    dataset_path: str,
+    device: str | None,
+    store_path: str,
+    checkpoint_every: int,
+    cpu_threads: int,
+) -> tuple[str, int]:
     config = ExperimentConfig.from_json(config_json)
-    run(config, seed, load(dataset_path, verify=False), device, store=ResultStore(store_path),
-        checkpoint_every=checkpoint_every, progress=False, cpu_threads=cpu_threads)
+    run(
+        config,
+        seed,
+        load(dataset_path, verify=False),
+        device,
+        store=ResultStore(store_path),
+        checkpoint_every=checkpoint_every,
+        progress=False,
+        cpu_threads=cpu_threads,
+    )
     return config.name, seed
 
 
@@ -144,18 +176,31 @@ def prefetch(
     """
     store = store or ResultStore()
     resolved = select_device(device)
-    pending = [(config, seed) for config, seed in runs
-               if not store.done(key_of(config, seed, dataset.fingerprint, resolved, cpu_threads))]
+    pending = [
+        (config, seed)
+        for config, seed in runs
+        if not store.done(key_of(config, seed, dataset.fingerprint, resolved, cpu_threads))
+    ]
     if not pending:
         return  # everything stored: no worker to start
     if dataset.path is None:
         raise ValueError("prefetch needs a dataset loaded from disk (its path is passed to the workers)")
     context = multiprocessing.get_context("spawn")
     initargs = (source_fingerprint(), extension_modules(), setup)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=initargs) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=initargs
+    ) as pool:
         futures = [
-            pool.submit(_worker_run, config.to_json(), seed, str(dataset.path), _device_of_job(device, resolved, job),
-                        str(store.path), checkpoint_every, cpu_threads)
+            pool.submit(
+                _worker_run,
+                config.to_json(),
+                seed,
+                str(dataset.path),
+                _device_of_job(device, resolved, job),
+                str(store.path),
+                checkpoint_every,
+                cpu_threads,
+            )
             for job, (config, seed) in enumerate(pending)
         ]
         bar = tqdm(as_completed(futures), total=len(futures), desc="runs", unit="run", disable=not progress)

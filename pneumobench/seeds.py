@@ -23,8 +23,10 @@ def check_seeds(seeds: tuple[int, ...] | list[int]) -> tuple[int, ...]:
         raise SeedError(f"seed {negative[0]} is negative: seeds are integers >= 0")
     repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
     if repeated:
-        raise SeedError(f"seed {repeated[0]} is given more than once: seeds must be distinct "
-                        "(a repeated seed repeats the same run and is not new evidence)")
+        raise SeedError(
+            f"seed {repeated[0]} is given more than once: seeds must be distinct "
+            "(a repeated seed repeats the same run and is not new evidence)"
+        )
     return tuple(seeds)
 
 

@@ -88,7 +88,14 @@ def bug_runs(
     store = ResultStore(bug_store_path(store_path, bug))
     if workers > 1 and dataset.path is not None:
         setup = functools.partial(_enter, bug.patch) if bug.patch is not None else None
-        prefetch([(config, seed) for seed in seeds], dataset, device, store=store, workers=workers, setup=setup,
-                 progress=False)
+        prefetch(
+            [(config, seed) for seed in seeds],
+            dataset,
+            device,
+            store=store,
+            workers=workers,
+            setup=setup,
+            progress=False,
+        )
     with bug.planted():
         return [run(config, seed, dataset, device, store=store, progress=False) for seed in seeds]

@@ -117,8 +117,17 @@ def check_finite(values: np.ndarray | Sequence[float], what: str) -> np.ndarray:
 
 def undecided(reason: str, *, seeds: int, estimate: float, alpha: float, paper: float | None = None) -> ClaimStats:
     """An INCONCLUSIVE verdict that no test decided (too few seeds, no spread, a mismatched baseline)."""
-    return ClaimStats(verdict=Verdict.INCONCLUSIVE, seeds=seeds, estimate=estimate, ci_low=math.nan, ci_high=math.nan,
-                      p_value=math.nan, alpha=alpha, paper=paper, note=reason)
+    return ClaimStats(
+        verdict=Verdict.INCONCLUSIVE,
+        seeds=seeds,
+        estimate=estimate,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        p_value=math.nan,
+        alpha=alpha,
+        paper=paper,
+        note=reason,
+    )
 
 
 def _too_few(n: int) -> str:
@@ -165,7 +174,9 @@ def paired_power(effect: float, sd: float, seeds: Any, alpha: float) -> Any:
     return st.nct.sf(st.t.ppf(1 - alpha, seeds - 1), seeds - 1, abs(effect) / sd * np.sqrt(seeds))
 
 
-def seeds_for_power(effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = MAX_SEEDS_FOR_POWER) -> int | None:
+def seeds_for_power(
+    effect: float, sd: float, alpha: float, power: float = 0.8, max_seeds: int = MAX_SEEDS_FOR_POWER
+) -> int | None:
     """Smallest n with a one-sided paired t-test of power >= ``power`` at ``effect``; None if > max."""
     if sd <= 0:
         return MIN_SEEDS
@@ -184,7 +195,12 @@ def _paired_arrays(treatment: np.ndarray, control: np.ndarray) -> np.ndarray:
 
 
 def paired_claim(
-    treatment: np.ndarray, control: np.ndarray, *, direction: int, alpha: float, paper_diff: float | None = None,
+    treatment: np.ndarray,
+    control: np.ndarray,
+    *,
+    direction: int,
+    alpha: float,
+    paper_diff: float | None = None,
 ) -> ClaimStats:
     """``treatment``/``control``: (seeds, images) per-image scores paired by seed and image.
 
@@ -216,15 +232,26 @@ def paired_claim(
     ci = _t_interval(mean, sd / math.sqrt(n), n - 1, alpha)
     wins = float((per_seed > 0).sum() + 0.5 * (per_seed == 0).sum())
     return ClaimStats(
-        verdict=verdict, seeds=n, estimate=mean, ci_low=ci[0], ci_high=ci[1], p_value=p_value, alpha=alpha,
-        paper=paper_diff, p_outperform=wins / n, note=note, decided_by=decided_by,
+        verdict=verdict,
+        seeds=n,
+        estimate=mean,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        p_value=p_value,
+        alpha=alpha,
+        paper=paper_diff,
+        p_outperform=wins / n,
+        note=note,
+        decided_by=decided_by,
         seeds_needed=seeds_for_power(paper_diff, sd, alpha) if paper_diff is not None else None,
         extra={"p_claimed_direction": p_claim, "p_other_direction": p_other, "sd_per_seed": sd},
     )
 
 
-def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float, paper: float | None = None) -> ClaimStats:
-    """"``best`` beats every rival".
+def best_claim(
+    best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float, paper: float | None = None
+) -> ClaimStats:
+    """ "``best`` beats every rival".
 
     REPRODUCED when every one-sided paired test "best > rival" is significant at ``alpha``
     (an intersection-union test: no correction is needed for an "all of them" claim).
@@ -254,8 +281,14 @@ def best_claim(best: np.ndarray, rivals: dict[str, np.ndarray], *, alpha: float,
         verdict, note = Verdict.REPRODUCED, ""
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"
-    return replace(closest, verdict=verdict, p_value=p_value, note=note, decided_by=decided_by,
-                   extra={"closest_rival": closest_name, "holm_adjusted": dict(zip(names, adjusted))})
+    return replace(
+        closest,
+        verdict=verdict,
+        p_value=p_value,
+        note=note,
+        decided_by=decided_by,
+        extra={"closest_rival": closest_name, "holm_adjusted": dict(zip(names, adjusted))},
+    )
 
 
 def _reference_values(reference: float | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -310,8 +343,16 @@ def equivalence_claim(
         verdict, note = Verdict.INCONCLUSIVE, f"neither shown within nor outside +-{margin}"
     ci = _t_interval(mean, se, df, alpha)
     return ClaimStats(
-        verdict=verdict, seeds=n, estimate=mean, ci_low=ci[0], ci_high=ci[1], p_value=p_value, alpha=alpha,
-        paper=target, note=note, decided_by=decided_by,
+        verdict=verdict,
+        seeds=n,
+        estimate=mean,
+        ci_low=ci[0],
+        ci_high=ci[1],
+        p_value=p_value,
+        alpha=alpha,
+        paper=target,
+        note=note,
+        decided_by=decided_by,
         extra={"margin": margin, "p_equivalent": p_equivalent, "p_outside": p_outside, "se": se, "df": df},
     )
 
@@ -348,31 +389,68 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
     detectable = detectable_change(se, df, margin=margin, alpha=alpha)
     extra = {"margin": margin, "difference": diff, "detectable_change": detectable}
     low, high = _t_interval(diff, se, df, alpha)
-    interval = {"ci_low": recorded + low, "ci_high": recorded + high, "alpha": alpha, "paper": recorded, "extra": extra}
+    interval: dict[str, Any] = {
+        "ci_low": recorded + low,
+        "ci_high": recorded + high,
+        "alpha": alpha,
+        "paper": recorded,
+        "extra": extra,
+    }
     if p_drop < alpha:
-        return ClaimStats(Verdict.REGRESSED, n, today, p_value=p_drop, note=f"drop {-diff:.4f} > margin {margin}",
-                          decided_by=f"Welch, drop > {margin}", **interval)
+        return ClaimStats(
+            Verdict.REGRESSED,
+            n,
+            today,
+            p_value=p_drop,
+            note=f"drop {-diff:.4f} > margin {margin}",
+            decided_by=f"Welch, drop > {margin}",
+            **interval,
+        )
     if p_rise < alpha:
-        return ClaimStats(Verdict.CHANGED, n, today, p_value=p_rise,
-                          note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
-                          decided_by=f"Welch, rise > {margin}", **interval)
-    return ClaimStats(Verdict.NO_REGRESSION, n, today, p_value=min(p_drop, p_rise),
-                      note=f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)",
-                      decided_by=f"Welch, change > {margin}", **interval)
+        return ClaimStats(
+            Verdict.CHANGED,
+            n,
+            today,
+            p_value=p_rise,
+            note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+            decided_by=f"Welch, rise > {margin}",
+            **interval,
+        )
+    return ClaimStats(
+        Verdict.NO_REGRESSION,
+        n,
+        today,
+        p_value=min(p_drop, p_rise),
+        note=f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)",
+        decided_by=f"Welch, change > {margin}",
+        **interval,
+    )
 
 
 def _exact_change(diff: float, n: int, today: float, recorded: float, *, margin: float, alpha: float) -> ClaimStats:
     """The regression check without noise: every seed gave the same value on both sides."""
-    exact = {"seeds": n, "estimate": today, "ci_low": today, "ci_high": today, "alpha": alpha, "paper": recorded,
-             "decided_by": "exact: no spread on either side",
-             "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+    exact: dict[str, Any] = {
+        "seeds": n,
+        "estimate": today,
+        "ci_low": today,
+        "ci_high": today,
+        "alpha": alpha,
+        "paper": recorded,
+        "decided_by": "exact: no spread on either side",
+        "extra": {"margin": margin, "difference": diff, "detectable_change": margin},
+    }
     if diff < -margin:
         return ClaimStats(Verdict.REGRESSED, p_value=0.0, note=f"drop {-diff:.4f} > margin {margin}", **exact)
     if diff > margin:
-        return ClaimStats(Verdict.CHANGED, p_value=0.0, note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, "
-                          "or an improvement to re-record", **exact)
-    return ClaimStats(Verdict.NO_REGRESSION, p_value=1.0, note=f"change {diff:+.4f} (margin {margin}; every seed identical)",
-                      **exact)
+        return ClaimStats(
+            Verdict.CHANGED,
+            p_value=0.0,
+            note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+            **exact,
+        )
+    return ClaimStats(
+        Verdict.NO_REGRESSION, p_value=1.0, note=f"change {diff:+.4f} (margin {margin}; every seed identical)", **exact
+    )
 
 
 def detectable_change(se: float, df: float, *, margin: float, alpha: float, power: float = 0.8) -> float:

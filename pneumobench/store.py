@@ -80,7 +80,9 @@ RESULT_SOURCES = ("training.py", "losses.py", "metrics.py", "models")
 def _hash_sources() -> str:
     root = Path(__file__).resolve().parent
     paths = sorted(
-        path for name in RESULT_SOURCES for path in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))
+        path
+        for name in RESULT_SOURCES
+        for path in ([root / name] if name.endswith(".py") else (root / name).rglob("*.py"))
     )
     digest = hashlib.sha256()
     for path in paths:
@@ -89,10 +91,13 @@ def _hash_sources() -> str:
     return digest.hexdigest()[:16]
 
 
-def run_key(config_key: str, seed: int, dataset_fingerprint: str, device_kind: str, conditions: Mapping[str, Any]) -> str:
+def run_key(
+    config_key: str, seed: int, dataset_fingerprint: str, device_kind: str, conditions: Mapping[str, Any]
+) -> str:
     """The store key of a run; ``conditions``: what else decides its numbers (see the module doc)."""
-    text = json.dumps([config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind, dict(conditions)],
-                      sort_keys=True)
+    text = json.dumps(
+        [config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind, dict(conditions)], sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -150,8 +155,15 @@ class ResultStore:
             db.close()
 
     def fetch_or_claim(
-        self, key: str, *, config_key: str, config_name: str, seed: int, dataset_fingerprint: str,
-        device_kind: str, retry_failed: bool = False,
+        self,
+        key: str,
+        *,
+        config_key: str,
+        config_name: str,
+        seed: int,
+        dataset_fingerprint: str,
+        device_kind: str,
+        retry_failed: bool = False,
     ) -> RunResult | None:
         """The stored result of ``key``; or None after claiming it (the caller must train).
 
@@ -161,18 +173,34 @@ class ResultStore:
         while True:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
-                row = db.execute("SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)).fetchone()
-                if row is None or (row[0] == "running" and not _owner_alive(row[1])) or (row[0] == "failed" and retry_failed):
+                row = db.execute(
+                    "SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)
+                ).fetchone()
+                if (
+                    row is None
+                    or (row[0] == "running" and not _owner_alive(row[1]))
+                    or (row[0] == "failed" and retry_failed)
+                ):
                     db.execute(
                         "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
                         "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (key, config_key, config_name, seed, dataset_fingerprint, source_fingerprint(), device_kind,
-                         "running", _owner(), time.time()),
+                        (
+                            key,
+                            config_key,
+                            config_name,
+                            seed,
+                            dataset_fingerprint,
+                            source_fingerprint(),
+                            device_kind,
+                            "running",
+                            _owner(),
+                            time.time(),
+                        ),
                     )
                     db.execute("COMMIT")
                     return None
                 db.execute("COMMIT")
-            status, owner, result_json, error = row
+            status, _, result_json, error = row
             if status == "done":
                 return RunResult.from_json(result_json)
             if status == "failed":
@@ -233,11 +261,30 @@ class ResultStore:
             ).fetchall()
         records: list[dict[str, Any]] = []
         for *head, result_json, error in rows:
-            record = dict(zip(
-                ["run_key", "config_name", "config_key", "seed", "dataset_fingerprint", "source_fingerprint",
-                 "device_kind", "status", "started_at", "finished_at"], head))
+            record = dict(
+                zip(
+                    [
+                        "run_key",
+                        "config_name",
+                        "config_key",
+                        "seed",
+                        "dataset_fingerprint",
+                        "source_fingerprint",
+                        "device_kind",
+                        "status",
+                        "started_at",
+                        "finished_at",
+                    ],
+                    head,
+                )
+            )
             result = json.loads(result_json) if result_json else {}
-            record.update(dice=result.get("dice"), accuracy=result.get("accuracy"), wall_time_s=result.get("wall_time_s"), error=error)
+            record.update(
+                dice=result.get("dice"),
+                accuracy=result.get("accuracy"),
+                wall_time_s=result.get("wall_time_s"),
+                error=error,
+            )
             records.append(record)
         return pd.DataFrame.from_records(records)
 

@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ from pneumobench.data.rle import encode
 from pneumobench.environment import environment
 from pneumobench.losses import joint_loss
 from pneumobench.metrics import ScoreAccumulator
-from pneumobench.models import build_model, freeze_encoder, unfreeze_encoder
+from pneumobench.models import PaperUNet, build_model, freeze_encoder, unfreeze_encoder
 from pneumobench.results import RunResult
 
 __all__ = [
@@ -114,7 +114,9 @@ def _stage_of_epoch(config: ExperimentConfig, epoch: int) -> int:
 class DeviceData:
     """One split of a prepared dataset held on the device as uint8, batched there."""
 
-    def __init__(self, dataset: PreparedDataset, indices: np.ndarray, device: torch.device, channels_last: bool) -> None:
+    def __init__(
+        self, dataset: PreparedDataset, indices: np.ndarray, device: torch.device, channels_last: bool
+    ) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(dataset.images[indices])).to(device)
         self.masks = torch.from_numpy(np.ascontiguousarray(dataset.masks[indices])).to(device)
         self.labels = torch.from_numpy(np.ascontiguousarray(dataset.labels[indices])).to(device)
@@ -125,7 +127,9 @@ class DeviceData:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def batch(self, index: torch.Tensor, flip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, index: torch.Tensor, flip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised (B,3,S,S) images, (B,1,S,S) float masks and (B,) float labels."""
         images = self.images[index].unsqueeze(1).float()
         masks = self.masks[index].unsqueeze(1).float()
@@ -210,16 +214,23 @@ def _load_checkpoint(path: Path, identity: dict[str, Any], device: torch.device)
 
 
 def train_step(
-    forward: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, masks: torch.Tensor,
-    labels: torch.Tensor, config: ExperimentConfig, *, autocast: bool,
+    forward: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    labels: torch.Tensor,
+    config: ExperimentConfig,
+    *,
+    autocast: bool,
 ) -> torch.Tensor:
     """One optimisation step on one batch; returns the loss, detached, on the device (no host sync).
 
     The one step the training engine and ``pneumobench bench`` both time."""
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
         mask_logits, cls_logits = forward(images)
-    loss = joint_loss(mask_logits.float(), cls_logits.float(), masks, labels,
-                      seg_loss=config.seg_loss, cls_weight=config.cls_weight)
+    loss = joint_loss(
+        mask_logits.float(), cls_logits.float(), masks, labels, seg_loss=config.seg_loss, cls_weight=config.cls_weight
+    )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -227,8 +238,14 @@ def train_step(
 
 
 def train_epoch(
-    forward: torch.nn.Module, optimizer: torch.optim.Optimizer, data: DeviceData, config: ExperimentConfig,
-    *, epoch: int, data_seed: int, autocast: bool,
+    forward: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: DeviceData,
+    config: ExperimentConfig,
+    *,
+    epoch: int,
+    data_seed: int,
+    autocast: bool,
 ) -> tuple[torch.Tensor, float]:
     """One epoch of ``train_step``s in the (data seed, epoch) order, the learning rate set per step.
 
@@ -267,7 +284,7 @@ def validate(
             mask_logits, cls_logits = model(images)
             mask_prob = torch.sigmoid(mask_logits.float())
             scores.update(mask_prob, masks, torch.sigmoid(cls_logits.float()), labels)
-            for position in (keep if keep is not None else ()):
+            for position in keep if keep is not None else ():
                 if start <= position < stop:
                     kept[int(position)] = mask_prob[position - start, 0] > 0.5
     masks_kept = torch.stack([kept[int(p)] for p in keep]) if keep is not None and len(keep) else None
@@ -278,8 +295,8 @@ def validate(
 class _RunState:
     """What carries from one epoch to the next (and what a checkpoint holds)."""
 
-    model: torch.nn.Module
-    forward: torch.nn.Module  # the model, or its compiled form
+    model: PaperUNet
+    forward: torch.nn.Module  # the model, or its compiled form (an OptimizedModule)
     start_epoch: int
     curves: list[dict[str, Any]]
     elapsed_before: float
@@ -304,15 +321,21 @@ def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_thr
 
 
 def _start_or_resume(
-    config: ExperimentConfig, init_seed: int, device: torch.device, checkpoint: Path | None,
-    identity: dict[str, Any], *, channels_last: bool, compile_model: bool,
+    config: ExperimentConfig,
+    init_seed: int,
+    device: torch.device,
+    checkpoint: Path | None,
+    identity: dict[str, Any],
+    *,
+    channels_last: bool,
+    compile_model: bool,
 ) -> _RunState:
     """The model initialised from ``init_seed``, then restored from ``checkpoint`` if one exists."""
     torch.manual_seed(init_seed)
     model = build_model(config).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if compile_model else model
+    forward = cast(torch.nn.Module, torch.compile(model)) if compile_model else model
     resumed = _load_checkpoint(checkpoint, identity, device) if checkpoint else None
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -353,20 +376,29 @@ def _close_epoch(step_losses: torch.Tensor, scores: ScoreAccumulator | None, whe
 def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float) -> None:
     assert state.optimizer is not None
     with atomic_file(path) as scratch:
-        torch.save({
-            "identity": identity,
-            "epochs_done": state.curves[-1]["epoch"],
-            "stage": state.stage_index,
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
-            "curves": state.curves,
-            "elapsed_s": elapsed_s,
-        }, scratch)
+        torch.save(
+            {
+                "identity": identity,
+                "epochs_done": state.curves[-1]["epoch"],
+                "stage": state.stage_index,
+                "model": state.model.state_dict(),
+                "optimizer": state.optimizer.state_dict(),
+                "curves": state.curves,
+                "elapsed_s": elapsed_s,
+            },
+            scratch,
+        )
 
 
 def _build_result(
-    config: ExperimentConfig, dataset: PreparedDataset, seed: int, scores: ScoreAccumulator,
-    examples: dict[str, str], curves: list[dict[str, Any]], timing: dict[str, float], environment_record: dict[str, Any],
+    config: ExperimentConfig,
+    dataset: PreparedDataset,
+    seed: int,
+    scores: ScoreAccumulator,
+    examples: dict[str, str],
+    curves: list[dict[str, Any]],
+    timing: dict[str, float],
+    environment_record: dict[str, Any],
 ) -> RunResult:
     return RunResult(
         config=config.to_dict(),
@@ -414,33 +446,51 @@ def _fit(
     config = plan.config
     kept: torch.Tensor | None = None
     scores: ScoreAccumulator | None = None
-    bar = tqdm(total=config.epochs, initial=state.start_epoch, desc=plan.where, unit="epoch",
-               disable=not plan.progress, leave=False)
+    bar = tqdm(
+        total=config.epochs,
+        initial=state.start_epoch,
+        desc=plan.where,
+        unit="epoch",
+        disable=not plan.progress,
+        leave=False,
+    )
     for epoch in range(state.start_epoch, config.epochs):
         epoch_started = time.perf_counter()
         _enter_stage(state, config, epoch)
         assert state.optimizer is not None
-        step_losses, lr = train_epoch(state.forward, state.optimizer, train_data, config, epoch=epoch,
-                                      data_seed=plan.data_seed, autocast=plan.autocast)
+        step_losses, lr = train_epoch(
+            state.forward,
+            state.optimizer,
+            train_data,
+            config,
+            epoch=epoch,
+            data_seed=plan.data_seed,
+            autocast=plan.autocast,
+        )
         last_epoch = epoch == config.epochs - 1
         validated = last_epoch or (epoch + 1) % plan.validate_every == 0
         if validated:
-            scores, kept = validate(state.forward, val_data, 2 * config.batch_size, plan.autocast,
-                                    keep=positions if last_epoch else None)
+            scores, kept = validate(
+                state.forward, val_data, 2 * config.batch_size, plan.autocast, keep=positions if last_epoch else None
+            )
         values = _close_epoch(step_losses, scores if validated else None, plan.where, epoch)
-        state.curves.append({
-            "epoch": epoch + 1,
-            "stage": state.stage_index + 1,
-            "lr_end": lr,
-            "train_loss": values[0],
-            "val_dice": values[2] if validated else None,
-            "val_accuracy": values[3] if validated else None,
-            "seconds": time.perf_counter() - epoch_started,
-        })
+        state.curves.append(
+            {
+                "epoch": epoch + 1,
+                "stage": state.stage_index + 1,
+                "lr_end": lr,
+                "train_loss": values[0],
+                "val_dice": values[2] if validated else None,
+                "val_accuracy": values[3] if validated else None,
+                "seconds": time.perf_counter() - epoch_started,
+            }
+        )
         bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[2]:.3f}" if validated else "-")
         bar.update(1)
         if plan.checkpoint and not last_epoch and (epoch + 1) % plan.checkpoint_every == 0:
-            _save_checkpoint(state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started)
+            _save_checkpoint(
+                state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
+            )
     bar.close()
     assert scores is not None
     return scores, kept
@@ -475,24 +525,42 @@ def train(
     _check_trainable(config, dataset, cpu_threads)
     init_seed, data_seed = derive_seeds(seed)
     channels_last = fast and device.type == "cuda"
-    plan = _Plan(config, data_seed, autocast=channels_last, validate_every=validate_every,
-                 checkpoint=Path(checkpoint) if checkpoint is not None else None, checkpoint_every=checkpoint_every,
-                 identity=_run_identity(config, seed, dataset), where=f"{config.name} seed {seed}", progress=progress)
+    plan = _Plan(
+        config,
+        data_seed,
+        autocast=channels_last,
+        validate_every=validate_every,
+        checkpoint=Path(checkpoint) if checkpoint is not None else None,
+        checkpoint_every=checkpoint_every,
+        identity=_run_identity(config, seed, dataset),
+        where=f"{config.name} seed {seed}",
+        progress=progress,
+    )
     started = time.perf_counter()
     with _numerics(device, fast, deterministic, cpu_threads):
-        state = _start_or_resume(config, init_seed, device, plan.checkpoint, plan.identity,
-                                 channels_last=channels_last, compile_model=compile_model)
+        state = _start_or_resume(
+            config,
+            init_seed,
+            device,
+            plan.checkpoint,
+            plan.identity,
+            channels_last=channels_last,
+            compile_model=compile_model,
+        )
         train_data = DeviceData(dataset, dataset.train_indices, device, channels_last=channels_last)
         val_data = DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last)
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
         scores, kept = _fit(plan, state, train_data, val_data, positions, started)
-        predicted = kept.cpu().numpy() if kept is not None else []
+        predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
         examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
 
     trained_images = (config.epochs - state.start_epoch) * (len(train_data) // config.batch_size) * config.batch_size
-    timing = {"wall_time_s": state.elapsed_before + time.perf_counter() - started,
-              "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9)}
+    timing = {
+        "wall_time_s": state.elapsed_before + time.perf_counter() - started,
+        "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9),
+    }
     if plan.checkpoint and not keep_checkpoint:
         plan.checkpoint.unlink(missing_ok=True)
-    return _build_result(config, dataset, seed, scores, examples, state.curves, timing,
-                         environment(device, cpu_threads=cpu_threads))
+    return _build_result(
+        config, dataset, seed, scores, examples, state.curves, timing, environment(device, cpu_threads=cpu_threads)
+    )

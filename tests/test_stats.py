@@ -369,9 +369,9 @@ def test_row_wise_t_tests_match_scipy(rows):
     rows = np.array([row[:width] for row in rows])
     rows = rows[np.ptp(rows, axis=1) > 1e-6]
     greater, less = _t_tests(rows)
-    for row, g, l in zip(rows, greater, less):
-        assert g == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="greater").pvalue, rel=1e-9, abs=1e-12)
-        assert l == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="less").pvalue, rel=1e-9, abs=1e-12)
+    for row, p_greater, p_less in zip(rows, greater, less):
+        assert p_greater == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="greater").pvalue, rel=1e-9, abs=1e-12)
+        assert p_less == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="less").pvalue, rel=1e-9, abs=1e-12)
 
 
 def _seeds_for_power_by_loop(effect, sd, alpha, power=0.8, max_seeds=1000):

@@ -34,7 +34,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PNEUMOBENCH_CACHE") or Path.home() / ".cache" / "pneumobench")
 
 
-def synthetic_dataset(spec: SyntheticSpec = SyntheticSpec(), *, progress: bool = False) -> prepared.PreparedDataset:
+DEFAULT_SPEC = SyntheticSpec()
+
+
+def synthetic_dataset(spec: SyntheticSpec = DEFAULT_SPEC, *, progress: bool = False) -> prepared.PreparedDataset:
     """The prepared synthetic dataset of ``spec``, generated on first use and cached."""
     root = cache_dir() / "datasets"
     root.mkdir(parents=True, exist_ok=True)
@@ -50,7 +53,9 @@ def synthetic_dataset(spec: SyntheticSpec = SyntheticSpec(), *, progress: bool =
             return prepared.load(target, verify=False)
         raw = Path(tempfile.mkdtemp(prefix="siim-raw-", dir=root))
         try:
-            write_siim(raw, n_positive=spec.n_positive, n_negative=spec.n_negative, seed=spec.seed, difficulty=spec.difficulty)
+            write_siim(
+                raw, n_positive=spec.n_positive, n_negative=spec.n_negative, seed=spec.seed, difficulty=spec.difficulty
+            )
             prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
         finally:
             shutil.rmtree(raw, ignore_errors=True)

@@ -19,6 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    UID,
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
     RLELossless,
@@ -69,7 +70,9 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
         raise DicomError(f"{path}: unsupported transfer syntax {syntax or 'missing'}")
     samples = int(ds.get("SamplesPerPixel", 1))
     if samples != 1:
-        raise DicomError(f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale")
+        raise DicomError(
+            f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale"
+        )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames != 1:
         raise DicomError(f"{path}: {frames} frames; expected a single-frame image")
@@ -120,7 +123,7 @@ def _chest_cr_header(uid: str, patient: dict[str, str] | None) -> Dataset:
     """File meta and the identifying tags of a chest CR image (new study and series UIDs)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = uid
+    meta.MediaStorageSOPInstanceUID = UID(uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta

@@ -159,7 +159,9 @@ def load(path: str | os.PathLike, *, verify: bool = True) -> PreparedDataset:
     except (ValueError, OSError) as error:
         raise DatasetError(f"{root}: a file is truncated or corrupt ({error})") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+        raise DatasetError(
+            f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}"
+        )
     images, masks, labels, split = arrays
     _validate(images, masks, labels, split, ids)
     if verify:

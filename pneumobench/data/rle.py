@@ -71,9 +71,7 @@ def _runs(rle: str, n_pixels: int, relative: bool) -> tuple[np.ndarray, np.ndarr
         overlap = starts[1:] < ends[:-1]
         if overlap.any():
             run = int(order[1:][np.flatnonzero(overlap)[0]])
-            raise RLEError(
-                f"RLE token {2 * run} ({int(offsets[run])!r}): run {run} overlaps an earlier run"
-            )
+            raise RLEError(f"RLE token {2 * run} ({int(offsets[run])!r}): run {run} overlaps an earlier run")
     return starts, ends
 
 

@@ -102,7 +102,9 @@ def _read_csv(path: Path, report: IngestReport) -> dict[str, list[str]]:
         raise IngestError(f"{path}: missing column(s) {sorted(missing)}; found {list(table.columns)}")
     report.csv_path, report.csv_rows = str(path), len(table)
     rows: dict[str, list[str]] = defaultdict(list)
-    for line, (image_id, rle) in enumerate(zip(table["ImageId"].str.strip(), table["EncodedPixels"].str.strip()), start=2):
+    for line, (image_id, rle) in enumerate(
+        zip(table["ImageId"].str.strip(), table["EncodedPixels"].str.strip()), start=2
+    ):
         if UNSAFE_ID.search(image_id):
             report.quarantine(f"csv line {line}", f"unsafe ImageId {image_id!r} (path separator, '..' or empty)")
             continue
@@ -150,13 +152,16 @@ IngestTask = tuple[str, str, list[str], int, tuple[int, int] | None]  # id, DICO
 
 def _ingest_one(task: IngestTask) -> tuple[str, Any]:
     """Worker: decode one image and its mask; return ('ok', arrays) or ('quarantined', reason)."""
-    image_id, path, rles, size, expected_shape = task
+    _image_id, path, rles, size, expected_shape = task
     try:
         image, _ = read_dicom(path)
     except DicomError as error:
         return "quarantined", str(error)
     if expected_shape is not None and image.shape != tuple(expected_shape):
-        return "quarantined", f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}"
+        return (
+            "quarantined",
+            f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}",
+        )
     if not rles:  # a negative: nothing to decode
         return "ok", (downsample_image(image, size), np.zeros((size, size), np.uint8))
     try:
@@ -234,7 +239,10 @@ def prepare(
         raise IngestError(f"nothing usable under {root}:\n{report.summary()}")
 
     chosen, split = _sample_and_split(label_arr, per_class, seed, report)
-    report.split = {"train": int((split == prepared.TRAIN).sum()), "validation": int((split == prepared.VALIDATION).sum())}
+    report.split = {
+        "train": int((split == prepared.TRAIN).sum()),
+        "validation": int((split == prepared.VALIDATION).sum()),
+    }
     dataset = prepared.save(
         out_dir,
         images=np.stack([images[i] for i in chosen]),
@@ -251,8 +259,12 @@ def prepare(
 
 
 def _match_rows_and_files(
-    rows: dict[str, list[str]], dicoms: dict[str, Path], duplicates: dict[str, list[Path]], report: IngestReport,
-    size: int, expected_shape: tuple[int, int] | None,
+    rows: dict[str, list[str]],
+    dicoms: dict[str, Path],
+    duplicates: dict[str, list[Path]],
+    report: IngestReport,
+    size: int,
+    expected_shape: tuple[int, int] | None,
 ) -> tuple[list[IngestTask], dict[str, int]]:
     """One ingest task per id with exactly one DICOM file and consistent CSV rows, and its label;
     every other id is quarantined with the reason."""
@@ -280,7 +292,12 @@ def _match_rows_and_files(
 
 
 def _ingest_all(
-    tasks: list[IngestTask], labels_by_id: dict[str, int], report: IngestReport, *, workers: int | None, progress: bool,
+    tasks: list[IngestTask],
+    labels_by_id: dict[str, int],
+    report: IngestReport,
+    *,
+    workers: int | None,
+    progress: bool,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[int]]:
     """Decode and downsample every task in worker processes; failures are quarantined."""
     images, masks, ids, labels = [], [], [], []
@@ -301,4 +318,3 @@ def _ingest_all(
             ids.append(image_id)
             labels.append(label)
     return images, masks, ids, labels
-

@@ -77,7 +77,10 @@ def draw_case(rng: np.random.Generator, positive: bool, *, difficulty: float = 0
 
 def _draw_half(rng: np.random.Generator, positive: bool, difficulty: float, size: int) -> SyntheticCase:
     y, x = np.mgrid[-1 : 1 : complex(0, size), -1 : 1 : complex(0, size)].astype(np.float32)
-    jitter = lambda scale: float(rng.uniform(-scale, scale))
+
+    def jitter(scale: float) -> float:
+        return float(rng.uniform(-scale, scale))
+
     body = _ellipse(y, x, 0.1 + jitter(0.03), jitter(0.03), 1.05, 0.88 + jitter(0.04)) <= 1
     image = np.where(body, 0.62, 0.08).astype(np.float32)
 
@@ -104,7 +107,9 @@ def _draw_half(rng: np.random.Generator, positive: bool, difficulty: float, size
             cy, cx, ry, rx, lung = lungs[side]
             outward = -1 if side == 0 else 1
             shrink = rng.uniform(0.55, 0.8) + 0.15 * difficulty
-            inner = _ellipse(y, x, cy + ry * (1 - shrink) * 0.8, cx - outward * rx * (1 - shrink) * 0.6, ry * shrink, rx * shrink)
+            inner = _ellipse(
+                y, x, cy + ry * (1 - shrink) * 0.8, cx - outward * rx * (1 - shrink) * 0.6, ry * shrink, rx * shrink
+            )
             region = lung & (inner > 1) & (y < cy + ry * rng.uniform(0.0, 0.5))
             if region.sum() < (size // 64) ** 2:
                 continue
@@ -133,7 +138,10 @@ def iter_cases(
     labels = np.array([True] * n_positive + [False] * n_negative)
     rng.shuffle(labels)
     for index, positive in enumerate(labels):
-        yield f"1.2.276.0.7230010.3.1.4.{seed}.{index}", draw_case(rng, bool(positive), difficulty=difficulty, size=size)
+        yield (
+            f"1.2.276.0.7230010.3.1.4.{seed}.{index}",
+            draw_case(rng, bool(positive), difficulty=difficulty, size=size),
+        )
 
 
 def write_siim(
@@ -156,7 +164,9 @@ def write_siim(
     out = Path(out_dir)
     rows: list[tuple[str, str]] = []
     cases = iter_cases(n_positive, n_negative, seed=seed, difficulty=difficulty)
-    for image_id, case in tqdm(cases, total=n_positive + n_negative, desc="synthesize", unit="img", disable=not progress):
+    for image_id, case in tqdm(
+        cases, total=n_positive + n_negative, desc="synthesize", unit="img", disable=not progress
+    ):
         study, series = f"{image_id}.1", f"{image_id}.2"
         path = out / "dicom-images-train" / study / series / f"{image_id}.dcm"
         write_dicom(path, case.image, sop_instance_uid=image_id, patient=case.patient)
@@ -190,16 +200,29 @@ def write_prepared(
     the paper's data shape for throughput and timing checks. Split per class by ``seed``."""
     from pneumobench.data import prepared
 
-    cases = list(tqdm(iter_cases(n_positive, n_negative, seed=seed, difficulty=difficulty, size=size),
-                      total=n_positive + n_negative, desc="synthesize", unit="img", disable=not progress))
+    cases = list(
+        tqdm(
+            iter_cases(n_positive, n_negative, seed=seed, difficulty=difficulty, size=size),
+            total=n_positive + n_negative,
+            desc="synthesize",
+            unit="img",
+            disable=not progress,
+        )
+    )
     labels = np.array([bool(case.regions) for _, case in cases], np.uint8)
     split = np.full(len(cases), prepared.TRAIN, np.uint8)
     rng = np.random.default_rng(seed)
     for label in (0, 1):
         members = rng.permutation(np.flatnonzero(labels == label))
         split[members[: round(validation_fraction * len(members))]] = prepared.VALIDATION
-    parameters = {"n_positive": n_positive, "n_negative": n_negative, "size": size, "seed": seed,
-                  "difficulty": difficulty, "validation_fraction": validation_fraction}
+    parameters = {
+        "n_positive": n_positive,
+        "n_negative": n_negative,
+        "size": size,
+        "seed": seed,
+        "difficulty": difficulty,
+        "validation_fraction": validation_fraction,
+    }
     prepared.save(
         out_dir,
         images=np.stack([case.image for _, case in cases]),

@@ -77,6 +77,7 @@ class PaperDecoder(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        assert self.final_conv.bias is not None
         nn.init.constant_(self.final_conv.bias, mask_bias)
 
     def forward(self, center: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:

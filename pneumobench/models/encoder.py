@@ -13,6 +13,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from segmentation_models_pytorch.encoders import get_encoder
@@ -82,6 +83,7 @@ def _imagenet_encoder(name: str) -> nn.Module:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise EncoderWeightsError(f"encoder weights file {path} does not exist")
+    state: Any
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -29,7 +29,7 @@ class PaperUNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = build_encoder(config.encoder, config.encoder_weights)
-        channels = list(self.encoder.out_channels)  # resnet34: [3, 64, 64, 128, 256, 512]
+        channels: list[int] = list(self.encoder.out_channels)  # type: ignore[arg-type]  # resnet34: [3, 64, 64, 128, 256, 512]
         self.center = CENTER_BLOCKS.get(config.center)(channels[-1], config)
         skip_channels = channels[-2:0:-1]  # 256, 128, 64, 64
         self.decoder = PaperDecoder(self.center.out_channels, skip_channels, config, ATTENTIONS.get(config.attention))
