@@ -98,7 +98,10 @@ def test_union_of_regions():
         ("1 2 x 1", True, "token 2 ('x') is not a non-negative integer"),
         ("1 2.5", True, "token 1 ('2.5') is not a non-negative integer"),
         ("1 2 -3 1", True, "token 2 ('-3') is negative"),
-        ("0 10", True, "token 1 (10): run 0 ends at pixel 10, past the image end (9 pixels)"),
+        ("5 5", True, "token 1 (5): run 0 ends at pixel 10, past the image end (9 pixels)"),
+        ("0 10", True, "token 1 (10) is larger than the image (9 pixels)"),
+        ("9223372036854775000 9223372036854775000", True, "token 0 ('9223372036854775000') is larger than any image"),
+        ("1 99999999999999999999999", True, "token 1 ('99999999999999999999999') is larger than any image"),
         ("1 2 5 3", True, "token 3 (3): run 1 ends at pixel 11"),
         ("8 3", False, "token 1 (3): run 0 ends at pixel 10"),
         ("1 4 3 2", False, "token 2 (3): run 1 overlaps an earlier run"),
@@ -130,3 +133,17 @@ def test_encode_rejects_bad_masks(mask, message):
 def test_bad_shape_rejected():
     with pytest.raises(RLEError, match="shape"):
         decode("-1", (0, 3))
+
+
+def test_leading_zeros_do_not_count_as_size():
+    assert decode("0" * 30 + "1 2", (3, 3)).T.ravel().tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("rle", ["9223372036854775000 9223372036854775000", "99999999999999999999999 5",
+                                 "4611686018427387904 4611686018427387904 4611686018427387904 1"])
+def test_numbers_past_int64_or_the_image_are_rle_errors_not_crashes(rle):
+    """Once a segfault in np.repeat (overflowing sums) or an OverflowError."""
+    with pytest.raises(RLEError):
+        decode(rle, (1024, 1024))
+    with pytest.raises(RLEError):
+        decode_union(["1 2", rle], (1024, 1024))

@@ -25,6 +25,9 @@ class RLEError(ValueError):
     """A malformed run-length string; the message names the offending token."""
 
 
+MAX_TOKEN_DIGITS = 18  # every 18-digit number fits in int64
+
+
 def _parse_tokens(rle: str) -> np.ndarray:
     """Split ``rle`` into non-negative integer tokens, naming the first bad one."""
     tokens = np.array(rle.split())
@@ -42,12 +45,22 @@ def _parse_tokens(rle: str) -> np.ndarray:
         token = str(tokens[index])
         problem = "negative" if token.startswith("-") else "not a non-negative integer"
         raise RLEError(f"RLE token {index} ({token!r}) is {problem}")
+    too_long = np.char.str_len(np.char.lstrip(tokens, "0")) > MAX_TOKEN_DIGITS
+    if too_long.any():  # past int64: no image has that many pixels
+        index = int(np.flatnonzero(too_long)[0])
+        token = str(tokens[index])
+        shown = token if len(token) <= 24 else token[:24] + "..."
+        raise RLEError(f"RLE token {index} ({shown!r}) is larger than any image")
     return tokens.astype(np.int64)
 
 
 def _runs(rle: str, n_pixels: int, relative: bool) -> tuple[np.ndarray, np.ndarray]:
     """Return 0-based absolute (starts, ends) of the runs, sorted and validated."""
     values = _parse_tokens(rle)
+    beyond = values > n_pixels  # no gap, start or length can exceed the image (and sums stay far from overflow)
+    if beyond.any():
+        index = int(np.flatnonzero(beyond)[0])
+        raise RLEError(f"RLE token {index} ({int(values[index])}) is larger than the image ({n_pixels} pixels)")
     offsets, lengths = values[0::2], values[1::2]
     if relative:
         ends = np.cumsum(offsets + lengths)
