@@ -48,3 +48,49 @@ def test_bench_metrics_prints_ratios_and_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     rle = next(row for row in data["rows"] if row["benchmark"].startswith("rle"))
     assert rle["ratio"] > 1 and data["environment"]["torch"]
+
+
+@pytest.fixture(scope="module")
+def small_download(tmp_path_factory):
+    root = tmp_path_factory.mktemp("download")
+    assert main(["data", "synth", str(root / "siim"), "--positive", "2", "--negative", "2", "--quiet"]) == 0
+    return root
+
+
+def _input_files(source):
+    return sorted((p.relative_to(source), p.stat().st_size) for p in source.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("siim", "output {root}/siim is the input {root}/siim: choose an output folder outside the input"),
+        (".", "output {root} holds the input {root}/siim: choose an output folder outside the input"),
+        ("siim/prepared", "output {root}/siim/prepared is inside the input {root}/siim: choose an output folder"),
+        ("notes", "output {root}/notes is not a prepared dataset (no manifest.json): --overwrite replaces only a "
+                  "prepared dataset"),
+    ],
+)
+def test_prepare_overwrite_never_deletes_input_or_user_files(small_download, out, message, capsys):
+    """Once --overwrite with OUT = SRC deleted every DICOM file and the CSV and exited 0."""
+    root, source = small_download, small_download / "siim"
+    (root / "notes").mkdir(exist_ok=True)
+    (root / "notes" / "mine.txt").write_text("keep me")
+    before = _input_files(source)
+    code = main(["data", "prepare", str(source), str(root / out), "--size", "32", "--all", "--overwrite", "--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.startswith("pneumobench data prepare: output ") and "\n" not in error
+    assert message.format(root=root) in error
+    assert _input_files(source) == before and (root / "notes" / "mine.txt").read_text() == "keep me"
+
+
+def test_prepare_refuses_an_existing_output_before_ingesting_and_replaces_a_prepared_one(small_download, capsys):
+    root, source = small_download, small_download / "siim"
+    out = root / "prepared"
+    args = ["data", "prepare", str(source), str(out), "--size", "32", "--all", "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (f"pneumobench data prepare: output {out} already exists: pass "
+                                                "--overwrite to replace a prepared dataset there")
+    assert main([*args, "--overwrite"]) == 0

@@ -230,7 +230,7 @@ def test_tampered_or_truncated_dataset_is_refused(small_prepared):
 
 
 def test_existing_output_is_not_overwritten_silently(tree, small_prepared):
-    with pytest.raises(prepared.DatasetError, match="already exists"):
+    with pytest.raises(IngestError, match="already exists: pass --overwrite"):
         tree.prepare(out=small_prepared)
     dataset, _ = tree.prepare(out=small_prepared, overwrite=True)
     assert dataset.path == small_prepared

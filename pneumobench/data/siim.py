@@ -31,7 +31,7 @@ from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
 from pneumobench.data.rle import EMPTY, RLEError, decode_union
 
-__all__ = ["IngestError", "IngestReport", "downsample_image", "downsample_mask", "find_csv", "prepare"]
+__all__ = ["IngestError", "IngestReport", "check_output", "downsample_image", "downsample_mask", "find_csv", "prepare"]
 
 CSV_NAMES = ("stage_2_train.csv", "train-rle.csv")
 SIIM_SHAPE = (1024, 1024)
@@ -203,6 +203,25 @@ def _sample_and_split(labels: np.ndarray, per_class: int | None, seed: int, repo
     return chosen_arr, split
 
 
+def check_output(source: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work, an output that would destroy input or data: the output must lie
+    outside the input (not the input, not a folder holding it, not inside it), and an existing
+    output is replaced only with ``overwrite`` and only if it is a prepared dataset (its manifest)."""
+    source_path, out_path = source.resolve(), out.resolve()
+    if out_path == source_path or out_path in source_path.parents or source_path in out_path.parents:
+        relation = "is" if out_path == source_path else "holds" if out_path in source_path.parents else "is inside"
+        raise IngestError(f"output {out} {relation} the input {source}: choose an output folder outside the input")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not overwrite:
+        raise IngestError(f"output {out} already exists: pass --overwrite to replace a prepared dataset there")
+    if not out.is_dir() or not (out / "manifest.json").is_file():
+        raise IngestError(
+            f"output {out} is not a prepared dataset (no manifest.json): --overwrite replaces only a prepared "
+            "dataset; choose another output folder"
+        )
+
+
 def prepare(
     siim_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -224,6 +243,7 @@ def prepare(
     root = Path(siim_dir)
     if not root.is_dir():
         raise IngestError(f"{root} is not a directory")
+    check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
     csv_path = Path(csv) if csv is not None else find_csv(root)
     rows = _read_csv(csv_path, report)
