@@ -1,6 +1,7 @@
 """SIIM ingest: the synthetic round trip, every bad input, accounting, prepared-dataset checks."""
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -11,9 +12,9 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from pneumobench.cli import main as cli_main
 from pneumobench.config import SyntheticSpec
-from pneumobench.data import prepared
+from pneumobench.data import prepared, siim
 from pneumobench.data.cache import synthetic_dataset
-from pneumobench.data.dicom import write_dicom
+from pneumobench.data.dicom import read_dicom, write_dicom
 from pneumobench.data.rle import encode
 from pneumobench.data.siim import IngestError, downsample_mask, prepare
 from pneumobench.data.synthetic import iter_cases, write_siim
@@ -266,3 +267,66 @@ def test_cached_synthetic_dataset_is_reused_and_safe_under_concurrency(tmp_path)
             del os.environ["PNEUMOBENCH_CACHE"]
         else:
             os.environ["PNEUMOBENCH_CACHE"] = previous
+
+
+def _with_header_value(path, keyword, value):
+    """Rewrite one header element of ``path`` with a raw (unvalidated) value, as broken archives hold."""
+    import pydicom
+    from pydicom.dataelem import RawDataElement
+
+    dataset = pydicom.dcmread(path)
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    vr = pydicom.datadict.dictionary_VR(tag)
+    raw = value.encode()
+    dataset[tag] = RawDataElement(pydicom.tag.Tag(tag), vr, len(raw), raw, 0, True, True)
+    dataset.save_as(path)
+
+
+MALFORMED_HEADERS = {
+    "frames-abc": ("NumberOfFrames", "abc", "malformed NumberOfFrames 'abc' (not a number)"),
+    "frames-1a": ("NumberOfFrames", "1A", "malformed NumberOfFrames '1A' (not a number)"),
+    "samples-empty": ("SamplesPerPixel", "", "malformed SamplesPerPixel"),
+    "window-abc": ("WindowCenter", "abc", "malformed WindowCenter 'abc' (not a number)"),
+}
+
+
+def test_a_malformed_header_value_quarantines_its_file_and_the_ingest_goes_on(tree):
+    """Once a traceback that stopped the whole ingest with no report."""
+    tree.image("good-1")
+    tree.image("good-2", square_mask())
+    for image_id, (keyword, value, _) in MALFORMED_HEADERS.items():
+        pixels = np.full(SMALL, 1000, np.uint16) if keyword == "WindowCenter" else None  # 16 bits: windowed
+        path = tree.dicom(image_id, pixels)
+        tree.row(image_id, "-1")
+        if keyword == "WindowCenter":
+            _with_header_value(path, "WindowWidth", "400")
+        _with_header_value(path, keyword, value)
+    dataset, report = tree.prepare()
+    assert sorted(dataset.ids) == ["good-1", "good-2"]
+    found = reasons(report)
+    assert sorted(found) == sorted(MALFORMED_HEADERS)
+    for image_id, (_, _, reason) in MALFORMED_HEADERS.items():
+        assert reason in found[image_id] and str(tree.root) in found[image_id]
+
+
+def _dies_on_marked_files(path, *args, **kwargs):
+    if "crash" in str(path):
+        os._exit(3)  # a decoder crash kills the whole worker process
+    return read_dicom(path, *args, **kwargs)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_that_dies_on_a_file_costs_only_that_file(tree, monkeypatch, workers):
+    monkeypatch.setattr(siim, "POOL_CONTEXT", multiprocessing.get_context("fork"))  # workers inherit the patch
+    monkeypatch.setattr(siim, "read_dicom", _dies_on_marked_files)
+    good = [f"good-{i:02d}" for i in range(40)]
+    for image_id in good:
+        tree.image(image_id)
+    for image_id in ("crash-a", "crash-b"):
+        tree.image(image_id)
+    dataset, report = tree.prepare(workers=workers)
+    assert sorted(dataset.ids) == good
+    assert reasons(report) == {
+        image_id: f"{tree.root}/dicom-images-train/s/series/{image_id}.dcm: the decoding process died on this file"
+        for image_id in ("crash-a", "crash-b")
+    }

@@ -68,12 +68,12 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
         raise DicomError(f"{path}: unsupported transfer syntax {syntax or 'missing'}")
-    samples = int(ds.get("SamplesPerPixel", 1))
+    samples = int(_header_number(ds, "SamplesPerPixel", 1, path))
     if samples != 1:
         raise DicomError(
             f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale"
         )
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = int(_header_number(ds, "NumberOfFrames", 1, path, empty_means_default=True))
     if frames != 1:
         raise DicomError(f"{path}: {frames} frames; expected a single-frame image")
     photometric = str(ds.get("PhotometricInterpretation", ""))
@@ -86,8 +86,8 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
         raise DicomError(f"{path}: pixel data cannot be decoded ({error})") from None
     if pixels.ndim != 2:
         raise DicomError(f"{path}: pixel array of shape {pixels.shape}; expected 2-D")
-    bits = int(ds.get("BitsStored", 8))
-    image = _to_uint8(pixels, ds, bits)
+    bits = int(_header_number(ds, "BitsStored", 8, path))
+    image = _to_uint8(pixels, ds, bits, path)
     if photometric == "MONOCHROME1":
         image = 255 - image
     info = DicomInfo(
@@ -104,14 +104,34 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
     return image, info
 
 
-def _to_uint8(pixels: np.ndarray, ds: Dataset, bits: int) -> np.ndarray:
+def _header_number(
+    ds: Dataset, keyword: str, default: float, path: Path, *, empty_means_default: bool = False
+) -> float:
+    """A numeric header value (the first of several), ``default`` when absent; a value that is not
+    a number (``abc``, ``1A``, or empty unless ``empty_means_default``) is a ``DicomError`` naming it."""
+    if keyword not in ds:
+        return default
+    value = ds[keyword].value
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    if value in (None, "", b"") and empty_means_default:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DicomError(f"{path}: malformed {keyword} {value!r} (not a number)") from None
+    if not np.isfinite(number):
+        raise DicomError(f"{path}: malformed {keyword} {value!r} (not finite)")
+    return number
+
+
+def _to_uint8(pixels: np.ndarray, ds: Dataset, bits: int, path: Path) -> np.ndarray:
     if bits <= 8 and pixels.dtype == np.uint8:
         return pixels
     values = pixels.astype(np.float32)
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if center is not None and width is not None:
-        center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
-        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        center = _header_number(ds, "WindowCenter", 0, path)
+        width = _header_number(ds, "WindowWidth", 0, path)
         low, high = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
     else:
         low, high = float(values.min()), float(values.max())

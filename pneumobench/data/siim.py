@@ -17,9 +17,11 @@ import os
 import re
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -153,6 +155,13 @@ IngestTask = tuple[str, str, list[str], int, tuple[int, int] | None]  # id, DICO
 def _ingest_one(task: IngestTask) -> tuple[str, Any]:
     """Worker: decode one image and its mask; return ('ok', arrays) or ('quarantined', reason)."""
     _image_id, path, rles, size, expected_shape = task
+    try:
+        return _decode_task(path, rles, size, expected_shape)
+    except Exception as error:  # one file's failure, whatever it is, costs only that file
+        return "quarantined", f"{path}: cannot be ingested ({type(error).__name__}: {error})"
+
+
+def _decode_task(path: str, rles: list[str], size: int, expected_shape: tuple[int, int] | None) -> tuple[str, Any]:
     try:
         image, _ = read_dicom(path)
     except DicomError as error:
@@ -321,20 +330,59 @@ def _ingest_all(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str], list[int]]:
     """Decode and downsample every task in worker processes; failures are quarantined."""
     images, masks, ids, labels = [], [], [], []
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        results = pool.map(_ingest_one, tasks, chunksize=8)
-        for task, (status, value) in tqdm(
-            zip(tasks, results), total=len(tasks), desc="ingest", unit="img", disable=not progress
-        ):
-            image_id = task[0]
-            if status != "ok":
-                report.quarantine(image_id, value)
-                continue
-            image, mask = value
-            label = labels_by_id[image_id]
-            report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
-            images.append(image)
-            masks.append(mask)
-            ids.append(image_id)
-            labels.append(label)
+    results = _decode_all(tasks, workers or os.cpu_count() or 1, progress)
+    for task, (status, value) in zip(tasks, results):
+        image_id = task[0]
+        if status != "ok":
+            report.quarantine(image_id, value)
+            continue
+        image, mask = value
+        label = labels_by_id[image_id]
+        report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
+        images.append(image)
+        masks.append(mask)
+        ids.append(image_id)
+        labels.append(label)
     return images, masks, ids, labels
+
+
+POOL_CONTEXT: BaseContext | None = None  # the worker start method (None: the platform's default)
+CHUNK = 8  # tasks a worker takes at a time
+
+
+def _decode_all(tasks: list[IngestTask], workers: int, progress: bool) -> list[tuple[str, Any]]:
+    """``_ingest_one`` of every task, in task order, ``workers`` processes at a time.
+
+    A worker process that dies (a crash inside a decoder) breaks the pool: the tasks that were
+    in flight are then retried one per fresh process, so the file that kills its process again
+    is quarantined alone, and the rest go on in a new pool.
+    """
+    results: list[tuple[str, Any] | None] = [None] * len(tasks)
+    pending = list(range(len(tasks)))
+    with tqdm(total=len(tasks), desc="ingest", unit="img", disable=not progress) as bar:
+        while pending:
+            finished = 0
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=POOL_CONTEXT) as pool:
+                    for outcome in pool.map(_ingest_one, [tasks[i] for i in pending], chunksize=CHUNK):
+                        results[pending[finished]] = outcome
+                        finished += 1
+                        bar.update(1)
+            except BrokenProcessPool:
+                suspects = pending[finished : finished + 2 * workers * CHUNK]
+                for index in suspects:
+                    results[index] = _ingest_alone(tasks[index])
+                    bar.update(1)
+                finished += len(suspects)
+            pending = pending[finished:]
+    assert all(result is not None for result in results)  # every index left `pending` with its outcome
+    return cast(list[tuple[str, Any]], results)
+
+
+def _ingest_alone(task: IngestTask) -> tuple[str, Any]:
+    """``_ingest_one`` in a process of its own: a crash costs only this file."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=POOL_CONTEXT) as pool:
+        try:
+            return pool.submit(_ingest_one, task).result()
+        except BrokenProcessPool:
+            return "quarantined", f"{task[1]}: the decoding process died on this file"
