@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pneumobench.atomic import atomic_file
+from pneumobench.checkpoints import load_verified, save_verified
 from pneumobench.config import ExperimentConfig
 from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import encode
@@ -72,7 +72,7 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: checkpoints carry a checksum of their contents
 EXAMPLE_POSITIVES = 3  # validation images whose predicted masks every run keeps, for reports
 EXAMPLE_NEGATIVES = 2
 CPU_THREADS = 1  # torch CPU threads of every run, unless asked otherwise (part of the store key)
@@ -202,9 +202,9 @@ def _run_identity(config: ExperimentConfig, seed: int, dataset: PreparedDataset)
 
 
 def _load_checkpoint(path: Path, identity: dict[str, Any], device: torch.device) -> dict[str, Any] | None:
-    if not path.is_file():
+    state = load_verified(path, device)
+    if state is None:
         return None
-    state = torch.load(path, map_location=device, weights_only=True)
     if state.get("identity") != identity:
         raise TrainingSetupError(
             f"checkpoint {path} belongs to another run ({state.get('identity')}, expected {identity}); "
@@ -375,19 +375,18 @@ def _close_epoch(step_losses: torch.Tensor, scores: ScoreAccumulator | None, whe
 
 def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float) -> None:
     assert state.optimizer is not None
-    with atomic_file(path) as scratch:
-        torch.save(
-            {
-                "identity": identity,
-                "epochs_done": state.curves[-1]["epoch"],
-                "stage": state.stage_index,
-                "model": state.model.state_dict(),
-                "optimizer": state.optimizer.state_dict(),
-                "curves": state.curves,
-                "elapsed_s": elapsed_s,
-            },
-            scratch,
-        )
+    save_verified(
+        {
+            "identity": identity,
+            "epochs_done": state.curves[-1]["epoch"],
+            "stage": state.stage_index,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "curves": state.curves,
+            "elapsed_s": elapsed_s,
+        },
+        path,
+    )
 
 
 def _build_result(

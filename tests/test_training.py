@@ -3,16 +3,19 @@
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from pneumobench.checkpoints import CheckpointWarning, content_checksum, load_verified, save_verified
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.data.rle import decode
 from pneumobench.losses import SEG_LOSSES, register_seg_loss
@@ -168,6 +171,56 @@ def test_foreign_checkpoint_is_refused(tiny_dataset, tmp_path):
     train(config, tiny_dataset, seed=1, progress=False, checkpoint=checkpoint, keep_checkpoint=True)
     with pytest.raises(TrainingSetupError, match="belongs to another run"):
         train(config, tiny_dataset, seed=2, progress=False, checkpoint=checkpoint)
+
+
+def _flip_a_tensor_byte(path):
+    """Flip one byte inside the first tensor's stored data (the zip container does not notice)."""
+    with zipfile.ZipFile(path) as archive:
+        entry = archive.getinfo(next(name for name in archive.namelist() if "/data/" in name))
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26 : entry.header_offset + 30])
+    data[entry.header_offset + 30 + name_length + extra_length + 5] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_flip_a_tensor_byte, "its contents do not match its checksum"),
+        (lambda path: path.write_bytes(b""), "unreadable"),
+        (lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]), "unreadable"),
+    ],
+    ids=["tensor-byte-flipped", "zero-bytes", "truncated"],
+)
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_over(tiny_dataset, tmp_path, damage, problem):
+    """Once a flipped byte resumed with wrong weights and stored the wrong result, exit 0."""
+    config = TINY.replace(stages=(StageConfig(2, 3e-3, 1e-4),))
+    checkpoint = tmp_path / "run.pt"
+    uninterrupted = train(config, tiny_dataset, seed=1, progress=False, checkpoint=checkpoint, keep_checkpoint=True)
+    damage(checkpoint)
+    with pytest.warns(CheckpointWarning, match=f"checkpoint {checkpoint}: {problem}.*set aside as .*the run starts over"):
+        again = train(config, tiny_dataset, seed=1, progress=False, checkpoint=checkpoint)
+    assert again.dice_per_image == uninterrupted.dice_per_image and len(again.curves) == config.epochs
+    set_aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.pt.damaged-")]
+    assert len(set_aside) == 1 and not checkpoint.exists()
+
+
+def test_scratch_files_of_dead_writers_are_removed_on_the_next_start(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    stale, live = tmp_path / f".run.tmp-{dead}.pt", tmp_path / f".run.tmp-{os.getpid()}.pt"
+    stale.write_bytes(b"half a checkpoint")
+    live.write_bytes(b"being written")
+    assert load_verified(tmp_path / "run.pt", torch.device("cpu")) is None
+    assert not stale.exists() and live.exists()
+
+
+def test_an_intact_checkpoint_round_trips_its_checksum(tmp_path):
+    state = {"model": {"w": torch.arange(6.0).view(2, 3)}, "curves": [{"epoch": 1, "val_dice": None}], "stage": 0}
+    save_verified(state, tmp_path / "ok.pt")
+    loaded = load_verified(tmp_path / "ok.pt", torch.device("cpu"))
+    assert loaded["checksum"] == content_checksum(state) and torch.equal(loaded["model"]["w"], state["model"]["w"])
+    assert content_checksum({**state, "stage": 1}) != content_checksum(state)
 
 
 def test_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny_dataset):
