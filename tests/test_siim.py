@@ -330,3 +330,43 @@ def test_a_worker_that_dies_on_a_file_costs_only_that_file(tree, monkeypatch, wo
         image_id: f"{tree.root}/dicom-images-train/s/series/{image_id}.dcm: the decoding process died on this file"
         for image_id in ("crash-a", "crash-b")
     }
+
+
+def test_synth_then_prepare_is_marked_synthetic_and_real_layout_data_is_not(tmp_path, tree):
+    """Once `data synth` + `data prepare` gave an unmarked dataset: a --pb-data session on it failed
+    CONTRADICTED claims as if they were evidence about the paper."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    assert cli_main(["data", "synth", str(raw), "--positive", "2", "--negative", "2", "--seed", "3", "--quiet"]) == 0
+    assert cli_main(["data", "prepare", str(raw), str(out), "--size", "32", "--all", "--quiet"]) == 0
+    dataset = prepared.load(out)
+    assert dataset.synthetic
+    assert dataset.manifest["synthetic"] == {"generator": 2, "n_positive": 2, "n_negative": 2, "seed": 3,
+                                             "difficulty": 0.5}
+    tree.image("a")
+    tree.image("b", square_mask())
+    real_layout, _ = tree.prepare()
+    assert not real_layout.synthetic
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda manifest: manifest["counts"].update(images=999),
+        lambda manifest: manifest["parameters"].update(per_class=7),
+        lambda manifest: manifest.pop("synthetic"),
+        lambda manifest: manifest.update(synthetic={"generator": 2}),
+        lambda manifest: manifest.update(size=64),
+    ],
+    ids=["counts", "parameters", "synthetic-removed", "synthetic-changed", "size"],
+)
+def test_an_edited_manifest_field_is_detected(tmp_path, edit):
+    """Once only the arrays and ids were covered: edits to counts, parameters or the mark went unnoticed."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    write_siim(raw, n_positive=2, n_negative=2, seed=0)
+    prepare(raw, out, size=32, per_class=None, progress=False)
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(prepared.DatasetError, match="the manifest was edited since preparation"):
+        prepared.load(out, verify=False)

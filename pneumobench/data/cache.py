@@ -46,11 +46,7 @@ def synthetic_dataset(spec: SyntheticSpec = DEFAULT_SPEC, *, progress: bool = Fa
     with open(root / f".synthetic-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "manifest.json").is_file():
-            dataset = prepared.load(target)
-            if dataset.synthetic:
-                return dataset
-            prepared.annotate(target, "synthetic", asdict(spec))  # a cache made before the mark existed
-            return prepared.load(target, verify=False)
+            return prepared.load(target)
         raw = Path(tempfile.mkdtemp(prefix="siim-raw-", dir=root))
         try:
             write_siim(
@@ -59,5 +55,4 @@ def synthetic_dataset(spec: SyntheticSpec = DEFAULT_SPEC, *, progress: bool = Fa
             prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
         finally:
             shutil.rmtree(raw, ignore_errors=True)
-        prepared.annotate(target, "synthetic", asdict(spec))
         return prepared.load(target, verify=False)

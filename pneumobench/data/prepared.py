@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 
 from pneumobench import __version__
-from pneumobench.atomic import atomic_directory, write_text_atomic
+from pneumobench.atomic import atomic_directory
 
-__all__ = ["FORMAT_VERSION", "DatasetError", "PreparedDataset", "annotate", "load", "save"]
+__all__ = ["FORMAT_VERSION", "DatasetError", "PreparedDataset", "load", "manifest_checksum", "save"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries a checksum of its own fields
+READABLE_VERSIONS = (1, 2)
 ARRAYS = ("images", "masks", "labels", "split")
 TRAIN, VALIDATION = 0, 1
+MANIFEST_CHECKSUM = "manifest_sha256"
 
 
 class DatasetError(ValueError):
@@ -105,8 +107,10 @@ def save(
     parameters: dict[str, Any],
     source: dict[str, Any],
     overwrite: bool = False,
+    synthetic: dict[str, Any] | None = None,
 ) -> PreparedDataset:
-    """Write a prepared dataset atomically to ``out_dir`` and return it loaded."""
+    """Write a prepared dataset atomically to ``out_dir`` and return it loaded. ``synthetic``: the
+    generator's parameters when the images were drawn (the manifest then says so)."""
     out = Path(out_dir)
     _validate(images, masks, labels, split, ids)
     if out.exists() and not overwrite:
@@ -123,17 +127,18 @@ def save(
             "counts": _counts(labels, split),
             "size": int(images.shape[-1]),
             "fingerprint": fingerprint(images, masks, labels, split, ids),
+            **({"synthetic": synthetic} if synthetic is not None else {}),
         }
+        manifest[MANIFEST_CHECKSUM] = manifest_checksum(manifest)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return load(out)
 
 
-def annotate(path: str | os.PathLike, key: str, value: Any) -> None:
-    """Add ``key`` to a prepared dataset's manifest (atomically); the fingerprint is unaffected."""
-    manifest_path = Path(path) / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest[key] = value
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """SHA-256 of every manifest field but the checksum itself (canonical JSON): an edit to the
+    counts, parameters, source or the synthetic mark is detected like a change to the arrays."""
+    fields = {key: value for key, value in manifest.items() if key != MANIFEST_CHECKSUM}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _counts(labels: np.ndarray, split: np.ndarray) -> dict[str, int]:
@@ -158,9 +163,16 @@ def load(path: str | os.PathLike, *, verify: bool = True) -> PreparedDataset:
         raise DatasetError(f"{root}: file {Path(error.filename).name} is missing") from None
     except (ValueError, OSError) as error:
         raise DatasetError(f"{root}: a file is truncated or corrupt ({error})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise DatasetError(
-            f"{manifest_path}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}"
+            f"{manifest_path}: not a manifest of format {' or '.join(map(str, READABLE_VERSIONS))} "
+            f"(format {version}); prepare the dataset again"
+        )
+    if manifest["format_version"] >= 2 and manifest.get(MANIFEST_CHECKSUM) != manifest_checksum(manifest):
+        raise DatasetError(
+            f"{manifest_path}: the manifest was edited since preparation (its checksum does not "
+            "match its fields); prepare the dataset again"
         )
     images, masks, labels, split = arrays
     _validate(images, masks, labels, split, ids)

@@ -32,6 +32,7 @@ from pneumobench.atomic import write_text_atomic
 from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
 from pneumobench.data.rle import EMPTY, RLEError, decode_union
+from pneumobench.data.synthetic import SYNTHETIC_MARKER
 
 __all__ = ["IngestError", "IngestReport", "check_output", "downsample_image", "downsample_mask", "find_csv", "prepare"]
 
@@ -180,6 +181,18 @@ def _decode_task(path: str, rles: list[str], size: int, expected_shape: tuple[in
     return "ok", (downsample_image(image, size), downsample_mask(mask, size))
 
 
+def _synthetic_mark(root: Path) -> dict[str, Any] | None:
+    """The generator's parameters when ``root`` is a synthetic download (its marker file), else None."""
+    marker = root / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        mark = json.loads(marker.read_text())
+    except (OSError, ValueError) as error:
+        raise IngestError(f"{marker}: unreadable synthetic-data marker ({error})") from None
+    return mark if isinstance(mark, dict) else {"marker": mark}
+
+
 def _file_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -282,6 +295,7 @@ def prepare(
         parameters={"size": size, "per_class": per_class, "seed": seed, "expected_shape": expected_shape},
         source={"csv": csv_path.name, "csv_sha256": _file_hash(csv_path), "dicom_files": report.dicom_files},
         overwrite=overwrite,
+        synthetic=_synthetic_mark(root),
     )
     write_text_atomic(Path(out_dir) / "ingest-report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
     return dataset, report

@@ -15,6 +15,7 @@ below 1). Everything is drawn from one seed, so a dataset is reproducible.
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +28,18 @@ from tqdm import tqdm
 from pneumobench.data.dicom import write_dicom
 from pneumobench.data.rle import EMPTY, encode
 
-__all__ = ["GENERATOR_VERSION", "SyntheticCase", "draw_case", "iter_cases", "write_prepared", "write_siim"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "SYNTHETIC_MARKER",
+    "SyntheticCase",
+    "draw_case",
+    "iter_cases",
+    "write_prepared",
+    "write_siim",
+]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the download carries SYNTHETIC_MARKER (the images are unchanged)
+SYNTHETIC_MARKER = "pneumobench-synthetic.json"  # in a download's root: its images were drawn, not acquired
 SIZE = 1024
 
 
@@ -182,6 +192,14 @@ def write_siim(
         writer.writerow(header)
         for image_id, rle in rows:
             writer.writerow([image_id, empty if rle == EMPTY else (" " + rle if csv_style == "stage1" else rle)])
+    marker = {
+        "generator": GENERATOR_VERSION,
+        "n_positive": n_positive,
+        "n_negative": n_negative,
+        "seed": seed,
+        "difficulty": difficulty,
+    }
+    (out / SYNTHETIC_MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
     return csv_path
 
 
@@ -233,6 +251,6 @@ def write_prepared(
         parameters=parameters,
         source={"generator": GENERATOR_VERSION, "drawn_at": size},
         overwrite=True,
+        synthetic={"generator": GENERATOR_VERSION, **parameters},
     )
-    prepared.annotate(out_dir, "synthetic", parameters)
     return prepared.load(out_dir, verify=False)
