@@ -8,6 +8,7 @@ Both are versioned JSON validated strictly: an unknown, missing or mistyped fiel
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 import json
 import os
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ __all__ = [
     "BaselineError",
     "PaperNumbers",
     "RecordedBaseline",
+    "default_baselines_dir",
     "load_paper",
     "load_recorded",
     "mismatch",
+    "paper_path",
     "record",
     "recorded_path",
     "run_device_kind",
@@ -92,8 +95,23 @@ class PaperNumbers:
         raise KeyError(f"Table 6 has no row with modifications {modifications}")
 
 
-def load_paper(path: str | os.PathLike) -> PaperNumbers:
-    path = Path(path)
+def paper_path(baselines_dir: str | os.PathLike | None = None) -> Path:
+    """``paper.json`` in ``baselines_dir`` when there is one (a user's copy), else the package's own."""
+    if baselines_dir is not None and (Path(baselines_dir) / "paper.json").is_file():
+        return Path(baselines_dir) / "paper.json"
+    return Path(str(importlib.resources.files("pneumobench") / "paper.json"))
+
+
+def default_baselines_dir(store: str | os.PathLike) -> Path | None:
+    """Where recorded baselines are when none is named: ``./baselines``, else ``baselines/`` beside the
+    store's ``.pneumobench`` folder (the suite that made the store); None when neither exists."""
+    candidates = [Path.cwd() / "baselines", Path(store).resolve().parent.parent / "baselines"]
+    return next((path for path in candidates if path.is_dir()), None)
+
+
+def load_paper(path: str | os.PathLike | None = None) -> PaperNumbers:
+    """The paper's numbers from ``path`` (default: the copy shipped in the package)."""
+    path = Path(path) if path is not None else paper_path()
     where = str(path)
     data = _read_json(path)
     _fields(data, "", {"schema", "paper", "protocol", "tables", "parameter_claim"}, where)

@@ -196,7 +196,7 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pneumobench.baselines import BaselineError
+    from pneumobench.baselines import BaselineError, default_baselines_dir
     from pneumobench.registry import UnknownNameError
     from pneumobench.report import ReportError, write_report
     from pneumobench.store import StoreError
@@ -205,7 +205,7 @@ def _report(args: argparse.Namespace) -> int:
         report = write_report(
             args.store,
             args.out,
-            baselines_dir=args.baselines,
+            baselines_dir=args.baselines or default_baselines_dir(args.store) or Path("baselines"),
             data=args.data,
             profile=args.profile,
             dataset_fingerprint=args.dataset,
@@ -327,7 +327,11 @@ def _add_report_command(commands: Any) -> None:
     )
     report.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
     report.add_argument(
-        "--baselines", type=Path, default=Path("baselines"), help="baselines directory (default baselines/)"
+        "--baselines",
+        type=Path,
+        default=None,
+        help="recorded baselines (default: ./baselines, else baselines/ beside the store's .pneumobench folder); "
+        "the paper's numbers ship with pneumobench",
     )
     report.add_argument(
         "--data",

@@ -154,7 +154,7 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     record naming what is missing. Each claim's alpha is its family's, as in the suites, so
     the report and the pytest session agree verdict for verdict.
     """
-    from pneumobench.baselines import load_paper, load_recorded, recorded_path
+    from pneumobench.baselines import load_paper, load_recorded, paper_path, recorded_path
     from pneumobench.claims import (
         PAPER_CLAIMS,
         evaluate,
@@ -164,7 +164,7 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     from pneumobench.config import config_name
 
     baselines = Path(baselines_dir)
-    paper = load_paper(baselines / "paper.json")
+    paper = load_paper(paper_path(baselines))
     recorded_file = recorded_path(baselines, profile.name, group.device_kind.split(":")[0])
     recorded = load_recorded(recorded_file) if recorded_file.exists() else None
     by_key: dict[str, list[RunResult]] = defaultdict(list)
@@ -297,12 +297,12 @@ def table6_comparison(
     group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike
 ) -> list[dict[str, Any]]:
     """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
-    from pneumobench.baselines import load_paper
+    from pneumobench.baselines import load_paper, paper_path
     from pneumobench.claims import degenerate_reasons
     from pneumobench.config import config_name
     from pneumobench.modifications import table6_rows
 
-    paper = load_paper(Path(baselines_dir) / "paper.json")
+    paper = load_paper(paper_path(baselines_dir))
     paper_names = {config_name(mods): mods for mods in table6_rows()}
     by_config = group.by_config()
     order = [n for n in paper_names if n in by_config] + sorted(n for n in by_config if n not in paper_names)

@@ -1,6 +1,7 @@
 """The report: built from a small store of hand-made runs (no training), checked against the
 suite's own judgement, hand-computed seed statistics, the figure files and clear errors."""
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from fakes import fake_run, store_runs
 from PIL import Image
 from scipy import stats as scipy_stats
 
-from pneumobench.baselines import load_paper, load_recorded
+from pneumobench.baselines import load_paper, load_recorded, paper_path
 from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims
 from pneumobench.cli import main
 from pneumobench.config import config_name
@@ -198,3 +199,18 @@ def test_cli_report(small_store, tmp_path, capsys):
     assert "6 runs of 2 configurations (profile smoke" in out
     assert "verdicts: " in out and f"{len(ALL_CLAIMS) - 7} NOT RUN" in out
     assert "report written to" in out and (tmp_path / "r" / "report.md").is_file()
+
+
+def test_the_papers_numbers_ship_with_the_package():
+    assert paper_path().read_text() == (BASELINES / "paper.json").read_text()
+    assert load_paper() == load_paper(BASELINES / "paper.json")
+    assert paper_path(BASELINES) == BASELINES / "paper.json"
+
+
+def test_report_works_from_any_folder(small_store, tmp_path, monkeypatch):
+    """Once `pneumobench report` failed outside the repository root: baselines/paper.json not found."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--store", str(small_store), "--out", "elsewhere"]) == 0
+    data = json.loads((tmp_path / "elsewhere" / "report.json").read_text())
+    baseline = next(row for row in data["table6"] if row["configuration"] == "baseline")
+    assert baseline["dice"]["paper"] == load_paper().table6(())["dice"]
