@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pneumobench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_data_commands, _add_run_command, _add_bench_command, _add_report_command):
+    for add in (_add_data_commands, _add_run_command, _add_bench_command, _add_report_command, _add_store_command):
         add(commands)
     return parser
 
@@ -313,6 +313,68 @@ def _add_bench_command(commands: Any) -> None:
         help="on CUDA: the gpu tests, training at 256x256 batch 32, concurrency and one paper-profile run",
     )
     bench.set_defaults(handler=_bench)
+
+
+def _add_store_command(commands: Any) -> None:
+    store = commands.add_parser("store", help="list, retry or forget failed and pending runs of a results store")
+    actions = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    for name, help_text in (
+        ("list", "failed and pending runs with their errors"),
+        ("retry", "clear every failed run, so the next session trains it again"),
+        ("forget", "delete runs by key (or a unique key prefix), whatever their status"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument(
+            "--store",
+            type=Path,
+            default=Path(".pneumobench") / "results.sqlite",
+            help="results store (default .pneumobench/results.sqlite)",
+        )
+        if name == "forget":
+            action.add_argument("keys", nargs="+", metavar="KEY", help="run keys, as `store list` prints them")
+        action.set_defaults(handler=_store)
+
+
+def _store(args: argparse.Namespace) -> int:
+    from pneumobench.store import ResultStore, StoreError
+
+    if not args.store.is_file():
+        print(f"pneumobench store {args.store_command}: {args.store}: no such results store", file=sys.stderr)
+        return 2
+    try:
+        store = ResultStore(args.store)
+        if args.store_command == "retry":
+            print(f"{store.clear_failed()} failed run(s) cleared from {args.store}; the next session trains them")
+        elif args.store_command == "forget":
+            print(f"{store.forget(args.keys)} run(s) forgotten from {args.store}")
+        else:
+            _print_unfinished(store)
+    except StoreError as error:
+        print(f"pneumobench store {args.store_command}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_unfinished(store: Any) -> None:
+    from tabulate import tabulate
+
+    entries = store.unfinished()
+    counts = store.counts()
+    print(
+        f"{store.path}: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
+        f"{counts.get('running', 0)} running"
+    )
+    rows = [
+        {
+            "key": e["run_key"],
+            "run": f"{e['config_name']} seed {e['seed']}",
+            "status": e["status"] if e["status"] == "failed" or e["owner_alive"] else "running (owner dead)",
+            "error": e["error"] or "",
+        }
+        for e in entries
+    ]
+    if rows:
+        print(tabulate(rows, headers="keys", disable_numparse=True))
 
 
 def _add_report_command(commands: Any) -> None:

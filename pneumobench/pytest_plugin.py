@@ -52,6 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--pb-strict", action="store_true", help="INCONCLUSIVE verdicts fail instead of xfail")
     group.addoption(
+        "--pb-retry-failed",
+        action="store_true",
+        help="train again the runs the store records as failed (else their claims report the stored error)",
+    )
+    group.addoption(
         "--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)"
     )
 
@@ -72,6 +77,7 @@ class SessionOptions:
     report: Path | None
     update_baselines: bool
     strict: bool
+    retry_failed: bool
     workers: int | None
 
 
@@ -109,6 +115,7 @@ def parse_options(config: pytest.Config) -> SessionOptions:
         report=Path(option("--pb-report")) if option("--pb-report") else None,
         update_baselines=option("--pb-update-baselines") and not option("collectonly"),
         strict=option("--pb-strict"),
+        retry_failed=option("--pb-retry-failed"),
         workers=workers,
     )
 
@@ -219,6 +226,8 @@ class PneumobenchSession:
             from pneumobench.store import ResultStore
 
             self._store = ResultStore(self.store_path)
+            if self.options.retry_failed:
+                self._store.clear_failed()  # before this process looks up a run
         return self._store
 
     def recorded(self):

@@ -232,6 +232,42 @@ class ResultStore:
                 (time.time(), f"{type(error).__name__}: {error}", key),
             )
 
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Failed and running (pending) runs, oldest first, with their errors and whether a running
+        run's owner process is still alive (a dead owner's claim is taken over by the next caller)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_key, config_name, seed, status, owner, started_at, error FROM runs "
+                "WHERE status != 'done' ORDER BY started_at, run_key"
+            ).fetchall()
+        names = ("run_key", "config_name", "seed", "status", "owner", "started_at", "error")
+        entries = [dict(zip(names, row)) for row in rows]
+        for entry in entries:
+            entry["owner_alive"] = entry["status"] == "running" and _owner_alive(entry["owner"])
+        return entries
+
+    def clear_failed(self) -> int:
+        """Delete every failed run, so the next session trains it again; returns how many."""
+        with self._connect() as db:
+            return db.execute("DELETE FROM runs WHERE status='failed'").rowcount
+
+    def forget(self, keys: list[str]) -> int:
+        """Delete the runs with these keys (or unique key prefixes), whatever their status; returns how many.
+        An unknown or ambiguous key is a ``StoreError`` naming it, and nothing is deleted."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            matched = []
+            for key in keys:
+                found = [r[0] for r in db.execute("SELECT run_key FROM runs WHERE run_key LIKE ?", (f"{key}%",))]
+                if len(found) != 1:
+                    db.execute("ROLLBACK")
+                    problem = "matches no run" if not found else f"matches {len(found)} runs; give more characters"
+                    raise StoreError(f"run key {key!r} {problem} in {self.path}")
+                matched.append(found[0])
+            db.executemany("DELETE FROM runs WHERE run_key = ?", [(key,) for key in matched])
+            db.execute("COMMIT")
+        return len(set(matched))
+
     def results(self) -> list[RunResult]:
         """Every finished run, oldest first."""
         return [stored.result for stored in self.finished()]

@@ -8,6 +8,7 @@ from pneumobench.cli import main
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.profiles import PROFILES, Profile, register_profile
 from pneumobench.results import RunResult
+from pneumobench.store import ResultStore
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,33 @@ def test_prepare_refuses_an_existing_output_before_ingesting_and_replaces_a_prep
     assert capsys.readouterr().err.strip() == (f"pneumobench data prepare: output {out} already exists: pass "
                                                 "--overwrite to replace a prepared dataset there")
     assert main([*args, "--overwrite"]) == 0
+
+
+def _claim(store, key, name="baseline", seed=0):
+    store.fetch_or_claim(key, config_key="c" + key, config_name=name, seed=seed, dataset_fingerprint="d",
+                         device_kind="cpu")
+
+
+def test_store_list_retry_and_forget(tmp_path, capsys):
+    store = ResultStore(tmp_path / "results.sqlite")
+    _claim(store, "aaa111", seed=0)
+    store.fail("aaa111", RuntimeError("out of memory"))
+    _claim(store, "aaa222", "aspp", seed=1)
+    store.fail("aaa222", ValueError("bad batch"))
+    _claim(store, "bbb333", seed=2)  # running, owned by this live process
+    args = ["--store", str(store.path)]
+
+    assert main(["store", "list", *args]) == 0
+    listed = capsys.readouterr().out
+    assert f"{store.path}: 0 done, 2 failed, 1 running" in listed
+    assert "RuntimeError: out of memory" in listed and "aspp seed 1" in listed and "bbb333" in listed
+
+    assert main(["store", "forget", "aaa", *args]) == 2  # ambiguous: both failed runs start with it
+    assert "run key 'aaa' matches 2 runs; give more characters" in capsys.readouterr().err
+    assert main(["store", "forget", "aaa2", *args]) == 0
+    assert [e["run_key"] for e in store.unfinished()] == ["aaa111", "bbb333"]
+
+    assert main(["store", "retry", *args]) == 0
+    assert "1 failed run(s) cleared" in capsys.readouterr().out
+    assert [e["run_key"] for e in store.unfinished()] == ["bbb333"]
+    assert main(["store", "list", "--store", str(tmp_path / "none.sqlite")]) == 2
