@@ -67,6 +67,9 @@ def _data_show(args: argparse.Namespace) -> int:
 def _resolve_device(name: str):
     import torch
 
+    from pneumobench.runner import check_device
+
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -79,10 +82,20 @@ def _run(args: argparse.Namespace) -> int:
     from pneumobench.data.prepared import DatasetError, load
     from pneumobench.models import EncoderWeightsError
     from pneumobench.profiles import get_profile
+    from pneumobench.registry import UnknownNameError
+    from pneumobench.runner import DeviceError
     from pneumobench.training import train
 
-    profile = get_profile(args.profile)
-    config = profile.config(*args.mod)
+    if args.out is not None and args.out.is_dir():
+        print(f"pneumobench run: --out {args.out} is a folder: give a file path for the result JSON", file=sys.stderr)
+        return 2
+    try:
+        profile = get_profile(args.profile)
+        config = profile.config(*args.mod)
+        device = _resolve_device(args.device)
+    except (UnknownNameError, DeviceError) as error:
+        print(f"pneumobench run: {error}", file=sys.stderr)
+        return 2
     if args.encoder_weights is not None:
         config = config.replace_model(encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
     try:
@@ -99,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
             config,
             dataset,
             args.seed,
-            _resolve_device(args.device),
+            device,
             checkpoint=args.checkpoint,
             deterministic=args.deterministic,
             compile_model=args.compile,
@@ -249,8 +262,8 @@ def _add_data_commands(commands: Any) -> None:
 
     synth = data_commands.add_parser("synth", help="write a synthetic SIIM-ACR download (DICOM + CSV)")
     synth.add_argument("out", type=Path, help="output directory")
-    synth.add_argument("--positive", type=int, default=160, help="positive images (default 160)")
-    synth.add_argument("--negative", type=int, default=160, help="negative images (default 160)")
+    synth.add_argument("--positive", type=_count(0, "a count >= 0"), default=160, help="positive images (default 160)")
+    synth.add_argument("--negative", type=_count(0, "a count >= 0"), default=160, help="negative images (default 160)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--difficulty", type=float, default=0.5, help="0 easy .. 1 hard (default 0.5)")
     synth.add_argument("--csv-style", choices=("stage1", "stage2"), default="stage2")
@@ -260,12 +273,17 @@ def _add_data_commands(commands: Any) -> None:
     prep = data_commands.add_parser("prepare", help="ingest a SIIM-ACR download into a prepared dataset")
     prep.add_argument("siim_dir", type=Path, help="the SIIM-ACR download (DICOM tree and CSV)")
     prep.add_argument("out", type=Path, help="the prepared dataset directory to write")
-    prep.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
-    prep.add_argument("--per-class", type=int, default=2669, help="images sampled per class (default 2669)")
+    prep.add_argument("--size", type=_image_side, default=256, help="output side in pixels (default 256)")
+    prep.add_argument(
+        "--per-class",
+        type=_count(1, "at least 1 image per class"),
+        default=2669,
+        help="images sampled per class (default 2669)",
+    )
     prep.add_argument("--all", action="store_true", help="keep every ingested image (no sampling)")
     prep.add_argument("--seed", type=int, default=2019, help="sampling and split seed (default 2019)")
     prep.add_argument("--csv", type=Path, help="the label CSV (default: found under SIIM_DIR)")
-    prep.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    prep.add_argument("--workers", type=_count(1, "at least 1 process"), help="decoding processes (default: all cores)")
     prep.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(handler=_data_prepare)
@@ -412,6 +430,32 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(minimum: int, what: str):
+    """argparse type of an integer >= ``minimum`` (a usage error otherwise, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer: give {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: give {what}")
+        return value
+
+    return parse
+
+
+def _image_side(text: str) -> int:
+    """argparse type of a prepared image side: a positive multiple of 32 (the encoder's stride)."""
+    value = _count(1, "a positive multiple of 32")(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(
+            f"{value}: training sizes must be multiples of 32 (the encoder downsamples by 32); try "
+            f"{max(32, round(value / 32) * 32)}"
+        )
+    return value
 
 
 def _seed(text: str) -> int:

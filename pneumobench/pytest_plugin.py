@@ -96,13 +96,21 @@ def parse_options(config: pytest.Config) -> SessionOptions:
     device = option("--pb-device")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise pytest.UsageError(f"pneumobench: --pb-device {device!r}: give {DEVICE_CHOICES}")
+    if device.startswith("cuda"):  # torch is imported only when CUDA is asked for
+        from pneumobench.runner import DeviceError, check_device
+
+        try:
+            check_device(device)
+        except DeviceError as error:
+            raise pytest.UsageError(f"pneumobench: --pb-device: {error}") from None
     workers = option("--pb-workers")
     if workers is not None and workers < 1:
         raise pytest.UsageError(f"pneumobench: --pb-workers {workers}: give at least 1")
     data = Path(option("--pb-data")) if option("--pb-data") else None
-    if data is not None and not data.is_dir():
+    if data is not None and not (data / "manifest.json").is_file():
+        problem = "no such directory" if not data.is_dir() else "not a prepared dataset (no manifest.json)"
         raise pytest.UsageError(
-            f"pneumobench: --pb-data {data}: no such directory (make one with `pneumobench data prepare SIIM_DIR DIR`)"
+            f"pneumobench: --pb-data {data}: {problem} (make one with `pneumobench data prepare SIIM_DIR DIR`)"
         )
     store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
     return SessionOptions(

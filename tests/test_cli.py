@@ -125,3 +125,33 @@ def test_store_list_retry_and_forget(tmp_path, capsys):
     assert "1 failed run(s) cleared" in capsys.readouterr().out
     assert [e["run_key"] for e in store.unfinished()] == ["bbb333"]
     assert main(["store", "list", "--store", str(tmp_path / "none.sqlite")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--mod", "nosuchmod"], "pneumobench run: unknown modification 'nosuchmod'; registered: aspp, "),
+        (["run", "--seed", "-1"], "pneumobench run: argument --seed: seed -1 is negative"),
+        (["run", "--out", "."], "pneumobench run: --out . is a folder: give a file path for the result JSON"),
+        (["run", "--device", "banana"], "pneumobench run: device 'banana': give auto, cpu, cuda or cuda:N"),
+        (["run", "--device", "cuda:99"], "pneumobench run: device 'cuda:99': "),
+        (["data", "prepare", "{src}", "o", "--size", "0"], "argument --size: 0: give a positive multiple of 32"),
+        (["data", "prepare", "{src}", "o", "--size", "-32"], "argument --size: -32: give a positive multiple of 32"),
+        (["data", "prepare", "{src}", "o", "--size", "30"], "argument --size: 30: training sizes must be multiples "
+                                                             "of 32 (the encoder downsamples by 32); try 32"),
+        (["data", "prepare", "{src}", "o", "--size", "2048"], "size 2048 is above the source images' 1024x1024"),
+        (["data", "prepare", "{src}", "o", "--workers", "-1"], "argument --workers: -1: give at least 1 process"),
+        (["data", "prepare", "{src}", "o", "--per-class", "0"], "argument --per-class: 0: give at least 1 image"),
+        (["data", "prepare", "{src}", "o", "--per-class", "-1"], "argument --per-class: -1: give at least 1 image"),
+        (["data", "synth", "o", "--positive", "-1"], "argument --positive: -1: give a count >= 0"),
+        (["data", "synth", "o", "--negative", "-3"], "argument --negative: -3: give a count >= 0"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(small_download, tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    args = [arg.format(src=small_download / "siim") for arg in args]
+    with pytest.raises(SystemExit) as exit_info:  # argparse errors exit; handler errors return 2
+        raise SystemExit(main(args))
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and message in error and "\n" not in error and "Traceback" not in error
+    assert not (tmp_path / "o").exists()

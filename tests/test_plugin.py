@@ -214,6 +214,8 @@ def test_usage_errors_are_one_line(pytester):
         ("--pb-device=banana", "*pneumobench: --pb-device 'banana': give auto, cpu, cuda or cuda:N*"),
         ("--pb-workers=0", "*pneumobench: --pb-workers 0: give at least 1*"),
         ("--pb-data=no/such/dir", "*pneumobench: --pb-data no/such/dir: no such directory*"),
+        ("--pb-data=.", "*pneumobench: --pb-data .: not a prepared dataset (no manifest.json)*"),
+        ("--pb-device=cuda:99", "*pneumobench: --pb-device: device 'cuda:99': *"),  # no such card on any machine
     ]:
         result = pytester.runpytest("-p", "no:cacheprovider", option)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, option

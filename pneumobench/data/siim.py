@@ -265,6 +265,12 @@ def prepare(
     root = Path(siim_dir)
     if not root.is_dir():
         raise IngestError(f"{root} is not a directory")
+    if size < 1 or (expected_shape is not None and size > min(expected_shape)):
+        source = f"the source images' {expected_shape[0]}x{expected_shape[1]}" if expected_shape else "1 pixel"
+        raise IngestError(
+            f"size {size} is {'below' if size < 1 else 'above'} {source}: give a side from 1 to "
+            f"{min(expected_shape) if expected_shape else 'the source size'} (a multiple of 32 to train)"
+        )
     check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
     csv_path = Path(csv) if csv is not None else find_csv(root)
