@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,44 @@ def test_an_edited_manifest_field_is_detected(tmp_path, edit):
     path.write_text(json.dumps(manifest))
     with pytest.raises(prepared.DatasetError, match="the manifest was edited since preparation"):
         prepared.load(out, verify=False)
+
+
+def test_a_fifo_is_quarantined_and_linked_folders_are_followed_once(tree, tmp_path):
+    """Once a FIFO named *.dcm hung the ingest and files under a linked folder were skipped."""
+    tree.image("plain")
+    elsewhere = tmp_path / "elsewhere"
+    linked = SiimTree(elsewhere)
+    linked.dicom("linked")
+    tree.row("linked", "-1")
+    (tree.root / "dicom-images-train" / "more").symlink_to(elsewhere / "dicom-images-train", target_is_directory=True)
+    (elsewhere / "dicom-images-train" / "loop").symlink_to(tree.root, target_is_directory=True)  # a cycle
+    fifo = tree.root / "dicom-images-train" / "s" / "series" / "pipe.dcm"
+    os.mkfifo(fifo)
+    tree.row("pipe", "-1")
+    dataset, report = tree.prepare()
+    assert sorted(dataset.ids) == ["linked", "plain"]
+    assert report.quarantined == [{"id": "pipe", "code": "not-a-file", "reason": f"{fifo}: not a regular file"}]
+
+
+def test_quarantine_reasons_carry_a_code_and_the_summary_groups_by_it(tree):
+    tree.image("good")
+    for image_id in ("orphan-1", "orphan-2"):
+        tree.dicom(image_id)  # no CSV row
+    tree.row("ghost", "-1")  # no DICOM file
+    tree.dicom("bad-rle")
+    tree.row("bad-rle", "1 2 3")
+    _, report = tree.prepare()
+    assert sorted((q["id"], q["code"]) for q in report.quarantined) == [
+        ("bad-rle", "malformed-rle"), ("ghost", "no-dicom"), ("orphan-1", "no-csv-row"), ("orphan-2", "no-csv-row")]
+    summary = report.summary()
+    assert "  quarantined 2: no-csv-row (a DICOM file without a CSV row)" in summary
+    assert "  quarantined 1: no-dicom (a CSV row without a DICOM file)" in summary
+    saved = json.loads((tree.root.parent / "prepared" / "ingest-report.json").read_text())
+    assert {q["code"] for q in saved["quarantined"]} == {"malformed-rle", "no-dicom", "no-csv-row"}
+    with pytest.raises(ValueError, match="unknown quarantine code"):
+        report.quarantine("x", "made-up", "")
+
+
+def test_the_readme_lists_every_quarantine_code():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(f"| `{code}` | {text} |" in readme for code, text in siim.QUARANTINE_CODES.items())

@@ -38,7 +38,12 @@ SUPPORTED_TRANSFER_SYNTAXES = {
 
 
 class DicomError(ValueError):
-    """A DICOM file that cannot be used; the message names the file and the reason."""
+    """A DICOM file that cannot be used; the message names the file and the reason, ``code`` the
+    kind of reason (the ingest's quarantine groups by it)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -62,30 +67,33 @@ def read_dicom(path: str | os.PathLike) -> tuple[np.ndarray, DicomInfo]:
     try:
         ds = pydicom.dcmread(path)
     except Exception as error:  # pydicom raises several types for unreadable files
-        raise DicomError(f"{path}: not a readable DICOM file ({error})") from None
+        raise DicomError(f"{path}: not a readable DICOM file ({error})", "unreadable-file") from None
     if "PixelData" not in ds:
-        raise DicomError(f"{path}: no pixel data")
+        raise DicomError(f"{path}: no pixel data", "no-pixel-data")
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
-        raise DicomError(f"{path}: unsupported transfer syntax {syntax or 'missing'}")
+        raise DicomError(f"{path}: unsupported transfer syntax {syntax or 'missing'}", "unsupported-syntax")
     samples = int(_header_number(ds, "SamplesPerPixel", 1, path))
     if samples != 1:
         raise DicomError(
-            f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale"
+            f"{path}: {samples} samples per pixel ({ds.get('PhotometricInterpretation')}); expected grayscale",
+            "not-grayscale",
         )
     frames = int(_header_number(ds, "NumberOfFrames", 1, path, empty_means_default=True))
     if frames != 1:
-        raise DicomError(f"{path}: {frames} frames; expected a single-frame image")
+        raise DicomError(f"{path}: {frames} frames; expected a single-frame image", "multi-frame")
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise DicomError(f"{path}: photometric interpretation {photometric or 'missing'}; expected MONOCHROME1/2")
+        raise DicomError(
+            f"{path}: photometric interpretation {photometric or 'missing'}; expected MONOCHROME1/2", "not-monochrome"
+        )
     try:  # Pillow is a dependency and the fastest JPEG Baseline decoder; others by pydicom
         plugin = "pillow" if syntax == JPEGBaseline8Bit else ""
         pixels = pydicom.pixels.pixel_array(ds, decoding_plugin=plugin)
     except Exception as error:
-        raise DicomError(f"{path}: pixel data cannot be decoded ({error})") from None
+        raise DicomError(f"{path}: pixel data cannot be decoded ({error})", "undecodable-pixels") from None
     if pixels.ndim != 2:
-        raise DicomError(f"{path}: pixel array of shape {pixels.shape}; expected 2-D")
+        raise DicomError(f"{path}: pixel array of shape {pixels.shape}; expected 2-D", "not-2d")
     bits = int(_header_number(ds, "BitsStored", 8, path))
     image = _to_uint8(pixels, ds, bits, path)
     if photometric == "MONOCHROME1":
@@ -119,9 +127,9 @@ def _header_number(
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise DicomError(f"{path}: malformed {keyword} {value!r} (not a number)") from None
+        raise DicomError(f"{path}: malformed {keyword} {value!r} (not a number)", "malformed-header") from None
     if not np.isfinite(number):
-        raise DicomError(f"{path}: malformed {keyword} {value!r} (not finite)")
+        raise DicomError(f"{path}: malformed {keyword} {value!r} (not finite)", "malformed-header")
     return number
 
 

@@ -45,6 +45,29 @@ class IngestError(RuntimeError):
     """Preparation cannot go on: no CSV, an unreadable CSV, or nothing usable."""
 
 
+QUARANTINE_CODES = {  # why an item was set aside; ingest-report.json and the README list them
+    "unsafe-id": "a CSV ImageId with a path separator, '..' or empty",
+    "duplicate-id": "several DICOM files with one image id",
+    "no-csv-row": "a DICOM file without a CSV row",
+    "no-dicom": "a CSV row without a DICOM file",
+    "mixed-rows": "both '-1' and RLE rows for one image",
+    "not-a-file": "a .dcm path that is not a regular file (a FIFO, a device, a broken link)",
+    "unreadable-file": "not a DICOM file, or truncated",
+    "no-pixel-data": "a DICOM file without pixel data",
+    "unsupported-syntax": "a transfer syntax pneumobench does not decode",
+    "not-grayscale": "more than one sample per pixel (RGB)",
+    "multi-frame": "more than one frame",
+    "not-monochrome": "a photometric interpretation other than MONOCHROME1/2",
+    "undecodable-pixels": "pixel data that cannot be decoded",
+    "not-2d": "a pixel array that is not 2-D",
+    "malformed-header": "a numeric header value that is not a number",
+    "wrong-size": "an image of another size than expected",
+    "malformed-rle": "an RLE row that does not decode",
+    "decoder-crash": "the decoding process died on this file",
+    "ingest-error": "any other error while reading this file",
+}
+
+
 @dataclass
 class IngestReport:
     """What happened to every input: counts, and a reason for each quarantined item."""
@@ -62,8 +85,11 @@ class IngestReport:
     shortfall: dict[str, int] = field(default_factory=dict)
     split: dict[str, int] = field(default_factory=dict)
 
-    def quarantine(self, item: str, reason: str) -> None:
-        self.quarantined.append({"id": item, "reason": reason})
+    def quarantine(self, item: str, code: str, reason: str) -> None:
+        """Set ``item`` aside: ``code`` is one of ``QUARANTINE_CODES``, ``reason`` the details."""
+        if code not in QUARANTINE_CODES:
+            raise ValueError(f"unknown quarantine code {code!r}")
+        self.quarantined.append({"id": item, "code": code, "reason": reason})
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,10 +103,10 @@ class IngestReport:
         ]
         if self.shortfall:
             lines.append(f"fewer images than requested: {self.shortfall}")
-        reasons: dict[str, int] = defaultdict(int)
+        codes: dict[str, int] = defaultdict(int)
         for entry in self.quarantined:
-            reasons[entry["reason"].split(":")[0]] += 1
-        lines += [f"  quarantined ({count}): {reason}" for reason, count in sorted(reasons.items())]
+            codes[entry["code"]] += 1
+        lines += [f"  quarantined {count}: {code} ({QUARANTINE_CODES[code]})" for code, count in sorted(codes.items())]
         return "\n".join(lines)
 
 
@@ -109,21 +135,50 @@ def _read_csv(path: Path, report: IngestReport) -> dict[str, list[str]]:
         zip(table["ImageId"].str.strip(), table["EncodedPixels"].str.strip()), start=2
     ):
         if UNSAFE_ID.search(image_id):
-            report.quarantine(f"csv line {line}", f"unsafe ImageId {image_id!r} (path separator, '..' or empty)")
+            report.quarantine(
+                f"csv line {line}", "unsafe-id", f"unsafe ImageId {image_id!r} (path separator, '..' or empty)"
+            )
             continue
         rows[image_id].append(rle)
     report.csv_images = len(rows)
     return dict(rows)
 
 
+def _walk_dcm(root: Path) -> list[Path]:
+    """Every ``*.dcm`` path under ``root``, sorted, following linked folders once each (no loop)."""
+    seen: set[str] = set()
+    found = []
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []  # a link back to a folder already walked
+            continue
+        seen.add(real)
+        found += [Path(folder) / name for name in files if name.endswith(".dcm")]
+    return sorted(found)
+
+
 def _find_dicoms(siim_dir: Path, report: IngestReport) -> tuple[dict[str, Path], dict[str, list[Path]]]:
+    """One DICOM file per image id; ids with several files, or whose path is not a regular file
+    (a FIFO would hang the reader), are quarantined here and returned apart so no other reason
+    is given for them."""
     by_id: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(siim_dir.rglob("*.dcm")):
+    set_aside: dict[str, list[Path]] = {}
+    for path in _walk_dcm(siim_dir):
+        if not path.is_file():
+            report.quarantine(path.stem, "not-a-file", f"{path}: not a regular file")
+            set_aside[path.stem] = [path]
+            continue
         by_id[path.stem].append(path)
     report.dicom_files = sum(len(paths) for paths in by_id.values())
-    unique = {image_id: paths[0] for image_id, paths in by_id.items() if len(paths) == 1}
-    duplicates = {image_id: paths for image_id, paths in by_id.items() if len(paths) > 1}
-    return unique, duplicates
+    unique = {image_id: paths[0] for image_id, paths in by_id.items() if len(paths) == 1 and image_id not in set_aside}
+    for image_id, paths in sorted(by_id.items()):
+        if len(paths) > 1:
+            report.quarantine(
+                image_id, "duplicate-id", f"duplicate DICOM id: {len(paths)} files ({', '.join(map(str, paths))})"
+            )
+            set_aside[image_id] = paths
+    return unique, set_aside
 
 
 def downsample_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -159,25 +214,28 @@ def _ingest_one(task: IngestTask) -> tuple[str, Any]:
     try:
         return _decode_task(path, rles, size, expected_shape)
     except Exception as error:  # one file's failure, whatever it is, costs only that file
-        return "quarantined", f"{path}: cannot be ingested ({type(error).__name__}: {error})"
+        return "quarantined", ("ingest-error", f"{path}: cannot be ingested ({type(error).__name__}: {error})")
 
 
 def _decode_task(path: str, rles: list[str], size: int, expected_shape: tuple[int, int] | None) -> tuple[str, Any]:
     try:
         image, _ = read_dicom(path)
     except DicomError as error:
-        return "quarantined", str(error)
+        return "quarantined", (error.code, str(error))
     if expected_shape is not None and image.shape != tuple(expected_shape):
         return (
             "quarantined",
-            f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}",
+            (
+                "wrong-size",
+                f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}",
+            ),
         )
     if not rles:  # a negative: nothing to decode
         return "ok", (downsample_image(image, size), np.zeros((size, size), np.uint8))
     try:
         mask = decode_union(rles, image.shape)
     except RLEError as error:
-        return "quarantined", f"malformed RLE: {error}"
+        return "quarantined", ("malformed-rle", f"malformed RLE: {error}")
     return "ok", (downsample_image(image, size), downsample_mask(mask, size))
 
 
@@ -276,8 +334,6 @@ def prepare(
     csv_path = Path(csv) if csv is not None else find_csv(root)
     rows = _read_csv(csv_path, report)
     dicoms, duplicates = _find_dicoms(root, report)
-    for image_id, paths in sorted(duplicates.items()):
-        report.quarantine(image_id, f"duplicate DICOM id: {len(paths)} files ({', '.join(map(str, paths))})")
     tasks, labels_by_id = _match_rows_and_files(rows, dicoms, duplicates, report, size, expected_shape)
     images, masks, ids, labels = _ingest_all(tasks, labels_by_id, report, workers=workers, progress=progress)
     report.ingested = len(ids)
@@ -325,15 +381,15 @@ def _match_rows_and_files(
         if image_id in duplicates:
             continue
         if image_id not in rows:
-            report.quarantine(image_id, f"no CSV row for DICOM file {dicoms[image_id]}")
+            report.quarantine(image_id, "no-csv-row", f"no CSV row for DICOM file {dicoms[image_id]}")
             continue
         if image_id not in dicoms:
-            report.quarantine(image_id, "no DICOM file for CSV row")
+            report.quarantine(image_id, "no-dicom", "no DICOM file for CSV row")
             continue
         values = rows[image_id]
         encoded = [v for v in values if v != EMPTY]
         if encoded and len(encoded) != len(values):
-            report.quarantine(image_id, f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
+            report.quarantine(image_id, "mixed-rows", f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
             continue
         labels_by_id[image_id] = int(bool(encoded))
         tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape))
@@ -354,7 +410,7 @@ def _ingest_all(
     for task, (status, value) in zip(tasks, results):
         image_id = task[0]
         if status != "ok":
-            report.quarantine(image_id, value)
+            report.quarantine(image_id, *value)
             continue
         image, mask = value
         label = labels_by_id[image_id]
@@ -405,4 +461,4 @@ def _ingest_alone(task: IngestTask) -> tuple[str, Any]:
         try:
             return pool.submit(_ingest_one, task).result()
         except BrokenProcessPool:
-            return "quarantined", f"{task[1]}: the decoding process died on this file"
+            return "quarantined", ("decoder-crash", f"{task[1]}: the decoding process died on this file")
