@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 REPORT_SCHEMA = "pneumobench.report/1"
+FIGURES_LIST = ".pneumobench-figures.json"  # in figures/: the files the last report wrote there
 NOT_RUN = Verdict.NOT_RUN.value
 
 
@@ -468,15 +469,36 @@ def _draw_figures(
     directory: Path,
     notes: list[str],
 ) -> dict[str, Any]:
-    """Every figure the runs allow, drawn into a fresh directory that then replaces ``directory``
-    (no stale figure of an earlier report survives). What cannot be drawn goes into ``notes``."""
+    """Every figure the runs allow, drawn into a scratch folder and then moved into ``directory``.
+    Figures an earlier report wrote there (listed in ``FIGURES_LIST``) and this one does not are
+    removed, so none goes stale; any other file in ``directory`` is the user's and stays. What
+    cannot be drawn goes into ``notes``."""
     import dataclasses
+    import shutil
+    import tempfile
 
-    from pneumobench.atomic import atomic_directory
-
-    with atomic_directory(directory) as scratch:
+    directory.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".figures.tmp-", dir=directory.parent))
+    try:
         written = _draw_into(group, rows, records, data, scratch, notes)
+        names = {item.path.name for item in written.values()}
+        for stale in _report_figures(directory) - names:
+            (directory / stale).unlink(missing_ok=True)
+        for item in written.values():
+            os.replace(item.path, directory / item.path.name)
+        write_text_atomic(directory / FIGURES_LIST, json.dumps(sorted(names)) + "\n")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {name: dataclasses.replace(item, path=directory / item.path.name) for name, item in written.items()}
+
+
+def _report_figures(directory: Path) -> set[str]:
+    """The figure files an earlier report wrote into ``directory`` (by its list; none without one)."""
+    try:
+        names = json.loads((directory / FIGURES_LIST).read_text())
+    except (OSError, ValueError):
+        return set()
+    return {name for name in names if isinstance(name, str) and "/" not in name} if isinstance(names, list) else set()
 
 
 def _draw_into(

@@ -118,6 +118,57 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
+COLUMNS = (
+    "run_key",
+    "config_key",
+    "config_name",
+    "seed",
+    "dataset_fingerprint",
+    "source_fingerprint",
+    "device_kind",
+    "status",
+    "owner",
+    "started_at",
+    "finished_at",
+    "result_json",
+    "error",
+)
+
+
+def _check_schema(path: Path) -> None:
+    """Refuse (``StoreError``) a database that is not a pneumobench store, opened read-only so
+    that nothing in it changes (no WAL switch, no new table)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            columns = tuple(row[1] for row in db.execute("PRAGMA table_info(runs)"))
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"results store {path} is damaged or not a SQLite database ({error}); move it away "
+            "(its runs will be trained again) or pass another --pb-store"
+        ) from None
+    if columns != COLUMNS:
+        found = f"tables {sorted(tables)}" if tables else "no tables"
+        raise StoreError(
+            f"{path} is not a pneumobench results store ({found}; expected a 'runs' table with "
+            f"columns {', '.join(COLUMNS)}); it was left untouched: pass another store path"
+        )
+
+
+def _result(key: str, text: str, path: Path) -> RunResult:
+    """The stored JSON of run ``key`` as a ``RunResult``; a damaged one is a ``StoreError`` naming it."""
+    try:
+        return RunResult.from_json(text)
+    except (ValueError, TypeError) as error:
+        raise StoreError(
+            f"results store {path}: the stored result of run {key} is damaged ({error}); "
+            f"forget it (pneumobench store forget {key}) and it is trained again"
+        ) from None
+
+
 @dataclass(frozen=True)
 class StoredRun:
     """A finished run and what its key was made of besides the configuration and seed."""
@@ -135,6 +186,8 @@ class ResultStore:
         self.path = Path(path)
         self.poll_seconds = poll_seconds
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file() and self.path.stat().st_size:
+            _check_schema(self.path)  # read-only first: a foreign database is refused untouched
         try:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -202,7 +255,7 @@ class ResultStore:
                 db.execute("COMMIT")
             status, _, result_json, error = row
             if status == "done":
-                return RunResult.from_json(result_json)
+                return _result(key, result_json, self.path)
             if status == "failed":
                 raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
             time.sleep(self.poll_seconds)  # another live process is training this key
@@ -276,10 +329,10 @@ class ResultStore:
         """Every finished run with the code version and device kind it ran with, oldest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT result_json, source_fingerprint, device_kind, finished_at FROM runs "
+                "SELECT result_json, source_fingerprint, device_kind, finished_at, run_key FROM runs "
                 "WHERE status='done' ORDER BY finished_at, run_key"
             ).fetchall()
-        return [StoredRun(RunResult.from_json(r[0]), r[1], r[2], r[3]) for r in rows]
+        return [StoredRun(_result(r[4], r[0], self.path), r[1], r[2], r[3]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Runs per status (done, running, failed)."""

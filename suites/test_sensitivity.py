@@ -46,26 +46,26 @@ A_A_SEEDS = (10, 11, 12)  # the A/A control's seeds: none of them recorded
 
 def unnormalised_validation():
     """Validation images scaled to [0, 1] instead of ImageNet-normalised like the training images."""
-    original = training._evaluate
+    original = training.validate
 
     def evaluate(model, data, *args, **kwargs):
         scaled = copy.copy(data)
         scaled.mean, scaled.std = torch.zeros_like(data.mean), torch.full_like(data.std, 255.0)
         return original(model, scaled, *args, **kwargs)
 
-    return mock.patch.object(training, "_evaluate", evaluate)
+    return mock.patch.object(training, "validate", evaluate)
 
 
 def validation_images_flipped():
     """Validation images mirrored left to right while their masks are not (augmentation left on)."""
-    original = training._evaluate
+    original = training.validate
 
     def evaluate(model, data, *args, **kwargs):
         mirrored = copy.copy(data)
         mirrored.images = data.images.flip(-1)
         return original(model, mirrored, *args, **kwargs)
 
-    return mock.patch.object(training, "_evaluate", evaluate)
+    return mock.patch.object(training, "validate", evaluate)
 
 
 def mask_shifted_at_inference():
@@ -81,14 +81,14 @@ def mask_shifted_at_inference():
 
 def validation_masks_shifted():
     """Ground-truth validation masks one pixel off (an off-by-one crop of the targets)."""
-    original = training._evaluate
+    original = training.validate
 
     def evaluate(model, data, *args, **kwargs):
         shifted = copy.copy(data)
         shifted.masks = torch.roll(data.masks, 1, dims=-1)
         return original(model, shifted, *args, **kwargs)
 
-    return mock.patch.object(training, "_evaluate", evaluate)
+    return mock.patch.object(training, "validate", evaluate)
 
 
 def class_labels_inverted():

@@ -19,7 +19,7 @@ from pneumobench.config import config_name
 from pneumobench.modifications import table6_rows
 from pneumobench.profiles import get_profile
 from pneumobench.report import NOT_RUN, ReportError, write_report
-from pneumobench.store import ResultStore
+from pneumobench.store import ResultStore, StoreError
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 PROFILE = get_profile("smoke")
@@ -122,11 +122,19 @@ def test_the_same_store_gives_the_same_markdown(small_store, tmp_path):
     assert (tmp_path / "first" / "report.md").read_text() == (tmp_path / "second" / "report.md").read_text()
 
 
-def test_rewriting_a_report_leaves_no_stale_figure(small_store, tmp_path):
-    (tmp_path / "figures").mkdir()
-    (tmp_path / "figures" / "overlay-9-positive.png").write_bytes(b"old")
+def test_rewriting_a_report_removes_its_stale_figures_and_keeps_the_users_files(small_store, tmp_path):
+    """Once the report replaced figures/ whole, deleting whatever else the user kept there."""
+    figures_dir = tmp_path / "figures"
+    first = write_report(small_store, tmp_path, baselines_dir=BASELINES)
+    listed = json.loads((figures_dir / ".pneumobench-figures.json").read_text())
+    assert listed == sorted(p.name for p in first.figures.values())
+    (figures_dir / "overlay-9-positive.png").write_bytes(b"an earlier report's figure")
+    (figures_dir / ".pneumobench-figures.json").write_text(json.dumps([*listed, "overlay-9-positive.png"]))
+    (figures_dir / "my-notes.txt").write_text("mine")
     report = write_report(small_store, tmp_path, baselines_dir=BASELINES)
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(p.name for p in report.figures.values())
+    assert sorted(p.name for p in figures_dir.iterdir()) == sorted(
+        [".pneumobench-figures.json", "my-notes.txt", *(p.name for p in report.figures.values())])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figures.tmp-")]
 
 
 def test_a_missing_store_is_an_error_naming_it(tmp_path):
@@ -214,3 +222,32 @@ def test_report_works_from_any_folder(small_store, tmp_path, monkeypatch):
     data = json.loads((tmp_path / "elsewhere" / "report.json").read_text())
     baseline = next(row for row in data["table6"] if row["configuration"] == "baseline")
     assert baseline["dice"]["paper"] == load_paper().table6(())["dice"]
+
+
+def test_report_refuses_a_foreign_database_and_leaves_it_untouched(tmp_path, capsys):
+    """Once `report --store` on a foreign SQLite file switched it to WAL and added a table."""
+    import sqlite3
+
+    foreign = tmp_path / "app.sqlite"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE users (name TEXT)")
+    db.commit()
+    db.close()
+    before = foreign.read_bytes()
+    assert main(["report", "--store", str(foreign), "--out", str(tmp_path / "out")]) == 2
+    assert f"{foreign} is not a pneumobench results store (tables ['users']" in capsys.readouterr().err
+    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]
+
+
+def test_a_damaged_stored_result_is_a_store_error_naming_the_run(small_store, tmp_path):
+    import sqlite3
+
+    copy = tmp_path / "results.sqlite"
+    shutil.copy(small_store, copy)
+    db = sqlite3.connect(copy)
+    key = db.execute("SELECT run_key FROM runs WHERE status='done' LIMIT 1").fetchone()[0]
+    db.execute("UPDATE runs SET result_json='{not json' WHERE run_key=?", (key,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=f"the stored result of run {key} is damaged.*pneumobench store forget {key}"):
+        ResultStore(copy).results()

@@ -226,6 +226,16 @@ def test_tampered_or_truncated_dataset_is_refused(small_prepared):
     images.write_bytes(original[:-100])
     with pytest.raises(prepared.DatasetError, match="truncated or corrupt"):
         prepared.load(small_prepared)
+    images.write_bytes(b"")  # once a bare EOFError
+    with pytest.raises(prepared.DatasetError, match="truncated or corrupt"):
+        prepared.load(small_prepared)
+    images.write_bytes(original)
+    manifest = small_prepared / "manifest.json"
+    original_manifest = manifest.read_text()
+    manifest.write_text("[1, 2]")  # JSON, but not a manifest
+    with pytest.raises(prepared.DatasetError, match="not a manifest of format 1 or 2"):
+        prepared.load(small_prepared)
+    manifest.write_text(original_manifest)
     images.unlink()
     with pytest.raises(prepared.DatasetError, match="images.npy is missing"):
         prepared.load(small_prepared)

@@ -161,8 +161,8 @@ def load(path: str | os.PathLike, *, verify: bool = True) -> PreparedDataset:
         arrays = [np.load(root / f"{name}.npy", mmap_mode="r") for name in ARRAYS]
     except FileNotFoundError as error:
         raise DatasetError(f"{root}: file {Path(error.filename).name} is missing") from None
-    except (ValueError, OSError) as error:
-        raise DatasetError(f"{root}: a file is truncated or corrupt ({error})") from None
+    except (ValueError, OSError, EOFError) as error:  # EOFError: a zero-byte .npy
+        raise DatasetError(f"{root}: a file is truncated or corrupt ({type(error).__name__}: {error})") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise DatasetError(
