@@ -152,9 +152,22 @@ def test_every_bad_input_is_quarantined_with_a_reason_and_accounted_for(tree):
     tree.dicom("dup", subdir="one")
     tree.dicom("dup", subdir="two")
     tree.row("dup", "-1")
+    tree.image("huge_rle")
+    tree.rows[-1] = ("huge_rle", "9223372036854775000 9223372036854775000")  # once a segfault
+    for image_id, (keyword, value, _) in MALFORMED_HEADERS.items():  # once a traceback that stopped the ingest
+        header_path = tree.dicom(image_id, np.full(SMALL, 1000, np.uint16) if keyword == "WindowCenter" else None)
+        tree.row(image_id, "-1")
+        if keyword == "WindowCenter":
+            _with_header_value(header_path, "WindowWidth", "400")
+        _with_header_value(header_path, keyword, value)
+    os.mkfifo(tree.root / "dicom-images-train" / "pipe.dcm")  # once a hang
+    tree.row("pipe", "-1")
 
     dataset, report = tree.prepare()
     why = reasons(report)
+    assert "larger than any image" in why["huge_rle"]
+    assert all(reason in why[image_id] for image_id, (_, _, reason) in MALFORMED_HEADERS.items())
+    assert why["pipe"].endswith("pipe.dcm: not a regular file")
     assert "truncated.dcm: pixel data cannot be decoded" in why["truncated"]
     assert "fake.dcm" in why["fake"] and "not a readable DICOM file" in why["fake"]
     assert "3 samples per pixel" in why["rgb"]
