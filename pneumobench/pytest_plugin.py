@@ -112,6 +112,13 @@ def parse_options(config: pytest.Config) -> SessionOptions:
         raise pytest.UsageError(
             f"pneumobench: --pb-data {data}: {problem} (make one with `pneumobench data prepare SIIM_DIR DIR`)"
         )
+    if data is not None:
+        from pneumobench.data.prepared import DatasetError, load
+
+        try:
+            load(data, verify=False)  # the manifest and the arrays' shapes; contents are verified on first use
+        except DatasetError as error:
+            raise pytest.UsageError(f"pneumobench: --pb-data: {error}") from None
     store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
     return SessionOptions(
         profile=profile,

@@ -205,6 +205,8 @@ def tiny_runs(dataset, mods, *, shift=0.0, **kwargs):
 
 def test_usage_errors_are_one_line(pytester):
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    (pytester.path / "broken").mkdir()
+    (pytester.path / "broken" / "manifest.json").write_text("{}")
     for option, message in [
         ("--pb-seeds=0,0,1", "*pneumobench: seed 0 is given more than once: seeds must be distinct*"),
         ("--pb-seeds=0,-1", "*pneumobench: seed -1 is negative: seeds are integers >= 0*"),
@@ -215,6 +217,7 @@ def test_usage_errors_are_one_line(pytester):
         ("--pb-workers=0", "*pneumobench: --pb-workers 0: give at least 1*"),
         ("--pb-data=no/such/dir", "*pneumobench: --pb-data no/such/dir: no such directory*"),
         ("--pb-data=.", "*pneumobench: --pb-data .: not a prepared dataset (no manifest.json)*"),
+        ("--pb-data=broken", "*pneumobench: --pb-data: broken: file ids.json is missing*"),
         ("--pb-device=cuda:99", "*pneumobench: --pb-device: device 'cuda:99': *"),  # no such card on any machine
     ]:
         result = pytester.runpytest("-p", "no:cacheprovider", option)
