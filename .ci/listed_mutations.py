@@ -24,7 +24,7 @@ MUTATIONS = [
     ("stats.py", "return float(values.std(ddof=1)) * math.sqrt(1 / n + 1), n - 1", "return float(values.std(ddof=1)) * math.sqrt(1 / n), n - 1", "the paper's run treated as exact"),
     ("stats.py", "    if _no_spread(per_seed):\n", "    if False:\n", "zero spread tested"),
     ("claims.py", "    if not degenerate:\n        return result\n", "    if True:\n        return result\n", "degenerate runs counted"),
-    ("claims.py", '    if claim.kind == "regression":\n        return replace(result, note=', '    if False:\n        return replace(result, note=', "a regression check silenced by a degenerate run"),
+    ("claims.py", '    if claim.kind == "regression":\n        return replace(\n            result, note=', '    if False:\n        return replace(\n            result, note=', "a regression check silenced by a degenerate run"),
     ("stats.py", "    bad = np.argwhere(~np.isfinite(values))", "    bad = []", "non-finite scores accepted"),
     ("claims.py", "    if len(set(seeds)) != len(seeds):", "    if False:", "duplicate seeds accepted"),
     ("stats.py", "    elif p_other < alpha:", "    elif p_other < 2 * alpha:", "paired contradiction at 2 alpha"),
