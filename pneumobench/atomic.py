@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_file", "write_text_atomic"]
+__all__ = ["atomic_directory", "atomic_file", "process_alive", "write_text_atomic"]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager

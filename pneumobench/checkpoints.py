@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pneumobench.atomic import atomic_file
+from pneumobench.atomic import atomic_file, process_alive
 
 __all__ = ["CheckpointWarning", "content_checksum", "load_verified", "save_verified"]
 
@@ -67,18 +67,8 @@ def _remove_stale_scratch(path: Path) -> None:
     """Delete scratch files of ``path`` left by writers that died (a kill or a full disk mid-save)."""
     for scratch in path.parent.glob(f".{path.stem}.tmp-*{path.suffix}"):
         pid = scratch.name[len(f".{path.stem}.tmp-") : len(scratch.name) - len(path.suffix)]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             scratch.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def load_verified(path: Path, device: torch.device) -> dict[str, Any] | None:

@@ -67,7 +67,7 @@ def _data_show(args: argparse.Namespace) -> int:
 def _resolve_device(name: str):
     import torch
 
-    from pneumobench.runner import check_device
+    from pneumobench.devices import check_device
 
     check_device(name)
     if name == "auto":
@@ -80,10 +80,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from pneumobench.data.cache import synthetic_dataset
     from pneumobench.data.prepared import DatasetError, load
+    from pneumobench.devices import DeviceError
     from pneumobench.models import EncoderWeightsError
     from pneumobench.profiles import get_profile
     from pneumobench.registry import UnknownNameError
-    from pneumobench.runner import DeviceError
     from pneumobench.training import train
 
     if args.out is not None and args.out.is_dir():

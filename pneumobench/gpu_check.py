@@ -136,32 +136,44 @@ def gpu_check(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every check on ``device`` and return the summary rows (see the module docstring)."""
-    from pneumobench.bench import bench_train
-    from pneumobench.data.synthetic import write_prepared
     from pneumobench.environment import device_name
-    from pneumobench.training import train
 
     settings = settings or GpuCheckSettings()
     rows = [_row("device", device_name(device), "", f"torch {torch.__version__}, CUDA {torch.version.cuda}")]
     if settings.run_tests:
-        tests_dir = tests_dir or Path(__file__).resolve().parents[1] / "tests"
-        if tests_dir.is_dir():
-            rows.append(cuda_tests(tests_dir))
-        else:
-            rows.append(
-                _row(
-                    "CUDA tests (pytest -m gpu)",
-                    "not run",
-                    "",
-                    f"no tests directory at {tests_dir} (installed without the repository)",
-                )
-            )
+        rows.append(_tests_row(tests_dir or Path(__file__).resolve().parents[1] / "tests"))
+    rows += _training_rows(device, settings)
+    concurrency = bench_concurrency(
+        settings.config,
+        size=settings.size,
+        batch=settings.batch,
+        steps=settings.steps,
+        device=device,
+        processes=settings.processes,
+    )
+    return rows + concurrency + _projection_rows(device, settings, concurrency, progress)
+
+
+def _tests_row(tests_dir: Path) -> dict[str, Any]:
+    if tests_dir.is_dir():
+        return cuda_tests(tests_dir)
+    return _row(
+        "CUDA tests (pytest -m gpu)",
+        "not run",
+        "",
+        f"no tests directory at {tests_dir} (installed without the repository)",
+    )
+
+
+def _training_rows(device: torch.device, settings: GpuCheckSettings) -> list[dict[str, Any]]:
+    """Images/s of the naive loop and of the fast path, with the achieved TFLOP/s."""
+    from pneumobench.bench import bench_train
 
     train_row = bench_train(
         settings.config, size=settings.size, batch=settings.batch, steps=settings.steps, device=device
     )[0]
     shape = f"{settings.size}x{settings.size} batch {settings.batch}"
-    rows += [
+    return [
         _row(
             f"training, naive loop, {shape}",
             train_row["reference"],
@@ -176,15 +188,16 @@ def gpu_check(
             f"{train_row['gflop_per_image']:.1f} GFLOP per image",
         ),
     ]
-    concurrency = bench_concurrency(
-        settings.config,
-        size=settings.size,
-        batch=settings.batch,
-        steps=settings.steps,
-        device=device,
-        processes=settings.processes,
-    )
-    rows += concurrency
+
+
+def _projection_rows(
+    device: torch.device, settings: GpuCheckSettings, concurrency: list[dict[str, Any]], progress: bool
+) -> list[dict[str, Any]]:
+    """One timed paper-profile run, and Table 6 x 5 seeds projected from it (with several processes
+    per device when the concurrency rows show that helps)."""
+    from pneumobench.data.synthetic import write_prepared
+    from pneumobench.training import train
+
     best = max(zip(settings.processes, concurrency), key=lambda item: item[1]["value"])
     helps = best[0] > 1 and best[1]["value"] > 1.1 * concurrency[0]["value"]
     speedup = best[1]["value"] / concurrency[0]["value"]
@@ -200,6 +213,7 @@ def gpu_check(
         config = settings.config.replace(image_size=settings.size, batch_size=settings.batch)
         result = train(config, dataset, seed=0, device=device, progress=progress)
     per_run = result.wall_time_s
+    rows = []
     rows.append(
         _row(
             "one paper-profile run (baseline, seed 0)",

@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -410,7 +410,7 @@ def write_report(
     records = _records(group, matched, baselines_dir, records, notes)
     rows = table6_comparison(group, records, baselines_dir) if group is not None else []
     out = Path(out_dir)
-    written = _draw_figures(group, rows, records, data, out / "figures", notes)
+    written = _draw_figures(lambda folder: _draw_into(group, rows, records, data, folder, notes), out / "figures")
     if others:
         notes.append(
             f"the store also holds {sum(o['runs'] for o in others)} runs of {len(others)} other dataset, code "
@@ -461,18 +461,10 @@ def _records(
     return judge_group(group, matched, baselines_dir)
 
 
-def _draw_figures(
-    group: RunGroup | None,
-    rows: list[dict[str, Any]],
-    records: list[dict[str, Any]],
-    data: str | os.PathLike | None,
-    directory: Path,
-    notes: list[str],
-) -> dict[str, Any]:
-    """Every figure the runs allow, drawn into a scratch folder and then moved into ``directory``.
+def _draw_figures(draw: Callable[[Path], dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """The figures ``draw(folder)`` writes, drawn into a scratch folder and then moved into ``directory``.
     Figures an earlier report wrote there (listed in ``FIGURES_LIST``) and this one does not are
-    removed, so none goes stale; any other file in ``directory`` is the user's and stays. What
-    cannot be drawn goes into ``notes``."""
+    removed, so none goes stale; any other file in ``directory`` is the user's and stays."""
     import dataclasses
     import shutil
     import tempfile
@@ -480,7 +472,7 @@ def _draw_figures(
     directory.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".figures.tmp-", dir=directory.parent))
     try:
-        written = _draw_into(group, rows, records, data, scratch, notes)
+        written = draw(scratch)
         names = {item.path.name for item in written.values()}
         for stale in _report_figures(directory) - names:
             (directory / stale).unlink(missing_ok=True)

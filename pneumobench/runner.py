@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
@@ -34,29 +33,6 @@ from pneumobench.store import (
 from pneumobench.training import CPU_THREADS, train
 
 __all__ = ["device_kind", "key_of", "prefetch", "run", "run_conditions", "select_device"]
-
-
-class DeviceError(ValueError):
-    """A device name that is malformed or names a device this machine does not have."""
-
-
-DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
-
-
-def check_device(name: str) -> None:
-    """Refuse a device name that is malformed, or a CUDA device this machine lacks (one line, the fix)."""
-    match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", name)
-    if match is None:
-        raise DeviceError(f"device {name!r}: give {DEVICE_CHOICES}")
-    if not name.startswith("cuda"):
-        return
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        raise DeviceError(
-            f"device {name!r}: CUDA is not available here (torch.cuda.is_available() is False); give auto or cpu"
-        )
-    if match.group(1) is not None and int(match.group(1)) >= count:
-        raise DeviceError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
 
 
 def select_device(requested: str | torch.device | None = None) -> torch.device:

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pneumobench.atomic import write_text_atomic
+from pneumobench.atomic import process_alive, write_text_atomic
 from pneumobench.results import RunResult
 
 __all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint"]
@@ -107,15 +107,9 @@ def _owner() -> str:
 
 def _owner_alive(owner: str) -> bool:
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
+    if host != socket.gethostname() or not pid.isdigit():
         return True  # cannot tell for another host; assume alive
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+    return process_alive(int(pid))
 
 
 COLUMNS = (

@@ -213,7 +213,7 @@ def test_usage_errors_are_one_line(pytester):
         ("--pb-seeds=abc", "*pneumobench: seeds 'abc': give a count (5) or a comma-separated list*"),
         ("--pb-seeds=0", "*pneumobench: seed count 0: give at least 1*"),
         ("--pb-profile=unknown", "*pneumobench: unknown profile 'unknown'; registered: *smoke*"),
-        ("--pb-device=banana", "*pneumobench: --pb-device 'banana': give auto, cpu, cuda or cuda:N*"),
+        ("--pb-device=banana", "*pneumobench: --pb-device: device 'banana': give auto, cpu, cuda or cuda:N*"),
         ("--pb-workers=0", "*pneumobench: --pb-workers 0: give at least 1*"),
         ("--pb-data=no/such/dir", "*pneumobench: --pb-data no/such/dir: no such directory*"),
         ("--pb-data=.", "*pneumobench: --pb-data .: not a prepared dataset (no manifest.json)*"),

@@ -323,11 +323,12 @@ def prepare(
     root = Path(siim_dir)
     if not root.is_dir():
         raise IngestError(f"{root} is not a directory")
-    if size < 1 or (expected_shape is not None and size > min(expected_shape)):
-        source = f"the source images' {expected_shape[0]}x{expected_shape[1]}" if expected_shape else "1 pixel"
+    if size < 1:
+        raise IngestError(f"size {size}: give a positive side (a multiple of 32 to train)")
+    if expected_shape is not None and size > min(expected_shape):
         raise IngestError(
-            f"size {size} is {'below' if size < 1 else 'above'} {source}: give a side from 1 to "
-            f"{min(expected_shape) if expected_shape else 'the source size'} (a multiple of 32 to train)"
+            f"size {size} is above the source images' {expected_shape[0]}x{expected_shape[1]}: give a side from 1 "
+            f"to {min(expected_shape)} (a multiple of 32 to train)"
         )
     check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
