@@ -42,6 +42,8 @@ def _data_prepare(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=not args.quiet,
             overwrite=args.overwrite,
+            mask_rows=args.mask_rows,
+            resize=args.resize,
         )
     except IngestError as error:
         print(f"pneumobench data prepare: {error}", file=sys.stderr)
@@ -101,6 +103,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.data is not None:
             dataset = load(args.data)
+            problem = profile.dataset_problem(dataset.preparation)
+            if problem is not None:
+                print(f"pneumobench run: --data {args.data}: {problem}", file=sys.stderr)
+                return 2
         elif profile.synthetic is not None:
             dataset = synthetic_dataset(profile.synthetic, progress=not args.quiet)
         else:
@@ -257,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_data_commands(commands: Any) -> None:
+    from pneumobench.data.prepared import MASK_ROWS, RESIZES
+
     data = commands.add_parser("data", help="synthesize, prepare and inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -285,6 +293,18 @@ def _add_data_commands(commands: Any) -> None:
     prep.add_argument("--csv", type=Path, help="the label CSV (default: found under SIIM_DIR)")
     prep.add_argument("--workers", type=_count(1, "at least 1 process"), help="decoding processes (default: all cores)")
     prep.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    prep.add_argument(
+        "--mask-rows",
+        choices=MASK_ROWS,
+        default="union",
+        help="a positive's mask: the union of its RLE rows (default) or the first row only (the authors' code)",
+    )
+    prep.add_argument(
+        "--resize",
+        choices=RESIZES,
+        default="area",
+        help="block mean images and majority masks (default), or bilinear images and nearest masks (the authors')",
+    )
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     prep.set_defaults(handler=_data_prepare)
 

@@ -51,19 +51,27 @@ class ModelConfig:
     center_channels: int | None = None  # the standard center block's width; None: the encoder's (512, the paper)
     aspp_channels: int = 256
     aspp_rates: tuple[int, int, int] = (6, 12, 18)
-    aspp_dropout: float = 0.0
+    aspp_dropout: float = 0.0  # Dropout on ASPP's output (the authors' code: 0.5)
+    scse_block: str = (
+        "scse"  # the attention the ``scse`` modification installs: "scse" (1-channel spatial gate), "scse_cc"
+    )
     cls_hidden: int = 32
     mask_bias: float = 0.0  # initial bias of the final mask conv; < 0 starts from "mostly empty"
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One training stage: epochs of cosine annealing from ``lr`` to ``min_lr``."""
+    """One training stage: epochs of cosine annealing from ``lr`` to ``min_lr``.
+
+    ``seg_loss`` overrides the experiment's segmentation loss in this stage (the authors' code
+    trains stage 2 with BCE whatever stage 1 used); its classification weight is then that loss's.
+    """
 
     epochs: int
     lr: float
     min_lr: float
     freeze_encoder: bool = False
+    seg_loss: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,26 @@ class ExperimentConfig:
         StageConfig(epochs=40, lr=5e-4, min_lr=5e-5),
     )
     modifications: tuple[str, ...] = ()
+    # Protocol settings where the paper's text and the authors' code differ (README "Protocol").
+    lr_schedule: str = "cosine-step"  # "cosine-step": per step, lr -> min_lr; "cosine-epoch": the authors'
+    drop_last: bool = True  # drop the last partial training batch (the authors keep it)
+    cuda_precision: str = "bf16"  # on CUDA with the fast path: "bf16" autocast, or "fp32" (the authors')
+    val_averaging: str = "image"  # "image": mean over images; "batch": mean of per-batch means (the authors')
+    epoch_selection: str = "last"  # the reported epoch: "last", "best-val" (the authors'), "best-heldout"
+    heldout_fraction: float = 0.0  # share of the training half held out to pick the epoch ("best-heldout")
+
+    def __post_init__(self) -> None:
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("cuda_precision", self.cuda_precision, CUDA_PRECISIONS)
+        _check_choice("val_averaging", self.val_averaging, VAL_AVERAGING)
+        _check_choice("epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ConfigError(f"heldout_fraction: {self.heldout_fraction} is not in [0, 1)")
+        if (self.epoch_selection == "best-heldout") != (self.heldout_fraction > 0):
+            raise ConfigError(
+                "epoch_selection 'best-heldout' needs a heldout_fraction above 0, and a heldout_fraction "
+                f"needs 'best-heldout' (got {self.epoch_selection!r} with {self.heldout_fraction})"
+            )
 
     @classmethod
     def paper_baseline(cls) -> ExperimentConfig:
@@ -121,8 +149,12 @@ class ExperimentConfig:
         return cls.from_dict(json.loads(text))
 
     def key(self) -> str:
-        """A 16-hex-digit hash of the canonical JSON: stable across processes and machines."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A 16-hex-digit hash of the canonical JSON: stable across processes and machines.
+
+        Settings added after the first store format (``LATE_FIELDS``) enter it only when they
+        differ from their default, so every configuration that existed before keeps its key
+        (and its stored runs and recorded baselines)."""
+        canonical = json.dumps(_key_dict(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -135,6 +167,46 @@ class SyntheticSpec:
     size: int = 64
     seed: int = 0
     difficulty: float = 0.5
+    mask_rows: str = "union"  # preparation rules (``pneumobench.data.siim``); the authors': "first"
+    resize: str = "area"  # the authors': "bilinear"
+
+
+LR_SCHEDULES = ("cosine-step", "cosine-epoch")
+CUDA_PRECISIONS = ("bf16", "fp32")
+VAL_AVERAGING = ("image", "batch")
+EPOCH_SELECTIONS = ("last", "best-val", "best-heldout")
+LATE_FIELDS: dict[type, tuple[str, ...]] = {
+    ExperimentConfig: (
+        "lr_schedule",
+        "drop_last",
+        "cuda_precision",
+        "val_averaging",
+        "epoch_selection",
+        "heldout_fraction",
+    ),
+    ModelConfig: ("scse_block",),
+    StageConfig: ("seg_loss",),
+}
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _key_dict(value: Any) -> Any:
+    """``to_dict`` without the late fields that hold their default (see ``ExperimentConfig.key``)."""
+    if dataclasses.is_dataclass(value):
+        late = LATE_FIELDS.get(type(value), ())
+        defaults = {f.name: f.default for f in dataclasses.fields(value)}
+        return {
+            f.name: _key_dict(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.name in late and getattr(value, f.name) == defaults[f.name])
+        }
+    if isinstance(value, (tuple, list)):
+        return [_key_dict(v) for v in value]
+    return value
 
 
 def config_name(modifications: Iterable[str]) -> str:

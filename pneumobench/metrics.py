@@ -17,6 +17,7 @@ __all__ = [
     "MetricInputError",
     "ScoreAccumulator",
     "accuracy",
+    "batch_mean",
     "correct_per_image",
     "dice_per_image",
 ]
@@ -153,3 +154,11 @@ class ScoreAccumulator:
     def summary(self) -> dict[str, float]:
         """Mean Dice and accuracy over every image seen (one host sync)."""
         return {"dice": float(self.dice.mean()), "accuracy": float(self.correct.float().mean())}
+
+
+def batch_mean(values: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """The mean of ``values`` (N,), or with ``batch_size`` the mean of the means of consecutive
+    batches of that size (the authors' averaging: a short last batch weighs as much as a full one)."""
+    if batch_size is None:
+        return values.mean()
+    return torch.stack([part.mean() for part in values.split(batch_size)]).mean()

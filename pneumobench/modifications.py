@@ -50,5 +50,6 @@ def hypercolumns(config: ExperimentConfig) -> ExperimentConfig:
 
 @modification("scse")
 def scse(config: ExperimentConfig) -> ExperimentConfig:
-    """scSE on each decoder layer's concatenated input and on its output."""
-    return config.replace_model(attention="scse")
+    """scSE on each decoder layer's concatenated input and on its output (the block named by
+    ``model.scse_block``: smp's by default, the authors' C->C spatial gate with ``"scse_cc"``)."""
+    return config.replace_model(attention=config.model.scse_block)

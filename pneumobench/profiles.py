@@ -1,8 +1,10 @@
 """Profiles: how claims are run (the base experiment, the seeds, the default dataset), registered by name.
 
-``paper`` is the paper's protocol on the real SIIM-ACR data, ``nightly`` the same for GPU CI,
-``smoke`` a CPU run on synthetic SIIM-format data. A new profile is one ``register_profile``
-call in any module, like a modification in ``pneumobench.modifications``.
+``paper`` is the paper's protocol as its text states it, on the real SIIM-ACR data; ``authors``
+is what the authors' code ran (README "Protocol": every difference is a named setting);
+``nightly`` is ``paper`` for GPU CI; ``smoke`` and ``smoke-authors`` are CPU runs of the two
+protocols on synthetic SIIM-format data. A new profile is one ``register_profile`` call in any
+module, like a modification in ``pneumobench.modifications``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig, SyntheticSpec
 from pneumobench.registry import Registry
 
-__all__ = ["PROFILES", "Profile", "get_profile", "register_profile"]
+__all__ = ["PROFILES", "Profile", "authors_protocol", "get_profile", "register_profile"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,28 @@ class Profile:
     synthetic: SyntheticSpec | None
     description: str
     checkpoint_every: int = 1
+    baseline_selection: str | None = None  # the baseline row's epoch selection where it differs (authors: last)
+    mask_rows: str = "union"  # the preparation rules its dataset must have (``pneumobench data prepare``)
+    resize: str = "area"
+    paper_numbers: bool = False  # on the real data, Table 6's rows are judged against the paper's numbers
 
     def config(self, *modifications: str) -> ExperimentConfig:
-        return self.base.with_modifications(*modifications)
+        config = self.base.with_modifications(*modifications)
+        if not config.modifications and self.baseline_selection is not None:
+            config = config.replace(epoch_selection=self.baseline_selection)
+        return config
+
+    def dataset_problem(self, preparation: dict[str, str]) -> str | None:
+        """Why a dataset prepared with ``preparation`` (its mask and resize rules) does not suit
+        this profile, with the command that makes one that does; None when it suits."""
+        wanted = {"mask_rows": self.mask_rows, "resize": self.resize}
+        if preparation == wanted:
+            return None
+        return (
+            f"it was prepared with --mask-rows {preparation['mask_rows']} --resize {preparation['resize']}, and "
+            f"profile {self.name!r} needs --mask-rows {self.mask_rows} --resize {self.resize} "
+            f"(pneumobench data prepare SIIM_DIR DIR --mask-rows {self.mask_rows} --resize {self.resize})"
+        )
 
 
 PROFILES: Registry[Profile] = Registry("profile")
@@ -54,8 +75,10 @@ register_profile(
         base=_PAPER,
         seeds=(0, 1, 2, 3, 4),
         synthetic=None,
-        description="the paper's exact protocol on the real SIIM-ACR data (256x256, ImageNet encoder, 43 epochs)",
+        description="the paper's protocol as its text states it, on the real SIIM-ACR data (256x256, ImageNet "
+        "encoder, 43 epochs, the last epoch reported)",
         checkpoint_every=5,
+        paper_numbers=True,
     )
 )
 register_profile(
@@ -63,6 +86,38 @@ register_profile(
         PROFILES.get("paper"),
         name="nightly",
         description="GPU CI: the paper's protocol on a prepared SIIM-ACR dataset, 5 seeds per configuration",
+        paper_numbers=False,
+    )
+)
+
+
+def authors_protocol(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` run as the authors' code ran it (TheoViel/pneumothorax_segmentation, the notebook
+    that printed Table 6): stage 2 trains with BCE whatever stage 1 used, per-epoch cosine stepped
+    before each epoch, the last partial batch kept, fp32, per-batch averages, the epoch with the best
+    validation Dice reported, Dropout(0.5) after ASPP, and scSE with a C->C spatial gate."""
+    first, *rest = config.stages
+    return config.replace(
+        stages=(first, *(dataclasses.replace(stage, seg_loss="bce") for stage in rest)),
+        lr_schedule="cosine-epoch",
+        drop_last=False,
+        cuda_precision="fp32",
+        val_averaging="batch",
+        epoch_selection="best-val",
+    ).replace_model(aspp_dropout=0.5, scse_block="scse_cc")
+
+
+_AUTHORS_DATA = {"mask_rows": "first", "resize": "bilinear"}
+register_profile(
+    dataclasses.replace(
+        PROFILES.get("paper"),
+        name="authors",
+        base=authors_protocol(_PAPER),
+        description="the authors' code as it ran for Table 6, on the real SIIM-ACR data: best validation epoch "
+        "(the last for the baseline), Lovász in stage 1 only, ASPP dropout 0.5, C->C scSE, first-row masks, "
+        "bilinear resize, per-epoch cosine, last batch kept, fp32, per-batch averages",
+        baseline_selection="last",
+        **_AUTHORS_DATA,
     )
 )
 register_profile(
@@ -83,5 +138,17 @@ register_profile(
             "(timm), a 128-channel center (ASPP 128) and a 32-channel decoder at 32x32, 1+11 epochs of 128 images at "
             "2e-2; exercises the pipeline, not evidence about the paper"
         ),
+    )
+)
+register_profile(
+    dataclasses.replace(
+        PROFILES.get("smoke"),
+        name="smoke-authors",
+        base=authors_protocol(PROFILES.get("smoke").base),
+        synthetic=dataclasses.replace(PROFILES.get("smoke").synthetic, **_AUTHORS_DATA),  # type: ignore[arg-type]
+        description="the smoke run under the authors' protocol (profile authors) on synthetic data prepared with "
+        "their rules; exercises the pipeline, not evidence about the paper",
+        baseline_selection="last",
+        **_AUTHORS_DATA,
     )
 )

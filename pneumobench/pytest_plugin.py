@@ -31,7 +31,11 @@ SENSITIVITY_PROPERTY = "pneumobench-sensitivity"  # a row of the sensitivity tab
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pneumobench", "pneumobench: paper claims and regression baselines")
-    group.addoption("--pb-profile", default="smoke", help="smoke (default, CPU, synthetic), paper or nightly")
+    group.addoption(
+        "--pb-profile",
+        default="smoke",
+        help="smoke (default, CPU, synthetic), smoke-authors, paper, authors or nightly (README: Protocol)",
+    )
     group.addoption(
         "--pb-data",
         default=None,
@@ -108,9 +112,12 @@ def parse_options(config: pytest.Config) -> SessionOptions:
         from pneumobench.data.prepared import DatasetError, load
 
         try:
-            load(data, verify=False)  # the manifest and the arrays' shapes; contents are verified on first use
+            prepared = load(data, verify=False)  # the manifest and the arrays' shapes; contents verified on first use
         except DatasetError as error:
             raise pytest.UsageError(f"pneumobench: --pb-data: {error}") from None
+        problem = profile.dataset_problem(prepared.preparation)
+        if problem is not None:
+            raise pytest.UsageError(f"pneumobench: --pb-data {data}: {problem}")
     store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
     return SessionOptions(
         profile=profile,
@@ -202,7 +209,7 @@ class PneumobenchSession:
     @property
     def evidence(self) -> bool:
         """Whether a CONTRADICTED verdict here speaks about the paper (fails) or not (xfails)."""
-        return not (self.synthetic and self.profile.name != "paper")
+        return not (self.synthetic and not self.profile.paper_numbers)
 
     @property
     def device(self):
@@ -252,7 +259,7 @@ class PneumobenchSession:
             claim,
             self.runs_for,
             recorded=self.recorded(),
-            use_paper_values=self.profile.name == "paper" and not self.synthetic,
+            use_paper_values=self.profile.paper_numbers and not self.synthetic,
             profile=self.profile.name,
         )
 

@@ -195,7 +195,7 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
                 runs_for,
                 recorded=recorded,
                 profile=profile.name,
-                use_paper_values=profile.name == "paper" and not group.synthetic,
+                use_paper_values=profile.paper_numbers and not group.synthetic,
             )
             records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
     return records

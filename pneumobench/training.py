@@ -1,11 +1,14 @@
 """Train one configuration with one seed on a prepared dataset: the paper's two-stage protocol.
 
-RAdam; within each stage the learning rate follows a per-step cosine from the stage's rate
-to its minimum; stage 1 freezes the encoder's weights (its BatchNorm still trains); batch
-``config.batch_size`` with the last partial batch dropped; horizontal flips with
-probability ``config.flip_p``; the grayscale image is replicated to 3 channels and
-ImageNet-normalised. Validation runs every ``validate_every`` epochs and always after the
-last; the reported Dice and accuracy are those of the last epoch.
+RAdam; within each stage the learning rate follows a cosine from the stage's rate to its
+minimum (per step, or the authors' per-epoch form: ``config.lr_schedule``); stage 1 freezes the
+encoder's weights (its BatchNorm still trains); a stage may train with its own segmentation loss;
+batch ``config.batch_size``, the last partial batch dropped or kept (``config.drop_last``);
+horizontal flips with probability ``config.flip_p``; the grayscale image is replicated to 3
+channels and ImageNet-normalised. Validation runs every ``validate_every`` epochs and always
+after the last; every validated epoch's per-image scores are kept, and the reported epoch is
+chosen by ``config.epoch_selection`` (``pneumobench.selection``), with its epoch means
+averaged per image or per batch (``config.val_averaging``).
 
 Seeds: the seed is split into an initialisation seed and a data seed. Each epoch's order
 and flips come from a generator seeded by (data seed, epoch), so two configurations with
@@ -18,10 +21,10 @@ different thread count; so a run gives the same per-image scores however it is l
 (in-process, a prefetch worker, a pytest-xdist worker, ``pneumobench run``).
 
 The dataset lives on the device as uint8 for the whole run; batches are gathered,
-normalised and flipped there. On CUDA the fast path adds channels_last, bf16 autocast and
-cuDNN autotuning; on the CPU it changes nothing (channels_last measured 12-30% slower there at
-the smoke profile's size, one thread); the host syncs once per epoch (loss check and
-validation summary).
+normalised and flipped there. On CUDA the fast path adds channels_last, bf16 autocast (unless
+``config.cuda_precision`` is ``fp32``) and cuDNN autotuning; on the CPU it changes nothing
+(channels_last measured 12-30% slower there at the smoke profile's size, one thread); the host
+syncs once per epoch (loss check and validation summaries).
 
 The loop in named steps: ``train`` checks the inputs and calls ``_start_or_resume`` (the model
 from the initialisation seed, or a checkpoint's state); ``_fit`` runs each epoch:
@@ -34,11 +37,12 @@ Every step but ``_close_epoch`` keeps its tensors on the device.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -52,9 +56,10 @@ from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import encode
 from pneumobench.environment import environment
 from pneumobench.losses import joint_loss
-from pneumobench.metrics import ScoreAccumulator
+from pneumobench.metrics import ScoreAccumulator, batch_mean
 from pneumobench.models import PaperUNet, build_model, freeze_encoder, unfreeze_encoder
-from pneumobench.results import RunResult
+from pneumobench.results import RunResult, encode_epoch_scores
+from pneumobench.selection import select_epoch
 
 __all__ = [
     "CPU_THREADS",
@@ -63,7 +68,10 @@ __all__ = [
     "TrainingSetupError",
     "derive_seeds",
     "example_indices",
+    "heldout_split",
     "learning_rate",
+    "stage_loss_config",
+    "steps_per_epoch",
     "train",
     "train_epoch",
     "train_step",
@@ -93,14 +101,51 @@ def derive_seeds(seed: int) -> tuple[int, int]:
 
 
 def learning_rate(config: ExperimentConfig, global_step: int, steps_per_epoch: int) -> float:
-    """The learning rate of ``global_step``: a per-step cosine within each stage."""
+    """The learning rate of ``global_step``: a cosine within each stage.
+
+    ``cosine-step`` anneals per step from ``lr`` (first step) to ``min_lr`` (last step).
+    ``cosine-epoch`` is the authors' ``CosineAnnealingLR(T_max=epochs)`` stepped before each
+    epoch: epoch k of n (1-based) runs at the cosine's value at k/n, so ``lr`` itself is never
+    used and the last epoch runs at ``min_lr``."""
     for stage in config.stages:
         steps = stage.epochs * steps_per_epoch
         if global_step < steps:
-            progress = global_step / max(steps - 1, 1)
+            if config.lr_schedule == "cosine-epoch":
+                progress = (global_step // steps_per_epoch + 1) / stage.epochs
+            else:
+                progress = global_step / max(steps - 1, 1)
             return stage.min_lr + (stage.lr - stage.min_lr) * (1 + math.cos(math.pi * progress)) / 2
         global_step -= steps
     raise ValueError("step past the last stage")
+
+
+def steps_per_epoch(n_images: int, config: ExperimentConfig) -> int:
+    """Training batches per epoch: the last partial batch is dropped or kept (``config.drop_last``)."""
+    return n_images // config.batch_size if config.drop_last else -(-n_images // config.batch_size)
+
+
+def stage_loss_config(config: ExperimentConfig, epoch: int) -> ExperimentConfig:
+    """``config`` with the segmentation loss of ``epoch``'s stage (a stage's ``seg_loss``
+    overrides the experiment's, with that loss's registered classification weight)."""
+    stage = config.stages[_stage_of_epoch(config, epoch)]
+    if stage.seg_loss is None or stage.seg_loss == config.seg_loss:
+        return config
+    return config.replace(seg_loss=stage.seg_loss, cls_weight=None)
+
+
+def heldout_split(dataset: PreparedDataset, fraction: float, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training half split into images trained on and a held-out slice for epoch selection:
+    ``round(fraction * n)`` of each label, drawn with the data seed; both in stored order."""
+    train = dataset.train_indices
+    if fraction <= 0:
+        return train, train[:0]
+    labels = np.asarray(dataset.labels[train])
+    rng = np.random.default_rng(data_seed)
+    held = np.zeros(len(train), bool)
+    for label in (0, 1):
+        members = np.flatnonzero(labels == label)
+        held[rng.permutation(members)[: round(fraction * len(members))]] = True
+    return train[~held], train[held]
 
 
 def _stage_of_epoch(config: ExperimentConfig, epoch: int) -> int:
@@ -250,7 +295,8 @@ def train_epoch(
     """One epoch of ``train_step``s in the (data seed, epoch) order, the learning rate set per step.
 
     Returns the step losses (on the device, unchecked) and the last step's learning rate."""
-    steps = len(data) // config.batch_size
+    steps = steps_per_epoch(len(data), config)
+    loss_config = stage_loss_config(config, epoch)
     device = data.images.device
     forward.train()
     order, flips = epoch_order(data_seed, epoch, len(data), config.flip_p)
@@ -263,7 +309,7 @@ def train_epoch(
             group["lr"] = lr
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         images, masks, labels = data.batch(index, flips[index])
-        step_losses[step] = train_step(forward, optimizer, images, masks, labels, config, autocast=autocast)
+        step_losses[step] = train_step(forward, optimizer, images, masks, labels, loss_config, autocast=autocast)
     return step_losses, lr
 
 
@@ -292,6 +338,25 @@ def validate(
 
 
 @dataclass
+class _Selected:
+    """The reported epoch's scores and kept example masks (on the device)."""
+
+    epoch: int
+    dice: torch.Tensor
+    cls_prob: torch.Tensor
+    correct: torch.Tensor
+    mask_fraction: torch.Tensor
+    kept: torch.Tensor | None
+
+    @classmethod
+    def of(cls, epoch: int, scores: ScoreAccumulator, kept: torch.Tensor | None) -> _Selected:
+        return cls(epoch, scores.dice, scores.cls_prob, scores.correct, scores.mask_fraction, kept)
+
+    def to_state(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
 class _RunState:
     """What carries from one epoch to the next (and what a checkpoint holds)."""
 
@@ -303,16 +368,45 @@ class _RunState:
     resumed: dict[str, Any] | None
     optimizer: torch.optim.Optimizer | None = None
     stage_index: int = -1
+    validated: list[int] = field(default_factory=list)  # 1-based epochs with per-image scores
+    epoch_dice: list[torch.Tensor] = field(default_factory=list)
+    epoch_correct: list[torch.Tensor] = field(default_factory=list)
+    selected: _Selected | None = None
+
+    def record(self, epoch: int, scores: ScoreAccumulator, kept: torch.Tensor | None, rule: str) -> None:
+        """Keep a validated epoch's per-image scores, and its full scores if ``rule`` now reports it."""
+        self.validated.append(epoch)
+        self.epoch_dice.append(scores.dice)
+        self.epoch_correct.append(scores.correct)
+        if select_epoch(self.curves, rule) == epoch:
+            self.selected = _Selected.of(epoch, scores, kept)
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.validated = list(saved["validated"])
+        self.epoch_dice, self.epoch_correct = list(saved["epoch_dice"]), list(saved["epoch_correct"])
+        self.selected = _Selected(**saved["selected"]) if saved["selected"] is not None else None
 
 
-def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_threads: int) -> None:
+@dataclass(frozen=True)
+class _Splits:
+    """The device copies a run reads: images trained on, the validation half, the held-out slice."""
+
+    train: DeviceData
+    val: DeviceData
+    heldout: DeviceData | None
+
+
+def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_threads: int, n_train: int) -> None:
     if dataset.size != config.image_size:
         raise TrainingSetupError(
             f"config.image_size is {config.image_size} but the dataset {dataset.path} is {dataset.size}x{dataset.size}"
         )
-    if len(dataset.train_indices) < config.batch_size:
+    if n_train < config.batch_size:
+        raise TrainingSetupError(f"{n_train} training images are fewer than one batch of {config.batch_size}")
+    if not config.drop_last and n_train % config.batch_size == 1:
         raise TrainingSetupError(
-            f"{len(dataset.train_indices)} training images are fewer than one batch of {config.batch_size}"
+            f"{n_train} training images in batches of {config.batch_size} leave a last batch of one image, which "
+            "batch normalisation cannot train on; set drop_last or change the batch size"
         )
     if len(dataset.val_indices) == 0:
         raise TrainingSetupError(f"the dataset {dataset.path} has no validation images")
@@ -339,7 +433,9 @@ def _start_or_resume(
     resumed = _load_checkpoint(checkpoint, identity, device) if checkpoint else None
     if resumed:
         model.load_state_dict(resumed["model"])
-        return _RunState(model, forward, resumed["epochs_done"], resumed["curves"], resumed["elapsed_s"], resumed)
+        state = _RunState(model, forward, resumed["epochs_done"], resumed["curves"], resumed["elapsed_s"], resumed)
+        state.restore(resumed["scores"])
+        return state
     return _RunState(model, forward, 0, [], 0.0, None)
 
 
@@ -358,19 +454,24 @@ def _enter_stage(state: _RunState, config: ExperimentConfig, epoch: int) -> None
     state.stage_index = stage_index
 
 
-def _close_epoch(step_losses: torch.Tensor, scores: ScoreAccumulator | None, where: str, epoch: int) -> list[float]:
-    """The epoch's one host sync: mean loss (and validation Dice and accuracy); a non-finite loss ends the run."""
-    summary = [step_losses.mean(), torch.isfinite(step_losses).all().float()]
-    if scores is not None:
-        summary += [scores.dice.mean(), scores.correct.float().mean()]
-    values = torch.stack(summary).tolist()
+def _summaries(scores: ScoreAccumulator | None, config: ExperimentConfig) -> list[torch.Tensor]:
+    """A split's mean Dice and accuracy, averaged as ``config.val_averaging`` says (on the device)."""
+    if scores is None:
+        return []
+    size = config.batch_size if config.val_averaging == "batch" else None
+    return [batch_mean(scores.dice, size), batch_mean(scores.correct.float(), size)]
+
+
+def _close_epoch(step_losses: torch.Tensor, summaries: list[torch.Tensor], where: str, epoch: int) -> list[float]:
+    """The epoch's one host sync: mean loss and the validation summaries; a non-finite loss ends the run."""
+    values = torch.stack([step_losses.mean(), torch.isfinite(step_losses).all().float(), *summaries]).tolist()
     if values[1] < 1:
         bad_step = int(torch.nonzero(~torch.isfinite(step_losses))[0])
         raise NonFiniteLossError(
             f"{where}: non-finite training loss at epoch {epoch + 1}, step {bad_step + 1} "
             f"(of {len(step_losses)}); the run is abandoned"
         )
-    return values
+    return [values[0], *values[2:]]
 
 
 def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float) -> None:
@@ -384,6 +485,12 @@ def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, ela
             "optimizer": state.optimizer.state_dict(),
             "curves": state.curves,
             "elapsed_s": elapsed_s,
+            "scores": {
+                "validated": state.validated,
+                "epoch_dice": state.epoch_dice,
+                "epoch_correct": state.epoch_correct,
+                "selected": state.selected.to_state() if state.selected is not None else None,
+            },
         },
         path,
     )
@@ -393,12 +500,14 @@ def _build_result(
     config: ExperimentConfig,
     dataset: PreparedDataset,
     seed: int,
-    scores: ScoreAccumulator,
+    state: _RunState,
     examples: dict[str, str],
-    curves: list[dict[str, Any]],
     timing: dict[str, float],
     environment_record: dict[str, Any],
 ) -> RunResult:
+    selected = state.selected
+    assert selected is not None
+    reported = state.curves[selected.epoch - 1]
     return RunResult(
         config=config.to_dict(),
         config_key=config.key(),
@@ -406,13 +515,13 @@ def _build_result(
         seed=seed,
         dataset_fingerprint=dataset.fingerprint,
         val_ids=[dataset.ids[i] for i in dataset.val_indices],
-        dice_per_image=scores.dice.cpu().tolist(),
-        cls_prob=scores.cls_prob.cpu().tolist(),
-        correct=scores.correct.cpu().tolist(),
-        mask_fraction=scores.mask_fraction.cpu().tolist(),
-        dice=curves[-1]["val_dice"],
-        accuracy=curves[-1]["val_accuracy"],
-        curves=curves,
+        dice_per_image=selected.dice.cpu().tolist(),
+        cls_prob=selected.cls_prob.cpu().tolist(),
+        correct=selected.correct.cpu().tolist(),
+        mask_fraction=selected.mask_fraction.cpu().tolist(),
+        dice=reported["val_dice"],
+        accuracy=reported["val_accuracy"],
+        curves=state.curves,
         epochs=config.epochs,
         wall_time_s=timing["wall_time_s"],
         train_images_per_s=timing["train_images_per_s"],
@@ -420,6 +529,12 @@ def _build_result(
         dataset_path=str(dataset.path or ""),
         synthetic_data=dataset.synthetic,
         examples=examples,
+        selected_epoch=selected.epoch,
+        epoch_scores=encode_epoch_scores(
+            state.validated,
+            torch.stack(state.epoch_dice).cpu().numpy(),
+            torch.stack(state.epoch_correct).cpu().numpy(),
+        ),
     )
 
 
@@ -438,13 +553,36 @@ class _Plan:
     progress: bool
 
 
-def _fit(
-    plan: _Plan, state: _RunState, train_data: DeviceData, val_data: DeviceData, positions: np.ndarray, started: float
-) -> tuple[ScoreAccumulator, torch.Tensor | None]:
-    """The epochs from ``state.start_epoch`` on; returns the last validation's scores and kept masks."""
+def _validate_epoch(
+    plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, last_epoch: bool
+) -> tuple[ScoreAccumulator, torch.Tensor | None, ScoreAccumulator | None]:
+    """Score the validation half (keeping the example masks where this epoch may be reported)
+    and the held-out slice."""
+    batch = 2 * plan.config.batch_size
+    keep = positions if last_epoch or plan.config.epoch_selection != "last" else None
+    scores, kept = validate(state.forward, splits.val, batch, plan.autocast, keep=keep)
+    held = validate(state.forward, splits.heldout, batch, plan.autocast)[0] if splits.heldout is not None else None
+    return scores, kept, held
+
+
+def _curve_entry(epoch: int, stage: int, lr: float, values: list[float], validated: bool, heldout: bool) -> dict:
+    entry: dict[str, Any] = {
+        "epoch": epoch,
+        "stage": stage,
+        "lr_end": lr,
+        "train_loss": values[0],
+        "val_dice": values[1] if validated else None,
+        "val_accuracy": values[2] if validated else None,
+    }
+    if heldout:
+        entry["heldout_dice"] = values[3] if validated else None
+        entry["heldout_accuracy"] = values[4] if validated else None
+    return entry
+
+
+def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, started: float) -> None:
+    """The epochs from ``state.start_epoch`` on; the reported epoch's scores end in ``state.selected``."""
     config = plan.config
-    kept: torch.Tensor | None = None
-    scores: ScoreAccumulator | None = None
     bar = tqdm(
         total=config.epochs,
         initial=state.start_epoch,
@@ -460,7 +598,7 @@ def _fit(
         step_losses, lr = train_epoch(
             state.forward,
             state.optimizer,
-            train_data,
+            splits.train,
             config,
             epoch=epoch,
             data_seed=plan.data_seed,
@@ -468,31 +606,19 @@ def _fit(
         )
         last_epoch = epoch == config.epochs - 1
         validated = last_epoch or (epoch + 1) % plan.validate_every == 0
-        if validated:
-            scores, kept = validate(
-                state.forward, val_data, 2 * config.batch_size, plan.autocast, keep=positions if last_epoch else None
-            )
-        values = _close_epoch(step_losses, scores if validated else None, plan.where, epoch)
-        state.curves.append(
-            {
-                "epoch": epoch + 1,
-                "stage": state.stage_index + 1,
-                "lr_end": lr,
-                "train_loss": values[0],
-                "val_dice": values[2] if validated else None,
-                "val_accuracy": values[3] if validated else None,
-                "seconds": time.perf_counter() - epoch_started,
-            }
-        )
-        bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[2]:.3f}" if validated else "-")
+        scores, kept, held = _validate_epoch(plan, state, splits, positions, last_epoch) if validated else (None,) * 3
+        values = _close_epoch(step_losses, _summaries(scores, config) + _summaries(held, config), plan.where, epoch)
+        entry = _curve_entry(epoch + 1, state.stage_index + 1, lr, values, validated, splits.heldout is not None)
+        state.curves.append({**entry, "seconds": time.perf_counter() - epoch_started})
+        if scores is not None:
+            state.record(epoch + 1, scores, kept, config.epoch_selection)
+        bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[1]:.3f}" if validated else "-")
         bar.update(1)
         if plan.checkpoint and not last_epoch and (epoch + 1) % plan.checkpoint_every == 0:
             _save_checkpoint(
                 state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
             )
     bar.close()
-    assert scores is not None
-    return scores, kept
 
 
 def train(
@@ -515,19 +641,21 @@ def train(
 
     ``checkpoint``: a file written atomically every ``checkpoint_every`` epochs; if it exists
     when the run starts, the run resumes from it (and it is removed after success unless
-    ``keep_checkpoint``). ``fast`` uses, on CUDA, channels_last, bf16 autocast and cuDNN
-    autotuning; ``fast=False`` is the plain fp32 path.
+    ``keep_checkpoint``). ``fast`` uses, on CUDA, channels_last, cuDNN autotuning and (with
+    ``config.cuda_precision == "bf16"``) bf16 autocast; ``fast=False`` is the plain fp32 path.
     ``deterministic`` asks torch for deterministic kernels. ``cpu_threads``: torch's CPU
-    thread count for the run (results depend on it).
+    thread count for the run (results depend on it). The reported epoch follows
+    ``config.epoch_selection``; every validated epoch's per-image scores are kept.
     """
     device = torch.device(device)
-    _check_trainable(config, dataset, cpu_threads)
     init_seed, data_seed = derive_seeds(seed)
+    train_indices, heldout_indices = heldout_split(dataset, config.heldout_fraction, data_seed)
+    _check_trainable(config, dataset, cpu_threads, len(train_indices))
     channels_last = fast and device.type == "cuda"
     plan = _Plan(
         config,
         data_seed,
-        autocast=channels_last,
+        autocast=channels_last and config.cuda_precision == "bf16",
         validate_every=validate_every,
         checkpoint=Path(checkpoint) if checkpoint is not None else None,
         checkpoint_every=checkpoint_every,
@@ -546,20 +674,24 @@ def train(
             channels_last=channels_last,
             compile_model=compile_model,
         )
-        train_data = DeviceData(dataset, dataset.train_indices, device, channels_last=channels_last)
-        val_data = DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last)
+        splits = _Splits(
+            DeviceData(dataset, train_indices, device, channels_last=channels_last),
+            DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last),
+            DeviceData(dataset, heldout_indices, device, channels_last=channels_last) if len(heldout_indices) else None,
+        )
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
-        scores, kept = _fit(plan, state, train_data, val_data, positions, started)
+        _fit(plan, state, splits, positions, started)
+        assert state.selected is not None
+        kept = state.selected.kept
         predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
         examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
 
-    trained_images = (config.epochs - state.start_epoch) * (len(train_data) // config.batch_size) * config.batch_size
+    steps = steps_per_epoch(len(splits.train), config)
+    trained_images = (config.epochs - state.start_epoch) * min(steps * config.batch_size, len(splits.train))
     timing = {
         "wall_time_s": state.elapsed_before + time.perf_counter() - started,
         "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9),
     }
     if plan.checkpoint and not keep_checkpoint:
         plan.checkpoint.unlink(missing_ok=True)
-    return _build_result(
-        config, dataset, seed, scores, examples, state.curves, timing, environment(device, cpu_threads=cpu_threads)
-    )
+    return _build_result(config, dataset, seed, state, examples, timing, environment(device, cpu_threads=cpu_threads))

@@ -435,3 +435,78 @@ def test_quarantine_reasons_carry_a_code_and_the_summary_groups_by_it(tree):
 def test_the_readme_lists_every_quarantine_code():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert all(f"| `{code}` | {text} |" in readme for code, text in siim.QUARANTINE_CODES.items())
+
+
+def _round_half_up(values):
+    return np.floor(values + 0.5).astype(np.uint8)
+
+
+def test_bilinear_resize_at_factor_four_is_the_mean_of_each_blocks_centre():
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    expected = np.array(
+        [[_round_half_up(np.mean(image[4 * r + 1 : 4 * r + 3, 4 * c + 1 : 4 * c + 3])) for c in range(2)] for r in range(2)]
+    )
+    assert np.array_equal(siim.bilinear_image(image, 2), expected)
+
+
+@pytest.mark.parametrize(("source", "size"), [(1024, 256), (100, 48), (37, 32)])
+def test_bilinear_and_nearest_resize_match_torch_without_antialiasing(source, size):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(source)
+    image = rng.integers(0, 256, (source, source), dtype=np.uint8)
+    reference = F.interpolate(
+        torch.from_numpy(image).double()[None, None], size=(size, size), mode="bilinear", align_corners=False, antialias=False
+    )[0, 0].numpy()
+    assert np.array_equal(siim.bilinear_image(image, size), _round_half_up(reference))
+    mask = rng.random((source, source)) < 0.3
+    nearest = F.interpolate(torch.from_numpy(mask).float()[None, None], size=(size, size), mode="nearest")[0, 0].numpy()
+    assert np.array_equal(siim.nearest_mask(mask, size), nearest.astype(np.uint8))
+
+
+def test_first_row_masks_drop_exactly_the_extra_rows_and_count_them(tree):
+    upper, lower = square_mask(top=4, size=8), square_mask(top=40, size=8)
+    tree.dicom("two")
+    tree.row("two", encode(upper))
+    tree.row("two", encode(lower))
+    tree.image("one", square_mask(top=20))
+    tree.image("neg")
+    union, union_report = tree.prepare(out=tree.root.parent / "union")
+    first, first_report = tree.prepare(out=tree.root.parent / "first", mask_rows="first")
+    two = union.ids.index("two")
+    assert np.array_equal(union.masks[two], downsample_mask(upper | lower, 32))
+    assert np.array_equal(first.masks[first.ids.index("two")], downsample_mask(upper, 32))
+    for image_id in ("one", "neg"):
+        assert np.array_equal(union.masks[union.ids.index(image_id)], first.masks[first.ids.index(image_id)])
+    assert (union_report.mask_rows_left_out, first_report.mask_rows_left_out) == (0, 1)
+    assert "RLE rows left out (first-row masks): 1" in first_report.summary()
+    assert union.preparation == {"mask_rows": "union", "resize": "area"}
+    assert first.preparation == {"mask_rows": "first", "resize": "area"}
+
+
+def test_the_rules_enter_the_fingerprint_and_default_rules_keep_the_old_one(tree):
+    tree.image("one", square_mask(top=20))
+    tree.image("neg")
+    default, _ = tree.prepare(out=tree.root.parent / "default")
+    first, _ = tree.prepare(out=tree.root.parent / "first", mask_rows="first")  # the same arrays: one row each
+    bilinear, _ = tree.prepare(out=tree.root.parent / "bilinear", resize="bilinear")
+    assert np.array_equal(default.masks, first.masks) and np.array_equal(default.images, first.images)
+    assert len({default.fingerprint, first.fingerprint, bilinear.fingerprint}) == 3
+    arrays = (default.images, default.masks, default.labels, default.split, list(default.ids))
+    assert default.fingerprint == prepared.fingerprint(*arrays)  # what the format computed before the rules
+    assert prepared.load(first.path).fingerprint == first.fingerprint  # verified on load with its rules
+    with pytest.raises(IngestError, match="resize 'cubic': give one of area, bilinear"):
+        tree.prepare(out=tree.root.parent / "x", resize="cubic")
+
+
+def test_cli_prepare_takes_the_authors_rules(tmp_path, capsys):
+    write_siim(tmp_path / "raw", n_positive=2, n_negative=2, seed=3)
+    out = tmp_path / "authors"
+    args = ["data", "prepare", str(tmp_path / "raw"), str(out), "--size", "32", "--all", "--quiet", "--workers", "1"]
+    assert cli_main([*args, "--mask-rows", "first", "--resize", "bilinear"]) == 0
+    assert prepared.load(out).preparation == {"mask_rows": "first", "resize": "bilinear"}
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*args, "--resize", "cubic"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'cubic'" in capsys.readouterr().err

@@ -142,8 +142,13 @@ RESUME_SCRIPT = textwrap.dedent(
 )
 
 
-def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
-    config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(2, 3e-3, 1e-4)))
+@pytest.mark.parametrize(
+    "protocol",
+    [{}, {"epoch_selection": "best-heldout", "heldout_fraction": 0.25, "drop_last": False}],
+    ids=["paper", "best-heldout"],
+)
+def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path, protocol):
+    config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(2, 3e-3, 1e-4)), **protocol)
     (tmp_path / "config.json").write_text(config.to_json())
     (tmp_path / "resume.py").write_text(RESUME_SCRIPT)
     checkpoint, out = tmp_path / "run.pt", tmp_path / "result.json"
@@ -163,6 +168,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_dataset, tmp_path):
     uninterrupted = train(config, tiny_dataset, seed=7, progress=False)
     assert resumed.dice_per_image == uninterrupted.dice_per_image
     assert resumed.cls_prob == uninterrupted.cls_prob
+    assert resumed.selected_epoch == uninterrupted.selected_epoch
+    assert resumed.epoch_scores == uninterrupted.epoch_scores and len(resumed.per_epoch().epochs) == config.epochs
 
 
 def test_foreign_checkpoint_is_refused(tiny_dataset, tmp_path):

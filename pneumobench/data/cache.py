@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pneumobench.config import SyntheticSpec
 from pneumobench.data import prepared
+from pneumobench.data.prepared import PREPARATION_DEFAULTS
 from pneumobench.data.siim import prepare
 from pneumobench.data.synthetic import GENERATOR_VERSION, write_siim
 
@@ -26,7 +27,8 @@ __all__ = ["cache_dir", "spec_key", "synthetic_dataset"]
 
 def spec_key(spec: SyntheticSpec) -> str:
     """The cache name of ``spec``'s dataset: its parameters and the generator version, hashed."""
-    text = json.dumps({**asdict(spec), "generator": GENERATOR_VERSION}, sort_keys=True)
+    fields = {k: v for k, v in asdict(spec).items() if k not in PREPARATION_DEFAULTS or v != PREPARATION_DEFAULTS[k]}
+    text = json.dumps({**fields, "generator": GENERATOR_VERSION}, sort_keys=True)  # default rules: the old key
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -52,7 +54,17 @@ def synthetic_dataset(spec: SyntheticSpec = DEFAULT_SPEC, *, progress: bool = Fa
             write_siim(
                 raw, n_positive=spec.n_positive, n_negative=spec.n_negative, seed=spec.seed, difficulty=spec.difficulty
             )
-            prepare(raw, target, size=spec.size, per_class=None, seed=spec.seed, progress=progress, overwrite=True)
+            prepare(
+                raw,
+                target,
+                size=spec.size,
+                per_class=None,
+                seed=spec.seed,
+                progress=progress,
+                overwrite=True,
+                mask_rows=spec.mask_rows,
+                resize=spec.resize,
+            )
         finally:
             shutil.rmtree(raw, ignore_errors=True)
         return prepared.load(target, verify=False)

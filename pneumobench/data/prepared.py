@@ -25,13 +25,30 @@ import numpy as np
 from pneumobench import __version__
 from pneumobench.atomic import atomic_directory
 
-__all__ = ["FORMAT_VERSION", "DatasetError", "PreparedDataset", "load", "manifest_checksum", "save"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MASK_ROWS",
+    "PREPARATION_DEFAULTS",
+    "RESIZES",
+    "DatasetError",
+    "PreparedDataset",
+    "load",
+    "manifest_checksum",
+    "save",
+]
 
 FORMAT_VERSION = 2  # 2: the manifest carries a checksum of its own fields
 READABLE_VERSIONS = (1, 2)
 ARRAYS = ("images", "masks", "labels", "split")
 TRAIN, VALIDATION = 0, 1
 MANIFEST_CHECKSUM = "manifest_sha256"
+
+
+# How masks and images were brought to the dataset's size (``pneumobench.data.siim``): the
+# paper-as-written rules by default; the authors' code used ``first`` and ``bilinear``.
+PREPARATION_DEFAULTS = {"mask_rows": "union", "resize": "area"}
+MASK_ROWS = ("union", "first")  # a positive image's mask: all its RLE rows, or the first only (the authors')
+RESIZES = ("area", "bilinear")  # block mean / majority (the paper's text), or bilinear / nearest (the authors')
 
 
 class DatasetError(ValueError):
@@ -55,6 +72,12 @@ class PreparedDataset:
         return str(self.manifest["fingerprint"])
 
     @property
+    def preparation(self) -> dict[str, str]:
+        """The mask and resize rules that built the dataset (``PREPARATION_DEFAULTS`` for older manifests)."""
+        parameters = self.manifest.get("parameters", {})
+        return {name: str(parameters.get(name, default)) for name, default in PREPARATION_DEFAULTS.items()}
+
+    @property
     def size(self) -> int:
         return int(self.images.shape[-1])
 
@@ -73,14 +96,31 @@ class PreparedDataset:
         return np.flatnonzero(self.split == VALIDATION)
 
 
-def fingerprint(images: np.ndarray, masks: np.ndarray, labels: np.ndarray, split: np.ndarray, ids: list[str]) -> str:
-    """BLAKE2b of every array (dtype, shape, bytes) and the ids: the identity of the contents."""
+def fingerprint(
+    images: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    ids: list[str],
+    preparation: dict[str, str] | None = None,
+) -> str:
+    """BLAKE2b of every array (dtype, shape, bytes), the ids and the preparation rules that differ
+    from ``PREPARATION_DEFAULTS``: the identity of the contents and of how they were made (two rules
+    that happen to give the same arrays still give two fingerprints; default rules add nothing, so
+    datasets prepared before the rules existed keep their fingerprint)."""
     digest = hashlib.blake2b(digest_size=16)
     for array in (images, masks, labels, split):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).data)
     digest.update(json.dumps(list(ids)).encode())
+    rules = {k: v for k, v in (preparation or {}).items() if PREPARATION_DEFAULTS.get(k) != v}
+    if rules:
+        digest.update(json.dumps(rules, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def _preparation_of(parameters: dict[str, Any]) -> dict[str, str]:
+    return {name: str(parameters[name]) for name in PREPARATION_DEFAULTS if name in parameters}
 
 
 def _validate(images, masks, labels, split, ids) -> None:
@@ -126,7 +166,7 @@ def save(
             "source": source,
             "counts": _counts(labels, split),
             "size": int(images.shape[-1]),
-            "fingerprint": fingerprint(images, masks, labels, split, ids),
+            "fingerprint": fingerprint(images, masks, labels, split, ids, _preparation_of(parameters)),
             **({"synthetic": synthetic} if synthetic is not None else {}),
         }
         manifest[MANIFEST_CHECKSUM] = manifest_checksum(manifest)
@@ -177,7 +217,7 @@ def load(path: str | os.PathLike, *, verify: bool = True) -> PreparedDataset:
     images, masks, labels, split = arrays
     _validate(images, masks, labels, split, ids)
     if verify:
-        actual = fingerprint(images, masks, labels, split, ids)
+        actual = fingerprint(images, masks, labels, split, ids, _preparation_of(manifest.get("parameters", {})))
         if actual != manifest.get("fingerprint"):
             raise DatasetError(
                 f"{root}: contents changed since preparation (fingerprint {actual} != manifest "

@@ -3,7 +3,10 @@
 ``prepare`` finds the CSV (``stage_2_train.csv`` or ``train-rle.csv``, either header style),
 joins its rows with the DICOM files found recursively (image id = file stem), decodes
 every image in worker processes, downsamples images by block averaging (area
-interpolation for a non-integer factor) and masks by block mean >= 0.5, samples
+interpolation for a non-integer factor) and masks by block mean >= 0.5 (the rules as the
+paper states them; ``resize="bilinear"`` is the authors' code: bilinear images without
+antialiasing and nearest-neighbour masks; ``mask_rows="first"`` keeps only each image's first
+RLE row, as their code did, where the default is the union of all rows), samples
 ``per_class`` images of each class with the seed, splits them in half stratified by label,
 and writes the prepared dataset with an ingest report. Every input is accounted for:
 each image id found ends up ingested or quarantined with a reason.
@@ -31,10 +34,23 @@ from tqdm import tqdm
 from pneumobench.atomic import write_text_atomic
 from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
+from pneumobench.data.prepared import MASK_ROWS, RESIZES
 from pneumobench.data.rle import EMPTY, RLEError, decode_union
 from pneumobench.data.synthetic import SYNTHETIC_MARKER
 
-__all__ = ["IngestError", "IngestReport", "check_output", "downsample_image", "downsample_mask", "find_csv", "prepare"]
+__all__ = [
+    "MASK_ROWS",
+    "RESIZES",
+    "IngestError",
+    "IngestReport",
+    "bilinear_image",
+    "check_output",
+    "downsample_image",
+    "downsample_mask",
+    "find_csv",
+    "nearest_mask",
+    "prepare",
+]
 
 CSV_NAMES = ("stage_2_train.csv", "train-rle.csv")
 SIIM_SHAPE = (1024, 1024)
@@ -81,6 +97,7 @@ class IngestReport:
     quarantined: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     masks_lost_to_downsampling: int = 0
+    mask_rows_left_out: int = 0  # extra RLE rows of multi-row images that ``mask_rows="first"`` did not use
     sampled: dict[str, int] = field(default_factory=dict)
     shortfall: dict[str, int] = field(default_factory=dict)
     split: dict[str, int] = field(default_factory=dict)
@@ -98,7 +115,8 @@ class IngestReport:
         lines = [
             f"CSV {self.csv_path}: {self.csv_rows} rows, {self.csv_images} images; {self.dicom_files} DICOM files",
             f"found {self.found} images: {self.ingested} ingested, {len(self.quarantined)} quarantined",
-            f"labels of ingested: {self.labels}; masks lost to downsampling: {self.masks_lost_to_downsampling}",
+            f"labels of ingested: {self.labels}; masks lost to downsampling: {self.masks_lost_to_downsampling}; "
+            f"RLE rows left out (first-row masks): {self.mask_rows_left_out}",
             f"sampled: {self.sampled}; split: {self.split}",
         ]
         if self.shortfall:
@@ -198,6 +216,31 @@ def downsample_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return small
 
 
+def bilinear_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize without antialiasing, pixel centres aligned (OpenCV's ``INTER_LINEAR``, which
+    albumentations' ``Resize`` uses), rounded half up. At the factor 4 of 1024 -> 256 each output
+    pixel is the mean of the 2x2 centre of its 4x4 block: 12 of 16 source pixels are never read."""
+    rows, row_weights = _linear_taps(image.shape[0], size)
+    cols, col_weights = _linear_taps(image.shape[1], size)
+    data = image.astype(np.float64)
+    data = data[rows[0]] * (1 - row_weights)[:, None] + data[rows[1]] * row_weights[:, None]
+    data = data[:, cols[0]] * (1 - col_weights) + data[:, cols[1]] * col_weights
+    return np.floor(data + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _linear_taps(source: int, size: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    position = ((np.arange(size) + 0.5) * (source / size) - 0.5).clip(0, source - 1)
+    low = np.floor(position).astype(int)
+    return (low, np.minimum(low + 1, source - 1)), position - low
+
+
+def nearest_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize (OpenCV's ``INTER_NEAREST``: source index ``floor(i * scale)``), uint8 0/1."""
+    rows = (np.arange(size) * mask.shape[0]) // size
+    cols = (np.arange(size) * mask.shape[1]) // size
+    return mask[np.ix_(rows, cols)].astype(np.uint8)
+
+
 def _resize_area(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
     if width % size == 0 and height % size == 0:
@@ -205,19 +248,22 @@ def _resize_area(image: Image.Image, size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.BOX)
 
 
-IngestTask = tuple[str, str, list[str], int, tuple[int, int] | None]  # id, DICOM path, RLE rows, size, shape
+# id, DICOM path, RLE rows, size, expected shape, (mask rows rule, resize rule)
+IngestTask = tuple[str, str, list[str], int, tuple[int, int] | None, tuple[str, str]]
 
 
 def _ingest_one(task: IngestTask) -> tuple[str, Any]:
     """Worker: decode one image and its mask; return ('ok', arrays) or ('quarantined', reason)."""
-    _image_id, path, rles, size, expected_shape = task
+    _image_id, path, rles, size, expected_shape, rules = task
     try:
-        return _decode_task(path, rles, size, expected_shape)
+        return _decode_task(path, rles, size, expected_shape, rules)
     except Exception as error:  # one file's failure, whatever it is, costs only that file
         return "quarantined", ("ingest-error", f"{path}: cannot be ingested ({type(error).__name__}: {error})")
 
 
-def _decode_task(path: str, rles: list[str], size: int, expected_shape: tuple[int, int] | None) -> tuple[str, Any]:
+def _decode_task(
+    path: str, rles: list[str], size: int, expected_shape: tuple[int, int] | None, rules: tuple[str, str]
+) -> tuple[str, Any]:
     try:
         image, _ = read_dicom(path)
     except DicomError as error:
@@ -230,13 +276,15 @@ def _decode_task(path: str, rles: list[str], size: int, expected_shape: tuple[in
                 f"{path}: image is {image.shape[0]}x{image.shape[1]}, expected {expected_shape[0]}x{expected_shape[1]}",
             ),
         )
+    mask_rows, resize = rules
+    small = bilinear_image(image, size) if resize == "bilinear" else downsample_image(image, size)
     if not rles:  # a negative: nothing to decode
-        return "ok", (downsample_image(image, size), np.zeros((size, size), np.uint8))
+        return "ok", (small, np.zeros((size, size), np.uint8))
     try:
-        mask = decode_union(rles, image.shape)
+        mask = decode_union(rles[:1] if mask_rows == "first" else rles, image.shape)
     except RLEError as error:
         return "quarantined", ("malformed-rle", f"malformed RLE: {error}")
-    return "ok", (downsample_image(image, size), downsample_mask(mask, size))
+    return "ok", (small, nearest_mask(mask, size) if resize == "bilinear" else downsample_mask(mask, size))
 
 
 def _synthetic_mark(root: Path) -> dict[str, Any] | None:
@@ -314,8 +362,13 @@ def prepare(
     workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    mask_rows: str = "union",
+    resize: str = "area",
 ) -> tuple[prepared.PreparedDataset, IngestReport]:
     """Build the paper's balanced, downsampled dataset from a SIIM-ACR download.
+
+    ``mask_rows`` and ``resize`` choose the rules (see the module docstring); the manifest records
+    them and they enter the dataset's fingerprint.
 
     Raises ``IngestError`` only when the CSV cannot be found or read, or when no image is
     usable; everything else that is wrong lands in the report's quarantine with a reason.
@@ -330,12 +383,17 @@ def prepare(
             f"size {size} is above the source images' {expected_shape[0]}x{expected_shape[1]}: give a side from 1 "
             f"to {min(expected_shape)} (a multiple of 32 to train)"
         )
+    for name, value, allowed in (("mask_rows", mask_rows, MASK_ROWS), ("resize", resize, RESIZES)):
+        if value not in allowed:
+            raise IngestError(f"{name} {value!r}: give one of {', '.join(allowed)}")
     check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
     csv_path = Path(csv) if csv is not None else find_csv(root)
     rows = _read_csv(csv_path, report)
     dicoms, duplicates = _find_dicoms(root, report)
-    tasks, labels_by_id = _match_rows_and_files(rows, dicoms, duplicates, report, size, expected_shape)
+    tasks, labels_by_id = _match_rows_and_files(
+        rows, dicoms, duplicates, report, size, expected_shape, (mask_rows, resize)
+    )
     images, masks, ids, labels = _ingest_all(tasks, labels_by_id, report, workers=workers, progress=progress)
     report.ingested = len(ids)
     label_arr = np.array(labels, dtype=np.uint8)
@@ -355,7 +413,14 @@ def prepare(
         labels=label_arr[chosen],
         split=split,
         ids=[ids[i] for i in chosen],
-        parameters={"size": size, "per_class": per_class, "seed": seed, "expected_shape": expected_shape},
+        parameters={
+            "size": size,
+            "per_class": per_class,
+            "seed": seed,
+            "expected_shape": expected_shape,
+            "mask_rows": mask_rows,
+            "resize": resize,
+        },
         source={"csv": csv_path.name, "csv_sha256": _file_hash(csv_path), "dicom_files": report.dicom_files},
         overwrite=overwrite,
         synthetic=_synthetic_mark(root),
@@ -371,6 +436,7 @@ def _match_rows_and_files(
     report: IngestReport,
     size: int,
     expected_shape: tuple[int, int] | None,
+    rules: tuple[str, str],
 ) -> tuple[list[IngestTask], dict[str, int]]:
     """One ingest task per id with exactly one DICOM file and consistent CSV rows, and its label;
     every other id is quarantined with the reason."""
@@ -393,7 +459,7 @@ def _match_rows_and_files(
             report.quarantine(image_id, "mixed-rows", f"both '{EMPTY}' and RLE rows ({len(values)} rows)")
             continue
         labels_by_id[image_id] = int(bool(encoded))
-        tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape))
+        tasks.append((image_id, str(dicoms[image_id]), encoded, size, expected_shape, rules))
     return tasks, labels_by_id
 
 
@@ -416,6 +482,7 @@ def _ingest_all(
         image, mask = value
         label = labels_by_id[image_id]
         report.masks_lost_to_downsampling += int(label == 1 and not mask.any())
+        report.mask_rows_left_out += max(len(task[2]) - 1, 0) if task[5][0] == "first" else 0
         images.append(image)
         masks.append(mask)
         ids.append(image_id)

@@ -66,6 +66,26 @@ register_attention("none")(lambda channels: nn.Identity())
 register_attention("scse")(SCSEModule)
 
 
+@register_attention("scse_cc")
+class ChannelWiseSCSE(nn.Module):
+    """scSE as the authors' code builds it: the channel gate of smp's (squeeze by 16), but a
+    spatial gate of C channels (Conv1x1 C->C with bias) instead of one; ``x*cSE + x*sSE``."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.channel_gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, channels // reduction, kernel_size=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, kernel_size=1),
+            nn.Sigmoid(),
+        )
+        self.spatial_gate = nn.Sequential(nn.Conv2d(channels, channels, kernel_size=1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.channel_gate(x) + x * self.spatial_gate(x)
+
+
 @register_head("concat_pool")
 class ConcatPoolHead(nn.Module):
     """Concatenated global average and max pooling, Conv1x1 to 32, Conv1x1 to 1 (authors' head)."""
