@@ -80,8 +80,7 @@ def _resolve_device(name: str):
 def _run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from pneumobench.data.cache import synthetic_dataset
-    from pneumobench.data.prepared import DatasetError, load
+    from pneumobench.data.prepared import DatasetError
     from pneumobench.devices import DeviceError
     from pneumobench.models import EncoderWeightsError
     from pneumobench.profiles import get_profile
@@ -101,18 +100,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.encoder_weights is not None:
         config = config.replace_model(encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
     try:
-        if args.data is not None:
-            dataset = load(args.data)
-            problem = profile.dataset_problem(dataset.preparation)
-            if problem is not None:
-                print(f"pneumobench run: --data {args.data}: {problem}", file=sys.stderr)
-                return 2
-        elif profile.synthetic is not None:
-            dataset = synthetic_dataset(profile.synthetic, progress=not args.quiet)
-        else:
-            print(
-                f"pneumobench run: profile {profile.name!r} needs --data (a prepared SIIM-ACR dataset)", file=sys.stderr
-            )
+        dataset = _run_dataset(args, profile)
+        if dataset is None:
             return 2
         result = train(
             config,
@@ -151,6 +140,25 @@ def _run(args: argparse.Namespace) -> int:
         write_text_atomic(Path(args.out), result.to_json())
         print(f"result written to {args.out}")
     return 0
+
+
+def _run_dataset(args: argparse.Namespace, profile: Any) -> Any:
+    """The dataset of ``pneumobench run``: ``--data`` (prepared with the profile's rules) or the
+    profile's synthetic one; None (after printing why) when there is none to use."""
+    from pneumobench.data.cache import synthetic_dataset
+    from pneumobench.data.prepared import load
+
+    if args.data is not None:
+        dataset = load(args.data)
+        problem = profile.dataset_problem(dataset.preparation)
+        if problem is None:
+            return dataset
+        print(f"pneumobench run: --data {args.data}: {problem}", file=sys.stderr)
+    elif profile.synthetic is not None:
+        return synthetic_dataset(profile.synthetic, progress=not args.quiet)
+    else:
+        print(f"pneumobench run: profile {profile.name!r} needs --data (a prepared SIIM-ACR dataset)", file=sys.stderr)
+    return None
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -220,6 +228,17 @@ def _report(args: argparse.Namespace) -> int:
     from pneumobench.report import ReportError, write_report
     from pneumobench.store import StoreError
 
+    if args.authors_runs:
+        from pneumobench.authors_runs import AuthorsRunsError
+        from pneumobench.report import write_authors_report
+
+        try:
+            written = write_authors_report(args.out, baselines_dir=args.baselines or Path("baselines"))
+        except (AuthorsRunsError, BaselineError) as error:
+            print(f"pneumobench report: {error}", file=sys.stderr)
+            return 2
+        print(f"the authors' own runs: {written.directory / 'authors-runs.md'} and {written.figures['authors_runs']}")
+        return 0
     try:
         report = write_report(
             args.store,
@@ -437,6 +456,11 @@ def _add_report_command(commands: Any) -> None:
         "--data",
         type=Path,
         help="the prepared dataset the runs used, for the overlays (default: the path the runs recorded)",
+    )
+    report.add_argument(
+        "--authors-runs",
+        action="store_true",
+        help="write only the section on the authors' own 16 runs (shipped logs; no results store needed)",
     )
     report.add_argument("--profile", help="judge the claims as this profile (default: the one that made the runs)")
     report.add_argument(

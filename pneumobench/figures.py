@@ -20,8 +20,9 @@ from matplotlib.lines import Line2D
 
 from pneumobench.atomic import atomic_file
 from pneumobench.results import RunResult
+from pneumobench.selection import select_epoch
 
-__all__ = ["DPI", "Written", "effects", "learning_curves", "overlays", "seed_spread"]
+__all__ = ["DPI", "Written", "effects", "epoch_selection", "learning_curves", "overlays", "seed_spread"]
 
 DPI = 100
 WIDE_IN = 10.0  # width of the single-plot figures, inches
@@ -264,3 +265,57 @@ def _draw(ax, image: np.ndarray, truth: np.ndarray, predicted: np.ndarray | None
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+RULE_MARKERS = {"last": ("s", "tab:gray"), "best-val": ("*", "tab:red"), "best-heldout": ("D", "tab:green")}
+
+
+def epoch_selection(by_config: dict[str, list[Sequence[dict[str, Any]]]], path: Path, title: str) -> Written:
+    """Per configuration, each run's validation Dice per epoch, with the epoch each selection rule
+    picks marked on it (the held-out rule only where the runs scored a held-out slice)."""
+    names = list(by_config)
+    columns = min(4, len(names))
+    rows = math.ceil(len(names) / columns)
+    width, height = 3.2 * columns + 0.6, 2.3 * rows + 1.0
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure.subplots_adjust(
+        left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.6 / height, bottom=0.85 / height, wspace=0.08, hspace=0.3
+    )
+    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    heldout = any(e.get("heldout_dice") is not None for runs in by_config.values() for run in runs for e in run)
+    scores = [
+        e["val_dice"] for runs in by_config.values() for run in runs for e in run if e.get("val_dice") is not None
+    ]
+    low, high = float(np.percentile(scores, 15)), float(max(scores))
+    for ax, name in zip(axes, names):
+        for run in by_config[name]:
+            points = [(e["epoch"], e["val_dice"]) for e in run if e.get("val_dice") is not None]
+            ax.plot(*zip(*points), "-", color="tab:blue", linewidth=1, alpha=0.8)
+            for rule, (marker, colour) in RULE_MARKERS.items():
+                if rule == "best-heldout" and not any(e.get("heldout_dice") is not None for e in run):
+                    continue  # this run scored no held-out slice
+                epoch = select_epoch(run, rule)
+                ax.plot(epoch, run[epoch - 1]["val_dice"], marker, color=colour, markersize=7, linestyle="none")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    for ax in axes[(rows - 1) * columns :]:
+        ax.set_xlabel("epoch")
+    for ax in axes[::columns]:
+        ax.set_ylabel("validation Dice")
+    handles = [Line2D([], [], color="tab:blue", label="validation Dice per epoch (one line per run)")]
+    handles += [
+        Line2D([], [], marker=marker, color=colour, linestyle="none", label=f"epoch picked by {rule}")
+        for rule, (marker, colour) in RULE_MARKERS.items()
+        if heldout or rule != "best-heldout"
+    ]
+    figure.legend(handles=handles, loc="lower center", ncols=4, fontsize=8, frameon=False)
+    figure.suptitle(title)
+    caption = (
+        f"{title}. Per configuration, the validation Dice after each epoch; the marks show the epoch each "
+        "rule reports: last (grey square), best on the validation half itself (red star: the authors' rule, "
+        "optimistic), best on a held-out slice of the training half (green diamond, where one was scored)."
+    )
+    return _save(figure, path, caption)

@@ -115,9 +115,9 @@ def parse_options(config: pytest.Config) -> SessionOptions:
             prepared = load(data, verify=False)  # the manifest and the arrays' shapes; contents verified on first use
         except DatasetError as error:
             raise pytest.UsageError(f"pneumobench: --pb-data: {error}") from None
-        problem = profile.dataset_problem(prepared.preparation)
-        if problem is not None:
-            raise pytest.UsageError(f"pneumobench: --pb-data {data}: {problem}")
+        unsuited = profile.dataset_problem(prepared.preparation)
+        if unsuited is not None:
+            raise pytest.UsageError(f"pneumobench: --pb-data {data}: {unsuited}")
     store = Path(option("--pb-store") or config.rootpath / ".pneumobench" / "results.sqlite")
     return SessionOptions(
         profile=profile,

@@ -9,6 +9,7 @@ never silently merged. The same store gives the same Markdown.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "load_group",
     "summary_lines",
     "verdict_table",
+    "write_authors_report",
     "write_report",
 ]
 
@@ -92,19 +94,7 @@ def load_group(
     """The newest group of comparable runs in the store (or the one of ``dataset_fingerprint``),
     and a summary of every other group."""
     path = Path(store_path)
-    if not path.is_file():
-        raise ReportError(
-            f"no results store at {path}: run the suites first (pytest suites -m paper) or pass --store PATH"
-        )
-    store = ResultStore(path)
-    finished = store.finished()
-    if not finished:
-        counts = store.counts()
-        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs at all"
-        raise ReportError(f"results store {path} holds no finished runs ({detail}): nothing to report")
-    groups: dict[tuple[str, str, str], list[StoredRun]] = defaultdict(list)
-    for stored in finished:
-        groups[(stored.result.dataset_fingerprint, stored.source_fingerprint, stored.device_kind)].append(stored)
+    groups = _finished_groups(path)
     candidates = [key for key in groups if dataset_fingerprint in (None, key[0])]
     if not candidates:
         known = sorted({key[0] for key in groups})
@@ -119,6 +109,50 @@ def load_group(
     ]
     group = RunGroup(*chosen, runs=[s.result for s in groups[chosen]])
     return group, others
+
+
+def _finished_groups(path: Path) -> dict[tuple[str, str, str], list[StoredRun]]:
+    """The store's finished runs by (dataset, code, device kind)."""
+    if not path.is_file():
+        raise ReportError(
+            f"no results store at {path}: run the suites first (pytest suites -m paper) or pass --store PATH"
+        )
+    store = ResultStore(path)
+    finished = store.finished()
+    if not finished:
+        counts = store.counts()
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs at all"
+        raise ReportError(f"results store {path} holds no finished runs ({detail}): nothing to report")
+    groups: dict[tuple[str, str, str], list[StoredRun]] = defaultdict(list)
+    for stored in finished:
+        groups[(stored.result.dataset_fingerprint, stored.source_fingerprint, stored.device_kind)].append(stored)
+    return groups
+
+
+def _judged_protocols(
+    store: Path, chosen: RunGroup, matched: Any, records: list[dict[str, Any]], baselines_dir: str | os.PathLike
+) -> list[tuple[str, dict[str, list[RunResult]], list[dict[str, Any]]]]:
+    """Per registered profile with runs in the store (its newest group; the report's own group for
+    its profile): the profile's name, runs per configuration and verdicts, in registration order."""
+    from pneumobench.profiles import PROFILES
+
+    newest: dict[str, tuple[float, RunGroup]] = {}
+    for key, stored in _finished_groups(store).items():
+        group = RunGroup(*key, runs=[s.result for s in stored])
+        profile = match_profile(group)
+        finished_at = max(s.finished_at for s in stored)
+        if profile is None:
+            continue
+        if profile.name not in newest or finished_at > newest[profile.name][0]:
+            newest[profile.name] = (finished_at, group)
+    judged = []
+    for name in PROFILES.names():
+        if matched is not None and name == matched.name:
+            judged.append((name, chosen.by_config(), records))
+        elif name in newest:
+            group = newest[name][1]
+            judged.append((name, group.by_config(), judge_group(group, PROFILES.get(name), baselines_dir)))
+    return judged
 
 
 def match_profile(group: RunGroup, name: str | None = None):
@@ -409,8 +443,11 @@ def write_report(
     matched = match_profile(group, profile) if group is not None else None
     records = _records(group, matched, baselines_dir, records, notes)
     rows = table6_comparison(group, records, baselines_dir) if group is not None else []
+    sections = _protocol_sections(Path(store), group, matched, records, baselines_dir, notes)
     out = Path(out_dir)
-    written = _draw_figures(lambda folder: _draw_into(group, rows, records, data, folder, notes), out / "figures")
+    written = _draw_figures(
+        lambda folder: _draw_into(group, rows, records, data, folder, notes, sections), out / "figures"
+    )
     if others:
         notes.append(
             f"the store also holds {sum(o['runs'] for o in others)} runs of {len(others)} other dataset, code "
@@ -437,11 +474,73 @@ def write_report(
         },
         "other_groups": others,
         "notes": notes,
+        **{name: section for name, section in sections.items() if name != "authors_runs"},
+        "authors_runs": {k: v for k, v in sections["authors_runs"].items() if k != "curves"},
     }
     markdown = _markdown(data_out)
     write_text_atomic(out / "report.json", json.dumps(_json_safe(data_out), indent=2, sort_keys=True) + "\n")
     write_text_atomic(out / "report.md", markdown)
     return Report(out, markdown, data_out, {name: item.path for name, item in written.items()})
+
+
+def write_authors_report(out_dir: str | os.PathLike, *, baselines_dir: str | os.PathLike = "baselines") -> Report:
+    """Write ``authors-runs.md``, ``authors-runs.json`` and ``figures/authors-runs.png``: the authors'
+    own runs alone (``pneumobench report --authors-runs``; no results store needed)."""
+    from pneumobench import figures, protocols
+
+    out = Path(out_dir)
+    section = protocols.authors_section(baselines_dir)
+    by_config = {name: [curves] for name, curves in section["curves"].items()}
+    written = _draw_figures(
+        lambda folder: {
+            "authors_runs": figures.epoch_selection(
+                by_config, folder / "authors-runs.png", "The authors' own 16 runs (seed 2019, real SIIM-ACR data)"
+            )
+        },
+        out / "figures",
+    )
+    item = written["authors_runs"]
+    figure_path = str(item.path.relative_to(out))
+    data: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "authors_runs": {k: v for k, v in section.items() if k != "curves"},
+        "figures": {"authors_runs": {"path": figure_path, "caption": item.caption}},
+    }
+    lines = ["# pneumobench: the authors' own runs", "", *protocols.protocol_markdown(data)]
+    lines += ["## Figure", "", item.caption, "", f"![authors runs]({figure_path})", ""]
+    markdown = "\n".join(lines)
+    write_text_atomic(out / "authors-runs.json", json.dumps(_json_safe(data), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out / "authors-runs.md", markdown)
+    return Report(out, markdown, data, {"authors_runs": item.path})
+
+
+def _protocol_sections(
+    store: Path,
+    group: RunGroup | None,
+    matched: Any,
+    records: list[dict[str, Any]],
+    baselines_dir: str | os.PathLike,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Epoch selection, the claims under each rule, Table 6 under each protocol, the authors' runs."""
+    from pneumobench import protocols
+
+    sections: dict[str, Any] = {"authors_runs": protocols.authors_section(baselines_dir)}
+    if group is None:
+        return sections
+    sections["selection"] = protocols.selection_table(group.by_config())
+    if len(sections["selection"]) < len(group.by_config()):
+        notes.append(
+            "epoch selection left out configurations stored without per-epoch scores (by an older pneumobench)"
+        )
+    elif matched is not None:
+        sections["claims_by_rule"] = protocols.claims_by_rule(
+            group.runs, lambda runs: judge_group(dataclasses.replace(group, runs=runs), matched, baselines_dir)
+        )
+    sections["protocols"] = protocols.protocol_table6(
+        _judged_protocols(store, group, matched, records, baselines_dir), baselines_dir
+    )
+    return sections
 
 
 def _records(
@@ -465,7 +564,6 @@ def _draw_figures(draw: Callable[[Path], dict[str, Any]], directory: Path) -> di
     """The figures ``draw(folder)`` writes, drawn into a scratch folder and then moved into ``directory``.
     Figures an earlier report wrote there (listed in ``FIGURES_LIST``) and this one does not are
     removed, so none goes stale; any other file in ``directory`` is the user's and stays."""
-    import dataclasses
     import shutil
     import tempfile
 
@@ -500,16 +598,29 @@ def _draw_into(
     data: str | os.PathLike | None,
     directory: Path,
     notes: list[str],
+    sections: dict[str, Any],
 ) -> dict[str, Any]:
     from pneumobench import figures
 
-    written = {"effects": figures.effects(records, directory / "effects.png")}
+    written = {
+        "effects": figures.effects(records, directory / "effects.png"),
+        "authors_runs": figures.epoch_selection(
+            {name: [curves] for name, curves in sections["authors_runs"]["curves"].items()},
+            directory / "authors-runs.png",
+            "The authors' own 16 runs (seed 2019, real SIIM-ACR data)",
+        ),
+    }
     if group is None:
         return written
     by_config = group.by_config()
     by_config = {row["configuration"]: by_config[row["configuration"]] for row in rows}  # Table 6 order
     written["seed_spread"] = figures.seed_spread(by_config, rows, directory / "seed-spread.png")
     written["learning_curves"] = figures.learning_curves(by_config, directory / "learning-curves.png")
+    written["epoch_selection"] = figures.epoch_selection(
+        {name: [run.curves for run in runs] for name, runs in by_config.items()},
+        directory / "epoch-selection.png",
+        "Epoch selection in these runs",
+    )
     dataset, unavailable = _load_dataset(group, data)
     if dataset is None:
         notes.append(f"qualitative overlays not drawn: {unavailable}")
@@ -525,6 +636,8 @@ def _draw_into(
 
 def _markdown(data: dict[str, Any]) -> str:
     from tabulate import tabulate
+
+    from pneumobench.protocols import protocol_markdown
 
     lines = ["# pneumobench report", ""]
     if data["synthetic"]:
@@ -566,6 +679,7 @@ def _markdown(data: dict[str, Any]) -> str:
         ]
     else:
         lines += ["No claim was judged.", ""]
+    lines += protocol_markdown(data)
     lines += ["## Figures", ""]
     for name, item in data["figures"].items():
         lines += [f"### {name.replace('_', ' ')}", "", item["caption"], "", f"![{name}]({item['path']})", ""]

@@ -15,10 +15,13 @@ the stored curves, so both pick the same epoch by construction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["RULES", "SelectionError", "select_epoch"]
+from pneumobench.results import RunResult
+
+__all__ = ["RULES", "SelectionError", "reselect", "select_epoch"]
 
 RULES = ("last", "best-val", "best-heldout")
 _SCORES = {"best-val": ("val_dice", "val_accuracy"), "best-heldout": ("heldout_dice", "heldout_accuracy")}
@@ -42,3 +45,29 @@ def select_epoch(curves: Sequence[dict[str, Any]], rule: str) -> int:
         raise SelectionError(f"rule {rule!r} needs {dice_key} scores, and no epoch has them")
     best = max(candidates, key=lambda entry: (entry[dice_key], entry[accuracy_key], -entry["epoch"]))
     return int(best["epoch"])
+
+
+def reselect(run: RunResult, rule: str) -> RunResult:
+    """``run`` as if ``rule`` had chosen its reported epoch: per-image Dice and correctness, Dice and
+    accuracy of that epoch, from the stored per-epoch scores (no retraining). Class probabilities and
+    mask fractions are kept only where the epoch is the one the run reported; elsewhere they are
+    empty, because only the reported epoch's are stored."""
+    scores = run.per_epoch()
+    if scores is None:
+        raise SelectionError(f"{run.config_name} seed {run.seed} was stored without per-epoch scores")
+    epoch = select_epoch(run.curves, rule)
+    if epoch == run.reported_epoch:
+        return run
+    row = scores.row(epoch)
+    entry = run.curves[epoch - 1]
+    return dataclasses.replace(
+        run,
+        dice_per_image=scores.dice[row].astype(float).tolist(),
+        correct=scores.correct[row].tolist(),
+        cls_prob=[],
+        mask_fraction=[],
+        examples={},
+        dice=entry["val_dice"],
+        accuracy=entry["val_accuracy"],
+        selected_epoch=epoch,
+    )

@@ -203,7 +203,7 @@ def tiny_runs(dataset, mods, *, shift=0.0, **kwargs):
             for seed in profile.seeds]
 
 
-def test_usage_errors_are_one_line(pytester):
+def test_usage_errors_are_one_line(pytester, tiny_dataset):
     pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     (pytester.path / "broken").mkdir()
     (pytester.path / "broken" / "manifest.json").write_text("{}")
@@ -219,8 +219,14 @@ def test_usage_errors_are_one_line(pytester):
         ("--pb-data=.", "*pneumobench: --pb-data .: not a prepared dataset (no manifest.json)*"),
         ("--pb-data=broken", "*pneumobench: --pb-data: broken: file ids.json is missing*"),
         ("--pb-device=cuda:99", "*pneumobench: --pb-device: device 'cuda:99': *"),  # no such card on any machine
+        (
+            f"--pb-profile=authors --pb-data={tiny_dataset.path}",
+            f"*pneumobench: --pb-data {tiny_dataset.path}: it was prepared with --mask-rows union --resize area, and "
+            "profile 'authors' needs --mask-rows first --resize bilinear (pneumobench data prepare SIIM_DIR DIR "
+            "--mask-rows first --resize bilinear)",
+        ),
     ]:
-        result = pytester.runpytest("-p", "no:cacheprovider", option)
+        result = pytester.runpytest("-p", "no:cacheprovider", *option.split())
         assert result.ret == pytest.ExitCode.USAGE_ERROR, option
         result.stderr.fnmatch_lines([f"ERROR: {message}"])
         assert "Traceback" not in result.stderr.str()

@@ -2,6 +2,7 @@
 against an independent reference: torch's scheduler, the authors' parameter counts, a
 hand-computed average, planted signals for epoch selection."""
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -17,7 +18,7 @@ from pneumobench.metrics import batch_mean
 from pneumobench.models import build_model, count_parameters
 from pneumobench.profiles import get_profile
 from pneumobench.results import RunResult, decode_epoch_scores, encode_epoch_scores
-from pneumobench.selection import SelectionError, select_epoch
+from pneumobench.selection import select_epoch
 from pneumobench.training import heldout_split, learning_rate, stage_loss_config, steps_per_epoch, train
 from tests.test_training import TINY
 
@@ -143,23 +144,6 @@ def test_new_settings_keep_every_existing_key_and_change_it_when_set():
         assert ExperimentConfig.from_json(config.to_json()) == config
 
 
-def test_selection_rules_on_hand_made_curves():
-    curves = [
-        {"epoch": 1, "val_dice": 0.50, "val_accuracy": 0.7, "heldout_dice": 0.40, "heldout_accuracy": 0.6},
-        {"epoch": 2, "val_dice": 0.60, "val_accuracy": 0.7, "heldout_dice": 0.45, "heldout_accuracy": 0.6},
-        {"epoch": 3, "val_dice": 0.60, "val_accuracy": 0.8, "heldout_dice": 0.30, "heldout_accuracy": 0.6},
-        {"epoch": 4, "val_dice": None, "val_accuracy": None, "heldout_dice": None, "heldout_accuracy": None},
-        {"epoch": 5, "val_dice": 0.55, "val_accuracy": 0.9, "heldout_dice": 0.45, "heldout_accuracy": 0.6},
-    ]
-    assert select_epoch(curves, "last") == 5
-    assert select_epoch(curves, "best-val") == 3  # tied Dice: the higher accuracy
-    assert select_epoch(curves, "best-heldout") == 2  # tied Dice and accuracy: the earlier epoch
-    with pytest.raises(SelectionError, match="heldout_dice"):
-        select_epoch([{"epoch": 1, "val_dice": 0.5, "val_accuracy": 0.5}], "best-heldout")
-    with pytest.raises(SelectionError, match="not one of"):
-        select_epoch(curves, "best")
-
-
 def test_epoch_scores_round_trip_exactly_and_old_results_still_load():
     rng = np.random.default_rng(0)
     dice = rng.random((4, 13), dtype=np.float32)
@@ -252,3 +236,25 @@ def test_heldout_selection_never_reads_the_validation_half(tiny_dataset, monkeyp
         config.replace(epoch_selection="best-val", heldout_fraction=0.0), tiny_dataset, seed=5, progress=False
     )
     assert cheating.selected_epoch == target and cheating.dice == 1.0
+
+
+def test_a_run_under_every_authors_setting_at_once(tiny_dataset):
+    """The authors' protocol end to end on the tiny data: Lovász then BCE, ASPP with dropout, C->C scSE,
+    per-epoch cosine, a kept last batch (48 = 20 + 20 + 8), per-batch averages, best-val reporting."""
+    authors = get_profile("smoke-authors").config("lovasz", "aspp", "scse")
+    config = authors.replace(
+        model=dataclasses.replace(authors.model, encoder=TINY.model.encoder),
+        batch_size=20,
+        stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(3, 3e-3, 1e-4, seg_loss="bce")),
+    )
+    assert (config.model.center, config.model.attention, config.model.aspp_dropout) == ("aspp", "scse_cc", 0.5)
+    run = train(config, tiny_dataset, seed=2, progress=False)
+    scores = run.per_epoch()
+    assert run.selected_epoch == select_epoch(run.curves, "best-val")
+    for entry in run.curves:
+        dice = torch.from_numpy(scores.dice[scores.row(entry["epoch"])])
+        assert entry["val_dice"] == batch_mean(dice, 20).item()  # per-batch averaging of the same scores
+    assert [round(e["lr_end"], 12) for e in run.curves] == [
+        round(learning_rate(config, epoch * 3, 3), 12) for epoch in range(4)
+    ]
+    assert run.curves[0]["train_loss"] > 3 * run.curves[1]["train_loss"]  # Lovász's scale, then BCE's

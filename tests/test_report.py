@@ -100,7 +100,7 @@ def test_claims_are_judged_as_the_suite_judges_them(full_report, full_store):
 def test_figures_are_written_at_their_stated_pixel_size(full_report):
     figures = full_report.data["figures"]
     overlays = [name for name in figures if name.startswith("overlay_")]
-    assert set(figures) == {"effects", "seed_spread", "learning_curves", *overlays}
+    assert set(figures) == {"effects", "seed_spread", "learning_curves", "epoch_selection", "authors_runs", *overlays}
     assert len(overlays) == 5  # three positives (small, middle, large mask) and two negatives
     for name, figure in figures.items():
         path = full_report.directory / figure["path"]

@@ -1,0 +1,59 @@
+"""Epoch selection rules on hand-made curves, and re-reading a stored run at another rule's epoch."""
+
+import numpy as np
+import pytest
+
+from pneumobench.results import RunResult, encode_epoch_scores
+from pneumobench.selection import SelectionError, reselect, select_epoch
+
+
+def test_selection_rules_on_hand_made_curves():
+    curves = [
+        {"epoch": 1, "val_dice": 0.50, "val_accuracy": 0.7, "heldout_dice": 0.40, "heldout_accuracy": 0.6},
+        {"epoch": 2, "val_dice": 0.60, "val_accuracy": 0.7, "heldout_dice": 0.45, "heldout_accuracy": 0.6},
+        {"epoch": 3, "val_dice": 0.60, "val_accuracy": 0.8, "heldout_dice": 0.30, "heldout_accuracy": 0.6},
+        {"epoch": 4, "val_dice": None, "val_accuracy": None, "heldout_dice": None, "heldout_accuracy": None},
+        {"epoch": 5, "val_dice": 0.55, "val_accuracy": 0.9, "heldout_dice": 0.45, "heldout_accuracy": 0.6},
+    ]
+    assert select_epoch(curves, "last") == 5
+    assert select_epoch(curves, "best-val") == 3  # tied Dice: the higher accuracy
+    assert select_epoch(curves, "best-heldout") == 2  # tied Dice and accuracy: the earlier epoch
+    with pytest.raises(SelectionError, match="heldout_dice"):
+        select_epoch([{"epoch": 1, "val_dice": 0.5, "val_accuracy": 0.5}], "best-heldout")
+    with pytest.raises(SelectionError, match="not one of"):
+        select_epoch(curves, "best")
+
+
+
+def _run_with_epochs(selected_epoch=3):
+    dice = np.array([[0.1, 0.2, 0.3], [0.9, 0.8, 0.7], [0.4, 0.5, 0.6]], np.float32)
+    correct = np.array([[True, False, False], [True, True, True], [False, True, False]])
+    curves = [
+        {"epoch": e + 1, "val_dice": float(dice[e].mean()), "val_accuracy": float(correct[e].mean())} for e in range(3)
+    ]
+    return RunResult(
+        {}, "k", "aspp", 0, "f", ["a", "b", "c"], dice[2].astype(float).tolist(), [0.2, 0.7, 0.4],
+        correct[2].tolist(), curves[2]["val_dice"], curves[2]["val_accuracy"], curves, 3, 1.0, 1.0,
+        mask_fraction=[0.1, 0.2, 0.3], selected_epoch=selected_epoch,
+        epoch_scores=encode_epoch_scores([1, 2, 3], dice, correct),
+    )
+
+
+def test_reselect_reads_the_rules_epoch_image_by_image():
+    run = _run_with_epochs()
+    assert reselect(run, "last") is run
+    best = reselect(run, "best-val")
+    assert best.selected_epoch == 2 and best.reported_epoch == 2
+    assert best.dice_per_image == pytest.approx([0.9, 0.8, 0.7]) and best.correct == [True, True, True]
+    assert best.dice == run.curves[1]["val_dice"] and best.accuracy == 1.0
+    assert best.cls_prob == [] and best.mask_fraction == [] and best.examples == {}  # not stored per epoch
+    assert run.selected_epoch == 3 and run.dice_per_image == pytest.approx([0.4, 0.5, 0.6])  # untouched
+    with pytest.raises(SelectionError, match="heldout_dice"):
+        reselect(run, "best-heldout")
+
+
+def test_reselect_needs_stored_epoch_scores():
+    run = _run_with_epochs()
+    run.epoch_scores = {}
+    with pytest.raises(SelectionError, match="aspp seed 0 was stored without per-epoch scores"):
+        reselect(run, "best-val")
