@@ -288,14 +288,18 @@ def epoch_selection(by_config: dict[str, list[Sequence[dict[str, Any]]]], path: 
     ]
     low, high = float(np.percentile(scores, 15)), float(max(scores))
     for ax, name in zip(axes, names):
+        picks: dict[str, list[tuple[int, float]]] = {rule: [] for rule in RULE_MARKERS}
         for run in by_config[name]:
             points = [(e["epoch"], e["val_dice"]) for e in run if e.get("val_dice") is not None]
             ax.plot(*zip(*points), "-", color="tab:blue", linewidth=1, alpha=0.8)
-            for rule, (marker, colour) in RULE_MARKERS.items():
+            for rule in RULE_MARKERS:
                 if rule == "best-heldout" and not any(e.get("heldout_dice") is not None for e in run):
                     continue  # this run scored no held-out slice
                 epoch = select_epoch(run, rule)
-                ax.plot(epoch, run[epoch - 1]["val_dice"], marker, color=colour, markersize=7, linestyle="none")
+                picks[rule].append((epoch, run[epoch - 1]["val_dice"]))
+        for rule, (marker, colour) in RULE_MARKERS.items():
+            if picks[rule]:
+                ax.plot(*zip(*picks[rule]), marker, color=colour, markersize=7, linestyle="none")
         ax.set_title(name, fontsize=9)
         ax.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
         ax.grid(alpha=0.3)

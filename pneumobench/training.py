@@ -395,6 +395,20 @@ class _Splits:
     val: DeviceData
     heldout: DeviceData | None
 
+    @classmethod
+    def upload(
+        cls,
+        dataset: PreparedDataset,
+        train: np.ndarray,
+        heldout: np.ndarray,
+        device: torch.device,
+        channels_last: bool,
+    ) -> _Splits:
+        def split(indices: np.ndarray) -> DeviceData:
+            return DeviceData(dataset, indices, device, channels_last=channels_last)
+
+        return cls(split(train), split(dataset.val_indices), split(heldout) if len(heldout) else None)
+
 
 def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_threads: int, n_train: int) -> None:
     if dataset.size != config.image_size:
@@ -674,11 +688,7 @@ def train(
             channels_last=channels_last,
             compile_model=compile_model,
         )
-        splits = _Splits(
-            DeviceData(dataset, train_indices, device, channels_last=channels_last),
-            DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last),
-            DeviceData(dataset, heldout_indices, device, channels_last=channels_last) if len(heldout_indices) else None,
-        )
+        splits = _Splits.upload(dataset, train_indices, heldout_indices, device, channels_last)
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
         _fit(plan, state, splits, positions, started)
         assert state.selected is not None

@@ -212,7 +212,11 @@ def test_best_epoch_is_never_below_the_last_and_matches_a_last_epoch_run(best_va
 def test_heldout_selection_never_reads_the_validation_half(tiny_dataset, monkeypatch):
     """Plant a signal in the validation half only (perfect scores at one epoch): best-val reports
     that epoch, best-heldout is not moved by it."""
-    config = SELECTING.replace(epoch_selection="best-heldout", heldout_fraction=0.25)
+    config = SELECTING.replace(
+        epoch_selection="best-heldout",
+        heldout_fraction=0.25,
+        stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(3, 3e-3, 1e-4)),
+    )
     honest = train(config, tiny_dataset, seed=5, progress=False)
     target = 2 if honest.selected_epoch != 2 else 3
     n_val = len(tiny_dataset.val_indices)

@@ -374,18 +374,7 @@ def prepare(
     usable; everything else that is wrong lands in the report's quarantine with a reason.
     """
     root = Path(siim_dir)
-    if not root.is_dir():
-        raise IngestError(f"{root} is not a directory")
-    if size < 1:
-        raise IngestError(f"size {size}: give a positive side (a multiple of 32 to train)")
-    if expected_shape is not None and size > min(expected_shape):
-        raise IngestError(
-            f"size {size} is above the source images' {expected_shape[0]}x{expected_shape[1]}: give a side from 1 "
-            f"to {min(expected_shape)} (a multiple of 32 to train)"
-        )
-    for name, value, allowed in (("mask_rows", mask_rows, MASK_ROWS), ("resize", resize, RESIZES)):
-        if value not in allowed:
-            raise IngestError(f"{name} {value!r}: give one of {', '.join(allowed)}")
+    _check_arguments(root, size, expected_shape, mask_rows, resize)
     check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
     csv_path = Path(csv) if csv is not None else find_csv(root)
@@ -427,6 +416,23 @@ def prepare(
     )
     write_text_atomic(Path(out_dir) / "ingest-report.json", json.dumps(report.to_dict(), indent=2, sort_keys=True))
     return dataset, report
+
+
+def _check_arguments(
+    root: Path, size: int, expected_shape: tuple[int, int] | None, mask_rows: str, resize: str
+) -> None:
+    if not root.is_dir():
+        raise IngestError(f"{root} is not a directory")
+    if size < 1:
+        raise IngestError(f"size {size}: give a positive side (a multiple of 32 to train)")
+    if expected_shape is not None and size > min(expected_shape):
+        raise IngestError(
+            f"size {size} is above the source images' {expected_shape[0]}x{expected_shape[1]}: give a side from 1 "
+            f"to {min(expected_shape)} (a multiple of 32 to train)"
+        )
+    for name, value, allowed in (("mask_rows", mask_rows, MASK_ROWS), ("resize", resize, RESIZES)):
+        if value not in allowed:
+            raise IngestError(f"{name} {value!r}: give one of {', '.join(allowed)}")
 
 
 def _match_rows_and_files(
