@@ -62,7 +62,7 @@ def reselect(run: RunResult, rule: str) -> RunResult:
     entry = run.curves[epoch - 1]
     return dataclasses.replace(
         run,
-        dice_per_image=scores.dice[row].astype(float).tolist(),
+        dice_per_image=scores.dice[row].tolist(),
         correct=scores.correct[row].tolist(),
         cls_prob=[],
         mask_fraction=[],

@@ -20,8 +20,10 @@ def test_selection_rules_on_hand_made_curves():
     assert select_epoch(curves, "best-heldout") == 2  # tied Dice and accuracy: the earlier epoch
     with pytest.raises(SelectionError, match="heldout_dice"):
         select_epoch([{"epoch": 1, "val_dice": 0.5, "val_accuracy": 0.5}], "best-heldout")
-    with pytest.raises(SelectionError, match="not one of"):
+    with pytest.raises(SelectionError, match="^epoch selection 'best' is not one of last, best-val, best-heldout$"):
         select_epoch(curves, "best")
+    with pytest.raises(SelectionError, match="^no epochs to select from$"):
+        select_epoch([], "last")
 
 
 
@@ -34,7 +36,7 @@ def _run_with_epochs(selected_epoch=3):
     return RunResult(
         {}, "k", "aspp", 0, "f", ["a", "b", "c"], dice[2].astype(float).tolist(), [0.2, 0.7, 0.4],
         correct[2].tolist(), curves[2]["val_dice"], curves[2]["val_accuracy"], curves, 3, 1.0, 1.0,
-        mask_fraction=[0.1, 0.2, 0.3], selected_epoch=selected_epoch,
+        mask_fraction=[0.1, 0.2, 0.3], selected_epoch=selected_epoch, examples={"a": "1 2"},
         epoch_scores=encode_epoch_scores([1, 2, 3], dice, correct),
     )
 
@@ -45,6 +47,7 @@ def test_reselect_reads_the_rules_epoch_image_by_image():
     best = reselect(run, "best-val")
     assert best.selected_epoch == 2 and best.reported_epoch == 2
     assert best.dice_per_image == pytest.approx([0.9, 0.8, 0.7]) and best.correct == [True, True, True]
+    assert all(type(value) is float for value in best.dice_per_image)
     assert best.dice == run.curves[1]["val_dice"] and best.accuracy == 1.0
     assert best.cls_prob == [] and best.mask_fraction == [] and best.examples == {}  # not stored per epoch
     assert run.selected_epoch == 3 and run.dice_per_image == pytest.approx([0.4, 0.5, 0.6])  # untouched
