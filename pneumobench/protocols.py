@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,11 @@ def _paired_effect(run: RunResult, metric: str) -> float:
     return float(np.mean(values[best].astype(float) - values[last].astype(float)))
 
 
-def claims_by_rule(runs: list[RunResult], judge) -> list[dict[str, Any]]:
+Judge = Callable[[list[RunResult]], list[dict[str, Any]]]
+Table = Callable[[list[dict[str, Any]]], list[str]]
+
+
+def claims_by_rule(runs: list[RunResult], judge: Judge) -> list[dict[str, Any]]:
     """The paired and best claims judged with every run re-read at the epoch each rule picks:
     ``judge(runs) -> records`` is the report's own judging (``report.judge_group`` on those runs)."""
     rules = _rules_of(runs)
@@ -201,7 +205,7 @@ def _selection_row(row: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _protocols_markdown(protocols: dict[str, Any], table) -> list[str]:
+def _protocols_markdown(protocols: dict[str, Any], table: Table) -> list[str]:
     names = protocols["profiles"]
     lines = [
         "## Table 6 under each protocol",
@@ -228,7 +232,7 @@ def _protocols_markdown(protocols: dict[str, Any], table) -> list[str]:
     return lines
 
 
-def _authors_markdown(section: dict[str, Any], table) -> list[str]:
+def _authors_markdown(section: dict[str, Any], table: Table) -> list[str]:
     lines = [
         "## The authors' own runs (real SIIM-ACR data, one run per configuration)",
         "",

@@ -443,7 +443,7 @@ def write_report(
     matched = match_profile(group, profile) if group is not None else None
     records = _records(group, matched, baselines_dir, records, notes)
     rows = table6_comparison(group, records, baselines_dir) if group is not None else []
-    sections = _protocol_sections(Path(store), group, matched, records, baselines_dir, notes)
+    sections = _protocol_sections(Path(store), group, rows, matched, records, baselines_dir, notes)
     out = Path(out_dir)
     written = _draw_figures(
         lambda folder: _draw_into(group, rows, records, data, folder, notes, sections), out / "figures"
@@ -517,6 +517,7 @@ def write_authors_report(out_dir: str | os.PathLike, *, baselines_dir: str | os.
 def _protocol_sections(
     store: Path,
     group: RunGroup | None,
+    rows: list[dict[str, Any]],
     matched: Any,
     records: list[dict[str, Any]],
     baselines_dir: str | os.PathLike,
@@ -528,8 +529,11 @@ def _protocol_sections(
     sections: dict[str, Any] = {"authors_runs": protocols.authors_section(baselines_dir)}
     if group is None:
         return sections
-    sections["selection"] = protocols.selection_table(group.by_config())
-    if len(sections["selection"]) < len(group.by_config()):
+    by_config = group.by_config()
+    sections["selection"] = protocols.selection_table(
+        {row["configuration"]: by_config[row["configuration"]] for row in rows}
+    )
+    if len(sections["selection"]) < len(by_config):
         notes.append(
             "epoch selection left out configurations stored without per-epoch scores (by an older pneumobench)"
         )
