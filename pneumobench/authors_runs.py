@@ -144,7 +144,7 @@ def selection_effects(runs: dict[str, AuthorsRun]) -> list[dict[str, Any]]:
     """Per configuration: best-validation-epoch minus last-epoch Dice and accuracy (one run: exact, no CI)."""
     effects = []
     for name, run in runs.items():
-        best, last = run.at(select_epoch(run.curves, "best-val")), run.curves[-1]
+        best, last = _at_rule(run, "best-val"), _at_rule(run, "last")
         effects.append(
             {
                 "configuration": name,

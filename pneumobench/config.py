@@ -52,9 +52,9 @@ class ModelConfig:
     aspp_channels: int = 256
     aspp_rates: tuple[int, int, int] = (6, 12, 18)
     aspp_dropout: float = 0.0  # Dropout on ASPP's output (the authors' code: 0.5)
-    scse_block: str = (
-        "scse"  # the attention the ``scse`` modification installs: "scse" (1-channel spatial gate), "scse_cc"
-    )
+    # The attention the ``scse`` modification installs: "scse" (smp's, a 1-channel spatial gate) or
+    # "scse_cc" (the authors' code, a C-channel spatial gate).
+    scse_block: str = "scse"
     cls_hidden: int = 32
     mask_bias: float = 0.0  # initial bias of the final mask conv; < 0 starts from "mostly empty"
 

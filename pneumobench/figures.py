@@ -147,18 +147,39 @@ def _curve(runs: list[RunResult], key: str) -> np.ndarray:
     return values
 
 
-def learning_curves(by_config: dict[str, list[RunResult]], path: Path) -> Written:
-    """Validation Dice and accuracy per epoch per configuration: mean line, band over seeds."""
-    names = list(by_config)
-    columns = min(4, len(names))
-    rows = math.ceil(len(names) / columns)
-    width, height = 3.2 * columns + 0.6, 2.5 * rows + 1.0
+PANEL_COLUMNS = 4  # panels per row of the per-configuration figures
+
+
+def _panel_grid(count: int, panel_height: float) -> tuple[Figure, np.ndarray]:
+    """A figure of ``count`` panels sharing their axes, ``PANEL_COLUMNS`` per row, with room for a
+    title and a legend below. Fixed margins in inches: a constrained layout of 16 panels costs more
+    than the drawing."""
+    columns = min(PANEL_COLUMNS, count)
+    rows = math.ceil(count / columns)
+    width, height = 3.2 * columns + 0.6, panel_height * rows + 1.0
     figure = Figure(figsize=(width, height), dpi=DPI)
-    # Fixed margins in inches: a constrained layout of 16 panels costs more than the drawing.
     figure.subplots_adjust(
         left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.6 / height, bottom=0.85 / height, wspace=0.08, hspace=0.3
     )
-    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    return figure, figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+
+
+def _label_panels(axes: np.ndarray, count: int, ylabel: str) -> None:
+    """Hide the unused panels; label the epoch axis of the bottom row and ``ylabel`` on the left column."""
+    columns = min(PANEL_COLUMNS, count)
+    rows = math.ceil(count / columns)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    for ax in axes[(rows - 1) * columns :]:
+        ax.set_xlabel("epoch")
+    for ax in axes[::columns]:
+        ax.set_ylabel(ylabel)
+
+
+def learning_curves(by_config: dict[str, list[RunResult]], path: Path) -> Written:
+    """Validation Dice and accuracy per epoch per configuration: mean line, band over seeds."""
+    names = list(by_config)
+    figure, axes = _panel_grid(len(names), panel_height=2.5)
     seeds = sorted({len(runs) for runs in by_config.values()})
     for ax, name in zip(axes, names):
         runs = by_config[name]
@@ -184,12 +205,7 @@ def learning_curves(by_config: dict[str, list[RunResult]], path: Path) -> Writte
         ax.set_title(name, fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    for ax in axes[len(names) :]:
-        ax.set_visible(False)
-    for ax in axes[(rows - 1) * columns :]:
-        ax.set_xlabel("epoch")
-    for ax in axes[::columns]:
-        ax.set_ylabel("validation score")
+    _label_panels(axes, len(names), "validation score")
     handles, _labels = axes[0].get_legend_handles_labels()
     handles.append(Line2D([], [], color="gray", linestyle="--", label="stage 1 | stage 2"))
     figure.legend(handles=handles, loc="lower center", ncols=5, fontsize=8, frameon=False)
@@ -274,14 +290,7 @@ def epoch_selection(by_config: dict[str, list[Sequence[dict[str, Any]]]], path: 
     """Per configuration, each run's validation Dice per epoch, with the epoch each selection rule
     picks marked on it (the held-out rule only where the runs scored a held-out slice)."""
     names = list(by_config)
-    columns = min(4, len(names))
-    rows = math.ceil(len(names) / columns)
-    width, height = 3.2 * columns + 0.6, 2.3 * rows + 1.0
-    figure = Figure(figsize=(width, height), dpi=DPI)
-    figure.subplots_adjust(
-        left=0.7 / width, right=1 - 0.15 / width, top=1 - 0.6 / height, bottom=0.85 / height, wspace=0.08, hspace=0.3
-    )
-    axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
+    figure, axes = _panel_grid(len(names), panel_height=2.3)
     heldout = any(e.get("heldout_dice") is not None for runs in by_config.values() for run in runs for e in run)
     scores = [
         e["val_dice"] for runs in by_config.values() for run in runs for e in run if e.get("val_dice") is not None
@@ -303,12 +312,7 @@ def epoch_selection(by_config: dict[str, list[Sequence[dict[str, Any]]]], path: 
         ax.set_title(name, fontsize=9)
         ax.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.01))
         ax.grid(alpha=0.3)
-    for ax in axes[len(names) :]:
-        ax.set_visible(False)
-    for ax in axes[(rows - 1) * columns :]:
-        ax.set_xlabel("epoch")
-    for ax in axes[::columns]:
-        ax.set_ylabel("validation Dice")
+    _label_panels(axes, len(names), "validation Dice")
     handles = [Line2D([], [], color="tab:blue", label="validation Dice per epoch (one line per run)")]
     handles += [
         Line2D([], [], marker=marker, color=colour, linestyle="none", label=f"epoch picked by {rule}")

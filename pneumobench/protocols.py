@@ -27,6 +27,7 @@ from pneumobench.selection import reselect, select_epoch
 __all__ = [
     "authors_section",
     "claims_by_rule",
+    "mean_t_interval",
     "protocol_markdown",
     "protocol_table6",
     "selection_table",
@@ -35,8 +36,8 @@ __all__ = [
 COMPARED_KINDS = ("paired", "best")  # the claims shown under each rule and protocol
 
 
-def _difference_ci(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval over seeds of a difference (not clipped; NaN bounds below two seeds)."""
+def mean_t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds (not clipped; NaN bounds with fewer than two values)."""
     data = np.asarray(values, float)
     mean = float(data.mean())
     if len(data) < 2:
@@ -68,7 +69,7 @@ def selection_table(by_config: dict[str, list[RunResult]]) -> list[dict[str, Any
                 "epochs": [r.reported_epoch for r in chosen],
             }
         for metric in ("dice", "accuracy"):
-            mean, low, high = _difference_ci([_paired_effect(r, metric) for r in runs])
+            mean, low, high = mean_t_interval([_paired_effect(r, metric) for r in runs])
             row[f"effect_{metric}"] = {"mean": mean, "ci_low": low, "ci_high": high}
         rows.append(row)
     return rows
@@ -148,6 +149,11 @@ def authors_section(baselines_dir: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def _pair(entry: dict[str, Any]) -> str:
+    """``Dice / accuracy`` of a table entry, three decimals each."""
+    return f"{entry['dice']:.3f} / {entry['accuracy']:.3f}"
+
+
 def _signed(value: float | None, digits: int = 3) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:+.{digits}f}"
 
@@ -197,7 +203,7 @@ def _selection_row(row: dict[str, Any]) -> dict[str, str]:
     out = {"configuration": row["configuration"], "seeds": str(len(row["seeds"]))}
     for rule in ("last", "best-val", "best-heldout"):
         if rule in row:
-            out[f"{rule} Dice / acc"] = f"{row[rule]['dice']:.3f} / {row[rule]['accuracy']:.3f}"
+            out[f"{rule} Dice / acc"] = _pair(row[rule])
     for metric in ("dice", "accuracy"):
         effect = row[f"effect_{metric}"]
         interval = f" [{effect['ci_low']:+.3f}, {effect['ci_high']:+.3f}]" if np.isfinite(effect["ci_low"]) else ""
@@ -218,11 +224,11 @@ def _protocols_markdown(protocols: dict[str, Any], table: Table) -> list[str]:
     for row in protocols["table6"]:
         out = {
             "configuration": row["configuration"],
-            "paper": f"{row['paper']['dice']:.3f} / {row['paper']['accuracy']:.3f}",
+            "paper": _pair(row["paper"]),
         }
         for name in names:
             entry = row[name]
-            out[name] = "" if entry is None else f"{entry['dice']:.3f} / {entry['accuracy']:.3f} ({entry['seeds']})"
+            out[name] = "" if entry is None else f"{_pair(entry)} ({entry['seeds']})"
         rows.append(out)
     lines += table(rows)
     lines += ["Verdicts of the compared claims under each protocol:", ""]
@@ -248,12 +254,12 @@ def _authors_markdown(section: dict[str, Any], table: Table) -> list[str]:
     for row in section["table6"]:
         out = {
             "configuration": row["configuration"],
-            "paper": f"{row['paper']['dice']:.3f} / {row['paper']['accuracy']:.3f}",
+            "paper": _pair(row["paper"]),
         }
         for rule in (*AUTHORS_RULES, "as-published"):
             entry = row[rule]
             mark = " =" if entry["matches_paper"] else ""
-            out[rule] = f"{entry['dice']:.3f} / {entry['accuracy']:.3f} @ {entry['epoch']}{mark}"
+            out[rule] = f"{_pair(entry)} @ {entry['epoch']}{mark}"
         rows.append(out)
     lines += table(rows)
     lines += ["(= : the pair printed in Table 6.) Selection effect, best-val minus last epoch:", ""]

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from scipy import stats as st
-
 from pneumobench.atomic import write_text_atomic
 from pneumobench.results import RunResult
 from pneumobench.stats import ClaimStats, Verdict
@@ -320,12 +317,10 @@ def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval over seeds, clipped to the metric's range [0, 1] (NaN bounds with fewer than two)."""
-    data = np.asarray(values, float)
-    mean = float(data.mean())
-    if len(data) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(st.t.ppf(0.975, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data)))
-    return mean, max(mean - half, 0.0), min(mean + half, 1.0)
+    from pneumobench.protocols import mean_t_interval
+
+    mean, low, high = mean_t_interval(values)
+    return mean, max(low, 0.0), min(high, 1.0)
 
 
 def table6_comparison(

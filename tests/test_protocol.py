@@ -160,6 +160,20 @@ def test_epoch_scores_round_trip_exactly_and_old_results_still_load():
     assert loaded.per_epoch() is None and loaded.reported_epoch == loaded.epochs
 
 
+def test_a_paper_size_runs_epoch_scores_take_under_three_bytes_per_image_and_epoch():
+    """43 epochs x 2,669 images: negatives scoring exactly 0 or 1, positives continuous (the README's 0.29 MB)."""
+    rng = np.random.default_rng(0)
+    epochs, images = 43, 2669
+    negative = rng.random(images) < 0.5
+    dice = np.where(
+        negative, (rng.random((epochs, images)) < 0.85).astype(np.float32), rng.beta(2, 1.5, (epochs, images))
+    ).astype(np.float32)
+    dice[~negative & (rng.random((epochs, images)) < 0.2)] = 0
+    encoded = json.dumps(encode_epoch_scores(list(range(1, epochs + 1)), dice, rng.random((epochs, images)) < 0.83))
+    assert len(encoded) / (epochs * images) < 3.0
+    assert len(encoded) < 0.3e6
+
+
 def _a_result() -> RunResult:
     return RunResult({}, "k", "baseline", 0, "f", ["a"], [1.0], [0.5], [True], 1.0, 1.0, [], 3, 1.0, 1.0)
 
