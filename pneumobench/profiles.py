@@ -140,14 +140,14 @@ register_profile(
         ),
     )
 )
+_SMOKE = PROFILES.get("smoke")
+assert _SMOKE.synthetic is not None
 register_profile(
     dataclasses.replace(
-        PROFILES.get("smoke"),
+        _SMOKE,
         name="smoke-authors",
-        base=authors_protocol(PROFILES.get("smoke").base),
-        synthetic=SyntheticSpec(
-            n_positive=128, n_negative=128, size=32, difficulty=0.2, mask_rows="first", resize="bilinear"
-        ),
+        base=authors_protocol(_SMOKE.base),
+        synthetic=dataclasses.replace(_SMOKE.synthetic, mask_rows="first", resize="bilinear"),
         description="the smoke run under the authors' protocol (profile authors) on synthetic data prepared with "
         "their rules; exercises the pipeline, not evidence about the paper",
         baseline_selection="last",
