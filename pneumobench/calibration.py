@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as st
 
+from pneumobench.sequential import DEFAULT_MAX_SEEDS, design, first_decision, planned_looks
 from pneumobench.stats import (
     ClaimStats,
     Verdict,
     best_claim,
     equivalence_claim,
+    one_sample_t_tests,
     paired_claim,
     paired_power,
     regression_check,
@@ -31,7 +34,10 @@ from pneumobench.stats import (
 
 __all__ = [
     "ErrorRate",
+    "SequentialPower",
     "error_rate_table",
+    "sequential_error_rates",
+    "sequential_power",
     "simulate_best",
     "simulate_equivalence",
     "simulate_paired",
@@ -42,6 +48,8 @@ IMAGES = 20  # per-image scores per run in the simulations (the rules see per-se
 SEED_SD = 0.01  # between-seed SD of a configuration's mean score
 COLLAPSE_DROP = 0.3  # a collapsed run's mean score falls this far
 POWER_SDS = (0.005, 0.01)  # assumed SDs of a per-seed difference on the paper's data (not measured there)
+PAPER_EFFECTS = (0.002, 0.005, 0.009, 0.014)  # the sizes of the paper's paired claims
+FIRST_REFERENCE_SEEDS = 5  # a recorded baseline's seeds in the sequential equivalence simulation
 
 
 @dataclass(frozen=True)
@@ -185,69 +193,225 @@ def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[
     return rows
 
 
-def _main() -> None:
+def _paired_looks(diffs: np.ndarray, nominal: Sequence[float], looks: Sequence[int]) -> np.ndarray:
+    """``paired_claim``'s verdict (+1, -1, 0) for "T > C" at each look, per row of per-seed differences."""
+    codes = np.zeros((diffs.shape[0], len(looks)), int)
+    for k, n in enumerate(looks):
+        greater, less = one_sample_t_tests(diffs[:, :n])
+        codes[:, k] = np.where(greater < nominal[k], 1, np.where(less < nominal[k], -1, 0))
+    return codes
+
+
+def _best_looks(best: np.ndarray, rivals: np.ndarray, nominal: Sequence[float], looks: Sequence[int]) -> np.ndarray:
+    """``best_claim``'s verdict at each look: CONTRADICTED when Holm's first step rejects "no rival
+    is better" (m p_min < alpha), else REPRODUCED when every rival is beaten (intersection-union)."""
+    sims, count, _ = rivals.shape
+    codes = np.zeros((sims, len(looks)), int)
+    for k, n in enumerate(looks):
+        diffs = (best[:, None, :n] - rivals[:, :, :n]).reshape(sims * count, n)
+        beats, beaten = (p.reshape(sims, count) for p in one_sample_t_tests(diffs))
+        contradicted = beaten.min(axis=1) * count < nominal[k]
+        codes[:, k] = np.where(contradicted, -1, np.where(beats.max(axis=1) < nominal[k], 1, 0))
+    return codes
+
+
+def _equivalence_looks(
+    values: np.ndarray, reference: np.ndarray, margin: float, nominal: Sequence[float], looks: Sequence[int]
+) -> np.ndarray:
+    """``equivalence_claim``'s verdict at each look (TOST within, one-sided t outside the margin)."""
+    m = reference.shape[1]
+    codes = np.zeros((values.shape[0], len(looks)), int)
+    for k, n in enumerate(looks):
+        seen = values[:, :n]
+        if m == 1:
+            se, df = seen.std(axis=1, ddof=1) * math.sqrt(1 / n + 1), n - 1
+        else:
+            pooled = ((n - 1) * seen.var(axis=1, ddof=1) + (m - 1) * reference.var(axis=1, ddof=1)) / (n + m - 2)
+            se, df = np.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
+        d = seen.mean(axis=1) - reference.mean(axis=1)
+        low, high = (d + margin) / se, (d - margin) / se
+        within = np.maximum(st.t.sf(low, df), st.t.cdf(high, df))
+        outside = np.minimum(st.t.cdf(low, df), st.t.sf(high, df))
+        codes[:, k] = np.where(within < nominal[k], 1, np.where(outside < nominal[k], -1, 0))
+    return codes
+
+
+def _sequential_rates(codes: np.ndarray, looks: Sequence[int]) -> tuple[dict[Verdict, float], float]:
+    """The share of each final verdict, and the mean seeds used, of per-look verdict codes."""
+    final, look = first_decision(codes)
+    rates = {
+        Verdict.REPRODUCED: float((final == 1).mean()),
+        Verdict.CONTRADICTED: float((final == -1).mean()),
+        Verdict.INCONCLUSIVE: float((final == 0).mean()),
+    }
+    return rates, float(np.asarray(looks)[look].mean())
+
+
+def sequential_error_rates(
+    alpha: float = 0.05,
+    simulations: int = 100_000,
+    *,
+    max_seeds: int = DEFAULT_MAX_SEEDS,
+    spending: str = "obrien-fleming",
+    margin: float = 0.01,
+    rng_seed: int = 1,
+) -> list[ErrorRate]:
+    """Wrong-verdict rates over all looks of the sequential rules at their least favourable
+    configurations (as ``error_rate_table``): no effect for a paired claim; one rival tied (the
+    rest far behind) and all tied for a best-of-16 claim; a true distance of exactly the margin
+    for a Table 6 row against the paper's single run and against a recorded baseline of 5 seeds."""
+    rng = np.random.default_rng(rng_seed)
+    looks = planned_looks(max_seeds)
+    paired = design(looks, alpha, spending).nominal
+    rows = []
+
+    def add(rule: str, truth: str, codes: np.ndarray, error: Verdict, sims: int) -> None:
+        rates, _ = _sequential_rates(codes, looks)
+        error_name = f"false {error.value}"
+        rows.append(ErrorRate(f"sequential {rule}", truth, error_name, max_seeds, sims, rates[error], alpha))
+
+    null = _paired_looks(rng.normal(0.0, SEED_SD, (simulations, max_seeds)), paired, looks)
+    add("paired", "no effect", null, Verdict.REPRODUCED, simulations)
+    add("paired", "no effect", null, Verdict.CONTRADICTED, simulations)
+    sims = simulations // 8
+    best = rng.normal(0.0, SEED_SD, (sims, max_seeds))
+    tied = _best_looks(best, rng.normal(0.0, SEED_SD, (sims, 15, max_seeds)), paired, looks)
+    add("best of 16", "all 16 tied", tied, Verdict.CONTRADICTED, sims)
+    behind = rng.normal(0.0, SEED_SD, (sims, 15, max_seeds)) - np.r_[0.0, np.full(14, 0.2)][None, :, None]
+    add(
+        "best of 16",
+        "one rival tied, the rest far behind",
+        _best_looks(best, behind, paired, looks),
+        Verdict.REPRODUCED,
+        sims,
+    )
+    for runs, name in ((1, "the paper's single run"), (FIRST_REFERENCE_SEEDS, "a recorded baseline of 5 seeds")):
+        nominal = design(looks, alpha, spending, reference_runs=runs).nominal
+        values = 0.6 + margin + rng.normal(0.0, SEED_SD, (simulations, max_seeds))
+        reference = 0.6 + rng.normal(0.0, SEED_SD, (simulations, runs))
+        edge = _equivalence_looks(values, reference, margin, nominal, looks)
+        add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.REPRODUCED, simulations)
+        add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.CONTRADICTED, simulations)
+    return rows
+
+
+@dataclass(frozen=True)
+class SequentialPower:
+    """A paired claim at a true effect: the sequential design's power and mean seeds beside the
+    fixed design's power at the cap (the seeds a fixed plan spends on every claim)."""
+
+    effect: float
+    sd: float
+    alpha: float
+    max_seeds: int
+    simulations: int
+    power: float
+    mean_seeds: float
+    fixed_power: float
+
+    @property
+    def saving(self) -> float:
+        """The share of the fixed design's seeds that the sequential one does not spend, on average."""
+        return 1 - self.mean_seeds / self.max_seeds
+
+
+def sequential_power(
+    effect: float,
+    sd: float,
+    alpha: float,
+    simulations: int = 40_000,
+    *,
+    max_seeds: int = DEFAULT_MAX_SEEDS,
+    spending: str = "obrien-fleming",
+    rng_seed: int = 2,
+) -> SequentialPower:
+    """Simulated power and mean seeds of the sequential paired rule at a true ``effect`` (per-seed
+    difference SD ``sd``), beside the exact power of the fixed design at the cap (``paired_power``)."""
+    looks = planned_looks(max_seeds)
+    diffs = np.random.default_rng(rng_seed).normal(effect, sd, (simulations, max_seeds))
+    rates, mean_seeds = _sequential_rates(_paired_looks(diffs, design(looks, alpha, spending).nominal, looks), looks)
+    fixed = float(paired_power(effect, sd, max_seeds, alpha))
+    return SequentialPower(effect, sd, alpha, max_seeds, simulations, rates[Verdict.REPRODUCED], mean_seeds, fixed)
+
+
+def _print_rates(rows: list[ErrorRate]) -> None:
+    from tabulate import tabulate
+
+    table = [
+        [
+            r.rule,
+            r.truth,
+            r.error,
+            r.seeds,
+            r.simulations,
+            f"{r.rate:.4f}",
+            f"{r.bound:.3g}",
+            f"{r.standard_error:.4f}",
+            "yes" if r.within_bound else "NO",
+        ]
+        for r in rows
+    ]
+    headers = ["rule", "truth", "error", "seeds", "simulations", "rate", "bound", "simulation SE", "within 3 SE"]
+    print(tabulate(table, headers=headers, tablefmt="github"))
+
+
+def _print_power(family_alpha: float) -> None:
     from tabulate import tabulate
 
     from pneumobench.claims import PAPER_CLAIMS, claim_alpha
 
-    alpha = 0.05
-    rows = error_rate_table(alpha)
-    print(f"Wrong-verdict rates at each rule's least favourable configuration (alpha {alpha}):")
-    failed = [r for r in rows if not r.within_bound]
-    print(
-        tabulate(
-            [
-                [
-                    r.rule,
-                    r.truth,
-                    r.error,
-                    r.seeds,
-                    r.simulations,
-                    f"{r.rate:.4f}",
-                    f"{r.bound:g}",
-                    f"{r.standard_error:.4f}",
-                    "yes" if r.within_bound else "NO",
-                ]
-                for r in rows
-            ],
-            headers=[
-                "rule",
-                "truth",
-                "error",
-                "seeds",
-                "simulations",
-                "rate",
-                "bound",
-                "simulation SE",
-                "within bound + 3 SE",
-            ],
-            tablefmt="github",
-        )
-    )
     for sd in POWER_SDS:
         print(
             f"\nPower at each paper claim's published effect, SD of the per-seed difference {sd} "
             "(for a best-of claim: against its closest rival alone, an upper bound):"
         )
-        table = []
-        for claim in PAPER_CLAIMS:
-            if claim.kind not in ("paired", "best") or claim.paper is None:
-                continue
-            test_alpha = claim_alpha(claim)
-            table.append(
-                [
-                    claim.id,
-                    f"{claim.paper:+.3f}",
-                    *(f"{float(paired_power(claim.paper, sd, n, test_alpha)):.3f}" for n in (5, 10, 20, 40)),
-                ]
-            )
-        print(
-            tabulate(
-                table,
-                headers=["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"],
-                tablefmt="github",
-            )
-        )
+        table = [
+            [
+                claim.id,
+                f"{claim.paper:+.3f}",
+                *(f"{float(paired_power(claim.paper, sd, n, claim_alpha(claim))):.3f}" for n in (5, 10, 20, 40)),
+            ]
+            for claim in PAPER_CLAIMS
+            if claim.kind in ("paired", "best") and claim.paper is not None
+        ]
+        headers = ["claim", "paper effect", "5 seeds", "10 seeds", "20 seeds", "40 seeds"]
+        print(tabulate(table, headers=headers, tablefmt="github"))
+    print(
+        f"\nSequential (--pb-seeds auto) against a fixed 40 seeds, paired claims at the paper's effects "
+        f"(alpha {family_alpha:.3g}): power, mean seeds per claim and the share of seeds saved"
+    )
+    table = [
+        [
+            f"{p.effect:.3f}",
+            f"{p.sd:g}",
+            f"{p.power:.3f}",
+            f"{p.fixed_power:.3f}",
+            f"{p.mean_seeds:.1f}",
+            f"{p.saving:.0%}",
+        ]
+        for sd in POWER_SDS
+        for p in (sequential_power(effect, sd, family_alpha) for effect in PAPER_EFFECTS)
+    ]
+    headers = ["effect", "SD", "sequential power", "fixed-40 power", "mean seeds", "saved"]
+    print(tabulate(table, headers=headers, tablefmt="github"))
+
+
+def _main() -> None:
+    from pneumobench.claims import PAPER_CLAIMS, claim_alpha
+
+    alpha = 0.05
+    family_alpha = claim_alpha(PAPER_CLAIMS[0])
+    rows = error_rate_table(alpha)
+    print(f"Wrong-verdict rates at each rule's least favourable configuration (alpha {alpha}):")
+    _print_rates(rows)
+    sequential = [*sequential_error_rates(alpha), *sequential_error_rates(family_alpha, 400_000)]
+    print(
+        "\nSequential rules (--pb-seeds auto: looks at 5, 10, 20, 40 seeds, O'Brien-Fleming spending), wrong "
+        f"verdicts over all looks, at alpha {alpha} and at the paper family's per-test alpha {family_alpha:.3g}:"
+    )
+    _print_rates(sequential)
+    _print_power(family_alpha)
+    failed = [r for r in rows + sequential if not r.within_bound]
     if failed:
         raise SystemExit(
             f"{len(failed)} rule(s) exceed their bound: " + "; ".join(f"{r.rule} ({r.error})" for r in failed)

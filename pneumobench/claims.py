@@ -308,6 +308,7 @@ class _Context:
     recorded: RecordedBaseline | None
     use_paper_values: bool
     profile: str
+    alpha: float  # the test's level: the family's, or a sequential look's share of it
 
 
 def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
@@ -339,7 +340,7 @@ def _judge_paired(claim: Claim, ctx: _Context) -> ClaimStats:
         per_image(treatment, claim.metric),
         per_image(control, claim.metric),
         direction=claim.direction,
-        alpha=claim_alpha(claim),
+        alpha=ctx.alpha,
         paper_diff=claim.paper,
     )
 
@@ -351,7 +352,7 @@ def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
         runs = ctx.runs_for(mods)
         _check_paired(treatment, runs)
         rivals[config_name(mods)] = per_image(runs, claim.metric)
-    return best_claim(per_image(treatment, claim.metric), rivals, alpha=claim_alpha(claim), paper=claim.paper)
+    return best_claim(per_image(treatment, claim.metric), rivals, alpha=ctx.alpha, paper=claim.paper)
 
 
 def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> dict[int, float] | str:
@@ -370,7 +371,7 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
     """Equivalence with the paper's single run (paper profile, real data) or the recorded baseline."""
     runs = ctx.runs_for(claim.treatment)
     values = np.array(list(per_seed(runs, claim.metric).values()))
-    alpha = claim_alpha(claim)
+    alpha = ctx.alpha
     if ctx.use_paper_values:
         if claim.paper is None:
             raise ValueError(f"row claim {claim.id} has no paper value to compare with")
@@ -389,7 +390,7 @@ def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
     with other seeds is compared too)."""
     runs = ctx.runs_for(claim.treatment)
     current = np.array(list(per_seed(runs, claim.metric).values()))
-    alpha = claim_alpha(claim)
+    alpha = ctx.alpha
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
         return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
@@ -415,8 +416,10 @@ def evaluate(
     recorded: RecordedBaseline | None = None,
     use_paper_values: bool = True,
     profile: str,
+    alpha: float | None = None,
 ) -> ClaimStats:
-    """Judge ``claim`` from the runs ``runs_for(mods)`` returns, at its family's alpha.
+    """Judge ``claim`` from the runs ``runs_for(mods)`` returns, at its family's alpha (or at
+    ``alpha``: a sequential look's level, ``pneumobench.sequential_claims``).
 
     ``row`` claims are equivalence tests against the paper's value when
     ``use_paper_values`` (the paper profile on the real data), otherwise against the
@@ -428,7 +431,8 @@ def evaluate(
     """
     judge = JUDGES.get(claim.kind)
     runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
-    result = judge(claim, _Context(runs.__getitem__, recorded, use_paper_values, profile))
+    level = claim_alpha(claim) if alpha is None else alpha
+    result = judge(claim, _Context(runs.__getitem__, recorded, use_paper_values, profile, level))
     degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
     if not degenerate:
         return result

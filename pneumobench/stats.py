@@ -45,6 +45,7 @@ __all__ = [
     "detectable_change",
     "equivalence_claim",
     "holm",
+    "one_sample_t_tests",
     "paired_claim",
     "paired_power",
     "regression_check",
@@ -152,7 +153,7 @@ def _lower_tail(t: Any, df: float) -> Any:
     return special.stdtr(df, t)
 
 
-def _t_tests(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def one_sample_t_tests(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row (samples along axis 1, each with spread): the one-sample t-test's p for
     mean > 0 and for mean < 0. The statistic and Student's tail directly: scipy's
     ttest_1samp gives the same p with ~50x the overhead, which the simulations feel."""
@@ -217,7 +218,7 @@ def paired_claim(
         return undecided(_too_few(n), seeds=n, estimate=mean, alpha=alpha, paper=paper_diff)
     if _no_spread(per_seed):
         return undecided(NO_SPREAD, seeds=n, estimate=mean, alpha=alpha, paper=paper_diff)
-    greater, less = _t_tests(per_seed[None, :])
+    greater, less = one_sample_t_tests(per_seed[None, :])
     p_claim, p_other = (float(greater[0]), float(less[0])) if direction > 0 else (float(less[0]), float(greater[0]))
     sd = float(per_seed.std(ddof=1))
     claimed, opposite = ("T > C", "T < C") if direction > 0 else ("T < C", "T > C")
@@ -268,7 +269,7 @@ def best_claim(
     if n < MIN_SEEDS or flat:
         reason = _too_few(n) if n < MIN_SEEDS else f"{NO_SPREAD} (against {', '.join(flat)})"
         return undecided(reason, seeds=n, estimate=float(diffs.mean(axis=1).min()), alpha=alpha, paper=paper)
-    p_claim, p_other = _t_tests(diffs)
+    p_claim, p_other = one_sample_t_tests(diffs)
     adjusted = holm(p_other.tolist())
     closest_name = names[int(np.argmax(p_claim))]
     closest = paired_claim(best, rivals[closest_name], direction=+1, alpha=alpha, paper_diff=paper)

@@ -20,7 +20,7 @@ from pneumobench.stats import (
     MIN_SEEDS,
     NonFiniteScoreError,
     Verdict,
-    _t_tests,
+    one_sample_t_tests,
     best_claim,
     detectable_change,
     equivalence_claim,
@@ -368,7 +368,7 @@ def test_row_wise_t_tests_match_scipy(rows):
     width = min(len(row) for row in rows)
     rows = np.array([row[:width] for row in rows])
     rows = rows[np.ptp(rows, axis=1) > 1e-6]
-    greater, less = _t_tests(rows)
+    greater, less = one_sample_t_tests(rows)
     for row, p_greater, p_less in zip(rows, greater, less):
         assert p_greater == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="greater").pvalue, rel=1e-9, abs=1e-12)
         assert p_less == pytest.approx(scipy_stats.ttest_1samp(row, 0.0, alternative="less").pvalue, rel=1e-9, abs=1e-12)
