@@ -308,7 +308,11 @@ class _Context:
     recorded: RecordedBaseline | None
     use_paper_values: bool
     profile: str
-    alpha: float  # the test's level: the family's, or a sequential look's share of it
+    alpha: float | None  # a sequential look's share of the family's alpha; None: the family's
+
+    def level(self, claim: Claim) -> float:
+        """The alpha of ``claim``'s test here."""
+        return claim_alpha(claim) if self.alpha is None else self.alpha
 
 
 def _judge_parameters(claim: Claim, ctx: _Context) -> ClaimStats:
@@ -340,7 +344,7 @@ def _judge_paired(claim: Claim, ctx: _Context) -> ClaimStats:
         per_image(treatment, claim.metric),
         per_image(control, claim.metric),
         direction=claim.direction,
-        alpha=ctx.alpha,
+        alpha=ctx.level(claim),
         paper_diff=claim.paper,
     )
 
@@ -352,7 +356,7 @@ def _judge_best(claim: Claim, ctx: _Context) -> ClaimStats:
         runs = ctx.runs_for(mods)
         _check_paired(treatment, runs)
         rivals[config_name(mods)] = per_image(runs, claim.metric)
-    return best_claim(per_image(treatment, claim.metric), rivals, alpha=ctx.alpha, paper=claim.paper)
+    return best_claim(per_image(treatment, claim.metric), rivals, alpha=ctx.level(claim), paper=claim.paper)
 
 
 def _recorded_values(claim: Claim, ctx: _Context, runs: list[RunResult]) -> dict[int, float] | str:
@@ -371,7 +375,7 @@ def _judge_row(claim: Claim, ctx: _Context) -> ClaimStats:
     """Equivalence with the paper's single run (paper profile, real data) or the recorded baseline."""
     runs = ctx.runs_for(claim.treatment)
     values = np.array(list(per_seed(runs, claim.metric).values()))
-    alpha = ctx.alpha
+    alpha = ctx.level(claim)
     if ctx.use_paper_values:
         if claim.paper is None:
             raise ValueError(f"row claim {claim.id} has no paper value to compare with")
@@ -390,7 +394,7 @@ def _judge_regression(claim: Claim, ctx: _Context) -> ClaimStats:
     with other seeds is compared too)."""
     runs = ctx.runs_for(claim.treatment)
     current = np.array(list(per_seed(runs, claim.metric).values()))
-    alpha = ctx.alpha
+    alpha = ctx.level(claim)
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
         return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
@@ -431,8 +435,7 @@ def evaluate(
     """
     judge = JUDGES.get(claim.kind)
     runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
-    level = claim_alpha(claim) if alpha is None else alpha
-    result = judge(claim, _Context(runs.__getitem__, recorded, use_paper_values, profile, level))
+    result = judge(claim, _Context(runs.__getitem__, recorded, use_paper_values, profile, alpha))
     degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
     if not degenerate:
         return result

@@ -142,6 +142,70 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> int:
+    """Train many (configuration, seed) runs into a store on an executor, and say what happened."""
+    from pneumobench.data.prepared import DatasetError
+    from pneumobench.devices import DeviceError, check_device
+    from pneumobench.executors import ExecutorError, make_executor
+    from pneumobench.modifications import table6_rows
+    from pneumobench.profiles import get_profile
+    from pneumobench.registry import UnknownNameError
+    from pneumobench.runner import prefetch
+    from pneumobench.seeds import SeedError, parse_seeds
+    from pneumobench.store import ResultStore, StoreError
+
+    try:
+        profile = get_profile(args.profile)
+        seeds = parse_seeds(args.seeds) if args.seeds else profile.seeds
+        rows = [_config_mods(name) for name in args.config] or table6_rows()
+        configs = [profile.config(*mods) for mods in rows]
+        check_device(args.device, local=args.executor == "local")
+        executor = make_executor(
+            args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            gpus_per_run=args.gpus_per_run,
+        )
+        dataset = _run_dataset(args, profile)
+        if dataset is None:
+            return 2
+        store = ResultStore(args.store)
+    except (UnknownNameError, SeedError, DeviceError, ExecutorError, DatasetError, StoreError) as error:
+        print(f"pneumobench runs: {error}", file=sys.stderr)
+        return 2
+    runs = [(config, seed) for config in configs for seed in seeds]
+    summary = prefetch(
+        runs,
+        dataset,
+        None if args.device == "auto" else args.device,
+        store=store,
+        checkpoint_every=profile.checkpoint_every,
+        progress=not args.quiet,
+        executor=executor,
+        checkpoint_dir=args.checkpoint_dir,
+    )
+    resumed = f" ({len(summary.resumed)} resumed from a checkpoint)" if summary.resumed else ""
+    print(
+        f"{len(runs)} runs of {len(configs)} configurations x {len(seeds)} seeds on the {executor.name} executor: "
+        f"{summary.trained} trained{resumed}, {len(summary.failed)} failed, "
+        f"{len(runs) - summary.trained - len(summary.failed)} already stored or trained elsewhere; "
+        f"nodes used: {', '.join(sorted(summary.nodes)) or 'none'}; store {store.path}"
+    )
+    for failure in summary.failed:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _config_mods(name: str) -> tuple[str, ...]:
+    """``baseline`` or ``aspp+hypercolumns`` as modification names (each must be registered)."""
+    from pneumobench.modifications import MODIFICATIONS
+
+    mods = () if name == "baseline" else tuple(name.split("+"))
+    for mod in mods:
+        MODIFICATIONS.get(mod)  # UnknownNameError names the registered ones
+    return mods
+
+
 def _run_dataset(args: argparse.Namespace, profile: Any) -> Any:
     """The dataset of ``pneumobench run``: ``--data`` (prepared with the profile's rules) or the
     profile's synthetic one; None (after printing why) when there is none to use."""
@@ -226,6 +290,7 @@ def _report(args: argparse.Namespace) -> int:
     from pneumobench.baselines import BaselineError, default_baselines_dir
     from pneumobench.registry import UnknownNameError
     from pneumobench.report import ReportError, write_report
+    from pneumobench.sequential_claims import SequentialPlan
     from pneumobench.store import StoreError
 
     if args.authors_runs:
@@ -247,6 +312,7 @@ def _report(args: argparse.Namespace) -> int:
             data=args.data,
             profile=args.profile,
             dataset_fingerprint=args.dataset,
+            sequential=SequentialPlan(args.max_seeds, args.spending) if args.seeds == "auto" else None,
         )
     except (ReportError, StoreError, BaselineError, UnknownNameError) as error:
         print(f"pneumobench report: {error}", file=sys.stderr)
@@ -276,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pneumobench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_data_commands, _add_run_command, _add_bench_command, _add_report_command, _add_store_command):
+    commands_added = (_add_data_commands, _add_run_command, _add_runs_command, _add_bench_command)
+    for add in (*commands_added, _add_report_command, _add_store_command):
         add(commands)
     return parser
 
@@ -330,6 +397,47 @@ def _add_data_commands(commands: Any) -> None:
     show = data_commands.add_parser("show", help="check a prepared dataset and print its manifest")
     show.add_argument("path", type=Path)
     show.set_defaults(handler=_data_show)
+
+
+def _add_runs_command(commands: Any) -> None:
+    runs = commands.add_parser(
+        "runs", help="train many configurations and seeds into a results store (local processes or a Ray cluster)"
+    )
+    runs.add_argument("--profile", default="smoke", help="smoke (default), paper, authors, nightly or a registered one")
+    runs.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a configuration, baseline or mods joined by + (aspp+hypercolumns); repeatable; default: all 16 rows",
+    )
+    runs.add_argument("--seeds", help="a count (5) or a list (0,1,2); default: the profile's")
+    runs.add_argument("--data", type=Path, help="a prepared dataset (default: the profile's synthetic one)")
+    runs.add_argument(
+        "--store",
+        type=Path,
+        default=Path(".pneumobench") / "results.sqlite",
+        help="results store (default .pneumobench/results.sqlite)",
+    )
+    runs.add_argument("--device", default="auto", help="auto (default), cpu, cuda ...")
+    runs.add_argument("--executor", choices=("local", "ray"), default="local", help="local (default) or ray")
+    runs.add_argument("--workers", type=_count(1, "at least 1 process"), default=2, help="local processes (default 2)")
+    runs.add_argument("--ray-address", help="auto or HOST:PORT of a Ray cluster (default: a Ray started here)")
+    runs.add_argument("--gpus-per-run", type=_share, default=1.0, help="GPUs each Ray run asks for (default 1)")
+    runs.add_argument("--checkpoint-dir", type=Path, help="checkpoints (default beside the store): shared by the nodes")
+    runs.add_argument("--quiet", action="store_true", help="no progress bar")
+    runs.set_defaults(handler=_runs)
+
+
+def _share(text: str) -> float:
+    """argparse type of a GPU share: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give a share of a GPU above 0 (0.5, 1)") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value}: give a share of a GPU above 0 (0.5, 1)")
+    return value
 
 
 def _add_run_command(commands: Any) -> None:
@@ -463,6 +571,18 @@ def _add_report_command(commands: Any) -> None:
         help="write only the section on the authors' own 16 runs (shipped logs; no results store needed)",
     )
     report.add_argument("--profile", help="judge the claims as this profile (default: the one that made the runs)")
+    report.add_argument(
+        "--seeds",
+        choices=("fixed", "auto"),
+        default="fixed",
+        help="auto: judge the claims look by look as a --pb-seeds auto session did (default fixed: every seed)",
+    )
+    report.add_argument(
+        "--max-seeds", type=_count(5, "a cap of at least 5 seeds"), default=40, help="with --seeds auto (default 40)"
+    )
+    report.add_argument(
+        "--spending", choices=("obrien-fleming", "pocock"), default="obrien-fleming", help="with --seeds auto"
+    )
     report.add_argument(
         "--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)"
     )

@@ -7,9 +7,14 @@ device is named (to see whether this machine has it), so the pytest plugin can c
 
 from __future__ import annotations
 
+import os
 import re
+from typing import TYPE_CHECKING
 
-__all__ = ["DEVICE_CHOICES", "DeviceError", "check_device"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEVICE_CHOICES", "DeviceError", "check_device", "device_kind", "select_device"]
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
@@ -18,12 +23,13 @@ class DeviceError(ValueError):
     """A device name that is malformed or names a device this machine does not have."""
 
 
-def check_device(name: str) -> None:
-    """Refuse a device name that is malformed, or a CUDA device this machine lacks (one line, the fix)."""
+def check_device(name: str, *, local: bool = True) -> None:
+    """Refuse a device name that is malformed, or a CUDA device this machine lacks (one line, the
+    fix). ``local=False``: the runs train elsewhere (a Ray cluster), so only the name is checked."""
     match = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", name)
     if match is None:
         raise DeviceError(f"device {name!r}: give {DEVICE_CHOICES}")
-    if not name.startswith("cuda"):
+    if not name.startswith("cuda") or not local:
         return
     import torch
 
@@ -34,3 +40,23 @@ def check_device(name: str) -> None:
         )
     if match.group(1) is not None and int(match.group(1)) >= count:
         raise DeviceError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+
+
+def select_device(requested: str | torch.device | None = None) -> torch.device:
+    """``requested``, else CUDA when available (pytest-xdist worker N takes GPU N mod count), else CPU."""
+    import torch
+
+    if requested is not None and str(requested) != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        return torch.device(f"cuda:{index % torch.cuda.device_count()}")
+    return torch.device("cpu")
+
+
+def device_kind(device: torch.device) -> str:
+    """What results depend on: ``cpu`` or ``cuda:<card name>`` (not the card's index)."""
+    import torch
+
+    return f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"

@@ -41,7 +41,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="a prepared dataset (pneumobench data prepare); default: the profile's synthetic one",
     )
-    group.addoption("--pb-seeds", default=None, help="seeds: a count (5) or a list (0,1,2); default: the profile's")
+    group.addoption(
+        "--pb-seeds",
+        default=None,
+        help="seeds: a count (5), a list (0,1,2), or auto (sequential: looks at 5, 10, 20 ... seeds, more seeds "
+        "only for open claims); default: the profile's",
+    )
+    group.addoption("--pb-max-seeds", type=int, default=None, help="with --pb-seeds auto: the seed cap (default 40)")
+    group.addoption(
+        "--pb-spending",
+        default=None,
+        help="with --pb-seeds auto: alpha spending over the looks, obrien-fleming (default) or pocock",
+    )
     group.addoption("--pb-device", default="auto", help="auto (default), cpu, cuda, cuda:1")
     group.addoption(
         "--pb-store", default=None, help="results store (default .pneumobench/results.sqlite in the rootdir)"
@@ -62,6 +73,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--pb-workers", type=int, default=None, help="runs trained in parallel (default: 2 on CPU, one per GPU)"
     )
+    group.addoption(
+        "--pb-executor",
+        default="local",
+        help="where runs train: local (default: worker processes here) or ray (a Ray cluster; pip install -e '.[ray]')",
+    )
+    group.addoption(
+        "--pb-ray-address",
+        default=None,
+        help="with --pb-executor ray: auto (the cluster this machine joined) or HOST:PORT; default: a local Ray",
+    )
+    group.addoption(
+        "--pb-gpus-per-run",
+        type=float,
+        default=1.0,
+        help="with --pb-executor ray: GPUs each run asks for (0.5 packs two runs per card; default 1)",
+    )
+    group.addoption(
+        "--pb-checkpoint-dir",
+        default=None,
+        help="checkpoint directory (default: beside the store); with Ray, storage every node shares, so a run "
+        "whose node died resumes",
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +112,11 @@ class SessionOptions:
     strict: bool
     retry_failed: bool
     workers: int | None
+    sequential: Any  # pneumobench.sequential_claims.SequentialPlan, or None for fixed seeds
+    executor: str
+    ray_address: str | None
+    gpus_per_run: float
+    checkpoint_dir: Path | None
 
 
 def parse_options(config: pytest.Config) -> SessionOptions:
@@ -89,14 +127,17 @@ def parse_options(config: pytest.Config) -> SessionOptions:
     from pneumobench.seeds import SeedError, parse_seeds
 
     option = config.getoption
+    auto = option("--pb-seeds") == "auto"
     try:
         profile = get_profile(option("--pb-profile"))
-        seeds = profile.seeds if option("--pb-seeds") is None else parse_seeds(option("--pb-seeds"))
+        seeds = profile.seeds if option("--pb-seeds") is None or auto else parse_seeds(option("--pb-seeds"))
     except (UnknownNameError, SeedError) as error:
         raise pytest.UsageError(f"pneumobench: {error}") from None
+    sequential = _sequential_plan(option("--pb-max-seeds"), option("--pb-spending"), auto)
+    executor, ray_address, gpus_per_run = _executor_options(config)
     device = option("--pb-device")
     try:
-        check_device(device)  # imports torch only for a CUDA device
+        check_device(device, local=executor == "local")  # imports torch only for a CUDA device
     except DeviceError as error:
         raise pytest.UsageError(f"pneumobench: --pb-device: {error}") from None
     workers = option("--pb-workers")
@@ -131,7 +172,52 @@ def parse_options(config: pytest.Config) -> SessionOptions:
         strict=option("--pb-strict"),
         retry_failed=option("--pb-retry-failed"),
         workers=workers,
+        sequential=sequential,
+        executor=executor,
+        ray_address=ray_address,
+        gpus_per_run=gpus_per_run,
+        checkpoint_dir=Path(option("--pb-checkpoint-dir")) if option("--pb-checkpoint-dir") else None,
     )
+
+
+def _sequential_plan(max_seeds: int | None, spending: str | None, auto: bool) -> Any:
+    """``--pb-seeds auto`` with its cap and spending function, checked (None for fixed seeds)."""
+    if not auto:
+        for name, value in (("--pb-max-seeds", max_seeds), ("--pb-spending", spending)):
+            if value is not None:
+                raise pytest.UsageError(f"pneumobench: {name} applies only with --pb-seeds auto")
+        return None
+    from pneumobench.sequential import DEFAULT_MAX_SEEDS, SPENDING, SequentialError
+    from pneumobench.sequential_claims import SequentialPlan
+
+    plan = SequentialPlan(DEFAULT_MAX_SEEDS if max_seeds is None else max_seeds, spending or "obrien-fleming")
+    if plan.spending not in SPENDING:
+        raise pytest.UsageError(f"pneumobench: --pb-spending {plan.spending}: give {' or '.join(SPENDING)}")
+    try:
+        plan.looks  # noqa: B018 (checks the cap)
+    except SequentialError as error:
+        raise pytest.UsageError(f"pneumobench: {error}") from None
+    return plan
+
+
+def _executor_options(config: pytest.Config) -> tuple[str, str | None, float]:
+    """``--pb-executor`` and its Ray options, checked; Ray missing is a usage error saying how to install it."""
+    from pneumobench.executors import EXECUTORS, ExecutorError, import_ray
+
+    option = config.getoption
+    executor, address, gpus = option("--pb-executor"), option("--pb-ray-address"), option("--pb-gpus-per-run")
+    if executor not in EXECUTORS:
+        raise pytest.UsageError(f"pneumobench: --pb-executor {executor}: give {' or '.join(EXECUTORS)}")
+    if executor == "local" and address is not None:
+        raise pytest.UsageError("pneumobench: --pb-ray-address applies only with --pb-executor ray")
+    if not gpus > 0:
+        raise pytest.UsageError(f"pneumobench: --pb-gpus-per-run {gpus}: give a share of a GPU above 0 (0.5, 1, 2)")
+    if executor == "ray":
+        try:
+            import_ray()
+        except ExecutorError as error:
+            raise pytest.UsageError(f"pneumobench: --pb-executor ray: {error}") from None
+    return executor, address, gpus
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -164,6 +250,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         for value in params.values():
             if hasattr(value, "configs"):
+                pb_session.claims.setdefault(value.id, value)
                 pb_session.needed.update(value.configs())
             elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
                 pb_session.needed.add(value)
@@ -195,11 +282,16 @@ class PneumobenchSession:
         self.seeds = options.seeds
         self.store_path = options.store
         self.needed: set[tuple[str, ...]] = set()
+        self.claims: dict[str, Any] = {}  # the selected claims, by id (judged together with --pb-seeds auto)
         self.records: list[dict[str, Any]] = []
         self.sensitivity_rows: list[dict[str, Any]] = []
         self._dataset: Any = None
         self._store: Any = None
+        self._executor: Any = None
+        self._run_kind: str | None = None
         self._prefetched = False
+        self._sequential: dict[str, Any] = {}
+        self._runs: dict[tuple[str, int], Any] = {}
 
     @property
     def synthetic(self) -> bool:
@@ -252,9 +344,16 @@ class PneumobenchSession:
         return load_recorded(path) if path.exists() else None
 
     def evaluate(self, claim: Any) -> Any:
-        """Judge ``claim`` on this session's runs, at its family's alpha."""
+        """Judge ``claim`` on this session's runs, at its family's alpha (with ``--pb-seeds auto``,
+        look by look together with every selected claim: ``pneumobench.sequential_claims``)."""
         from pneumobench.claims import evaluate
+        from pneumobench.sequential_claims import SEQUENTIAL_KINDS
 
+        if self.options.sequential is not None and claim.kind in SEQUENTIAL_KINDS:
+            if claim.id not in self._sequential:
+                self.claims.setdefault(claim.id, claim)
+                self._judge_sequentially([c for c in self.claims.values() if c.id not in self._sequential])
+            return self._sequential[claim.id]
         return evaluate(
             claim,
             self.runs_for,
@@ -262,6 +361,53 @@ class PneumobenchSession:
             use_paper_values=self.profile.paper_numbers and not self.synthetic,
             profile=self.profile.name,
         )
+
+    def _judge_sequentially(self, claims: list[Any]) -> None:
+        from pneumobench.sequential_claims import judge_sequentially
+
+        def runs_for(mods: tuple[str, ...], seeds: tuple[int, ...]) -> list:
+            return [self.run(self.profile.config(*mods), seed) for seed in seeds]
+
+        def before_look(configs: list[tuple[str, ...]], seeds: tuple[int, ...]) -> None:
+            runs = [(self.profile.config(*mods), seed) for mods in configs for seed in seeds]
+            self._prefetch(runs, None if self.options.device == "auto" else self.options.device, progress=True)
+
+        self._sequential.update(
+            judge_sequentially(
+                claims,
+                runs_for,
+                self.options.sequential,
+                recorded=self.recorded(),
+                use_paper_values=self.profile.paper_numbers and not self.synthetic,
+                profile=self.profile.name,
+                before_look=before_look,
+            )
+        )
+
+    @property
+    def executor(self) -> Any:
+        """Where runs train: ``--pb-executor`` (local worker processes, or Ray)."""
+        if self._executor is None:
+            from pneumobench.executors import make_executor
+
+            self._executor = make_executor(
+                self.options.executor,
+                workers=self.default_workers,
+                ray_address=self.options.ray_address,
+                gpus_per_run=self.options.gpus_per_run,
+            )
+        return self._executor
+
+    @property
+    def run_kind(self) -> str:
+        """The device kind of this session's runs (on a Ray cluster: its cards', not this machine's)."""
+        if self._run_kind is None:
+            from pneumobench.devices import device_kind
+
+            requested = None if self.options.device == "auto" else self.options.device
+            ray = self.options.executor == "ray"
+            self._run_kind = self.executor.run_device_kind(requested) if ray else device_kind(self.device)
+        return self._run_kind
 
     @property
     def default_workers(self) -> int:
@@ -275,18 +421,25 @@ class PneumobenchSession:
         return torch.cuda.device_count() if self.device.type == "cuda" else 2
 
     def run(self, config: Any, seed: int) -> Any:
-        """One run of ``config`` with ``seed`` from this session's store (trained on a miss)."""
+        """One run of ``config`` with ``seed`` from this session's store (trained on a miss; by
+        the Ray executor when it is the session's)."""
         from pneumobench.runner import run
 
-        return run(
-            config,
-            seed,
-            self.dataset,
-            self.device,
-            store=self.store,
-            checkpoint_every=self.profile.checkpoint_every,
-            progress=False,
-        )
+        if (config.key(), seed) not in self._runs:
+            if self.options.executor == "ray":
+                self._prefetch([(config, seed)], None if self.options.device == "auto" else self.options.device)
+            self._runs[config.key(), seed] = run(
+                config,
+                seed,
+                self.dataset,
+                self.device,
+                store=self.store,
+                checkpoint_every=self.profile.checkpoint_every,
+                progress=False,
+                kind=self.run_kind,
+                checkpoint_dir=self.options.checkpoint_dir,
+            )
+        return self._runs[config.key(), seed]
 
     def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
         """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
@@ -304,9 +457,11 @@ class PneumobenchSession:
         config = self.profile.config(*mods)
         return [self.run(config, seed) for seed in self.seeds]
 
-    def _prefetch(self, runs: list[tuple[Any, int]], device: Any, *, progress: bool) -> None:
-        """Train the runs not yet stored in worker processes, when more than one worker and run."""
-        if self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None:
+    def _prefetch(self, runs: list[tuple[Any, int]], device: Any, *, progress: bool = False) -> None:
+        """Train the runs not yet stored on the executor: always on Ray, locally when more than
+        one worker and run (one run trains in this process)."""
+        ray = self.options.executor == "ray"
+        if ray or (self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None):
             from pneumobench.runner import prefetch
 
             prefetch(
@@ -314,9 +469,10 @@ class PneumobenchSession:
                 self.dataset,
                 device,
                 store=self.store,
-                workers=self.default_workers,
                 checkpoint_every=self.profile.checkpoint_every,
                 progress=progress,
+                executor=self.executor,
+                checkpoint_dir=self.options.checkpoint_dir,
             )
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:

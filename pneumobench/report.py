@@ -179,12 +179,16 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def judge_group(
+    group: RunGroup, profile, baselines_dir: str | os.PathLike, sequential: Any = None
+) -> list[dict[str, Any]]:
     """Every paper claim and Table 6 row judged from the group's runs, as the suites judge them.
 
     A claim whose configurations (or seeds) are missing from the group is a ``NOT RUN``
     record naming what is missing. Each claim's alpha is its family's, as in the suites, so
-    the report and the pytest session agree verdict for verdict.
+    the report and the pytest session agree verdict for verdict. ``sequential`` (a
+    ``SequentialPlan``, ``--seeds auto``): the claims are judged look by look on seeds 0 .. n-1,
+    as a ``--pb-seeds auto`` session judged them.
     """
     from pneumobench.baselines import load_paper, load_recorded, paper_path, recorded_path
     from pneumobench.claims import (
@@ -206,29 +210,39 @@ def judge_group(group: RunGroup, profile, baselines_dir: str | os.PathLike) -> l
     def runs_for(mods: tuple[str, ...]) -> list[RunResult]:
         return sorted(by_key.get(profile.config(*mods).key(), []), key=lambda r: r.seed)
 
+    claims = PAPER_CLAIMS + table6_claims(paper)
+    looked: dict[str, Any] = {}
+    if sequential is not None:
+        from pneumobench.sequential_claims import judge_sequentially
+
+        looked = judge_sequentially(
+            claims,
+            lambda mods, seeds: [r for r in runs_for(mods) if r.seed in seeds],
+            sequential,
+            recorded=recorded,
+            use_paper_values=profile.paper_numbers and not group.synthetic,
+            profile=profile.name,
+        )
     records = []
-    for claim in PAPER_CLAIMS + table6_claims(paper):
+    for claim in claims:
+        if claim.id in looked:
+            records.append(verdict_record(claim, looked[claim.id], synthetic=group.synthetic, profile=profile.name))
+            continue
         absent = [mods for mods in claim.configs() if not runs_for(mods)]
         seed_sets = {tuple(r.seed for r in runs_for(mods)) for mods in claim.configs()} - {()}
-        if absent:
-            records.append(
-                _not_run(
-                    claim, "no runs of " + ", ".join(config_name(m) for m in absent), group.synthetic, profile.name
-                )
-            )
-        elif len(seed_sets) > 1:
-            records.append(
-                _not_run(claim, "its configurations were run with different seeds", group.synthetic, profile.name)
-            )
-        else:
-            stats = evaluate(
-                claim,
-                runs_for,
-                recorded=recorded,
-                profile=profile.name,
-                use_paper_values=profile.paper_numbers and not group.synthetic,
-            )
-            records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
+        if absent or len(seed_sets) > 1:
+            missing = "no runs of " + ", ".join(config_name(m) for m in absent)
+            reason = missing if absent else "its configurations were run with different seeds"
+            records.append(_not_run(claim, reason, group.synthetic, profile.name))
+            continue
+        stats = evaluate(
+            claim,
+            runs_for,
+            recorded=recorded,
+            profile=profile.name,
+            use_paper_values=profile.paper_numbers and not group.synthetic,
+        )
+        records.append(verdict_record(claim, stats, synthetic=group.synthetic, profile=profile.name))
     return records
 
 
@@ -263,10 +277,19 @@ def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
 
     families = sorted({r["family"] for r in records if r.get("family") in FAMILIES})
     lines = [f"profile {records[0]['profile']}; " + "; ".join(FAMILIES[name].describe() for name in families)]
+    plans = {_plan_line(r["extra"]["sequential"]) for r in records if "sequential" in r.get("extra", {})}
+    lines.extend(sorted(plans))
     if any(r["synthetic"] for r in records):
         lines.append(f"NOTE: {SYNTHETIC_NOTE}")
     lines.append(tabulate(verdict_table(records), headers="keys", disable_numparse=True))
     return lines
+
+
+def _plan_line(look: dict[str, Any]) -> str:
+    return (
+        f"sequential (--pb-seeds auto): looks at {', '.join(map(str, look['looks']))} seeds, {look['spending']} "
+        "alpha spending; each claim stops at the look that decides it, INCONCLUSIVE means undecided at the cap"
+    )
 
 
 def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -276,6 +299,7 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     detects with 80% power at its seeds and SDs."""
     rows = []
     detects = any("detectable_change" in r.get("extra", {}) for r in records)
+    sequential = any("sequential" in r.get("extra", {}) for r in records)
     for r in records:
         judged = r["verdict"] != NOT_RUN
         ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if _finite(r["ci_low"]) else ""
@@ -295,10 +319,21 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "verdict": r["verdict"],
             }
         )
+        if sequential:
+            rows[-1]["look"] = _look(r)
         if detects:
             change = r.get("extra", {}).get("detectable_change")
             rows[-1]["detects"] = "" if change is None else f"{change:.3f}"
     return rows
+
+
+def _look(record: dict[str, Any]) -> str:
+    """A sequential claim's look: "2/4 decided", or "4/4 at cap" for one still open at the cap."""
+    look = record.get("extra", {}).get("sequential")
+    if not look:
+        return ""
+    state = "decided" if look["decided"] else ("at cap" if look["look"] == len(look["looks"]) else "stopped")
+    return f"{look['look']}/{len(look['looks'])} {state}"
 
 
 def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
@@ -421,11 +456,13 @@ def write_report(
     profile: str | None = None,
     dataset_fingerprint: str | None = None,
     records: Sequence[dict[str, Any]] | None = None,
+    sequential: Any = None,
 ) -> Report:
     """Write ``report.md``, ``report.json`` and ``figures/`` for the store's runs into ``out_dir``.
 
     ``records``: verdicts a pytest session recorded (``--pb-report``); by default every
-    claim is judged again from the store, exactly as the suites judge it.
+    claim is judged again from the store, exactly as the suites judge it (``sequential``: a
+    ``SequentialPlan``, as a ``--pb-seeds auto`` session judged them).
     """
     try:
         group, others = load_group(store, dataset_fingerprint=dataset_fingerprint)
@@ -436,7 +473,7 @@ def write_report(
     else:
         notes = []
     matched = match_profile(group, profile) if group is not None else None
-    records = _records(group, matched, baselines_dir, records, notes)
+    records = _records(group, matched, baselines_dir, records, notes, sequential)
     rows = table6_comparison(group, records, baselines_dir) if group is not None else []
     sections = _protocol_sections(Path(store), group, rows, matched, records, baselines_dir, notes)
     out = Path(out_dir)
@@ -548,6 +585,7 @@ def _records(
     baselines_dir: str | os.PathLike,
     recorded: Sequence[dict[str, Any]] | None,
     notes: list[str],
+    sequential: Any = None,
 ) -> list[dict[str, Any]]:
     """The verdicts a session recorded, else every claim judged again from the runs (none, with a
     note, when no registered profile made them)."""
@@ -556,7 +594,7 @@ def _records(
     if group is None or matched is None:
         notes.append("no registered profile made these runs, so no claim was judged: pass --profile NAME")
         return []
-    return judge_group(group, matched, baselines_dir)
+    return judge_group(group, matched, baselines_dir, sequential)
 
 
 def _draw_figures(draw: Callable[[Path], dict[str, Any]], directory: Path) -> dict[str, Any]:

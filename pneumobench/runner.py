@@ -1,54 +1,43 @@
 """Runs on demand: return the stored result of (config, seed, dataset, device) or train and store it.
 
-``prefetch`` trains many runs in parallel worker processes (every run fixes its own torch
-thread count, one on the CPU by default; one GPU each when there are several), which on two
-CPU cores is about 1.3x the throughput of one two-thread process; the store's claims keep
-every run unique. Workers import the modules that registered a user's blocks, losses and
-modifications, so a configuration that names them trains there too.
+``run`` trains one run in this process on a miss. ``prefetch`` is the driver for many: it
+claims every missing run in the store, hands them to an executor (``pneumobench.executors``:
+local worker processes, or Ray tasks across a cluster's GPUs) and alone stores what comes
+back. Locally every run fixes its own torch thread count (one on the CPU by default; one GPU
+each when there are several), which on two CPU cores is about 1.3x the throughput of one
+two-thread process; the store's claims keep every run unique.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from pneumobench.config import ExperimentConfig
-from pneumobench.data.prepared import PreparedDataset, load
+from pneumobench.data.prepared import PreparedDataset
+from pneumobench.devices import device_kind, select_device
 from pneumobench.environment import library_versions
+from pneumobench.executors import Executor, Job, LocalExecutor, Trained
 from pneumobench.models.encoder import weights_fingerprint
-from pneumobench.registry import extension_modules, import_extensions
 from pneumobench.results import RunResult
-from pneumobench.store import (
-    ResultStore,
-    pin_source_fingerprint,
-    run_key,
-    source_fingerprint,
-)
+from pneumobench.store import ResultStore, run_key, source_fingerprint
 from pneumobench.training import CPU_THREADS, train
 
-__all__ = ["device_kind", "key_of", "prefetch", "run", "run_conditions", "select_device"]
-
-
-def select_device(requested: str | torch.device | None = None) -> torch.device:
-    """``requested``, else CUDA when available (pytest-xdist worker N takes GPU N mod count), else CPU."""
-    if requested is not None and str(requested) != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-        index = int(worker[2:]) if worker[2:].isdigit() else 0
-        return torch.device(f"cuda:{index % torch.cuda.device_count()}")
-    return torch.device("cpu")
-
-
-def device_kind(device: torch.device) -> str:
-    """What results depend on: ``cpu`` or ``cuda:<card name>`` (not the card's index)."""
-    return f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"
+__all__ = [
+    "PrefetchSummary",
+    "device_kind",
+    "key_of",
+    "prefetch",
+    "run",
+    "run_conditions",
+    "select_device",
+]
 
 
 def run_conditions(config: ExperimentConfig, cpu_threads: int = CPU_THREADS) -> dict[str, Any]:
@@ -78,30 +67,39 @@ def run(
     progress: bool = True,
     retry_failed: bool = False,
     cpu_threads: int = CPU_THREADS,
+    kind: str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> RunResult:
-    """The stored result of this run, or train it now (resuming a checkpoint) and store it."""
+    """The stored result of this run, or train it now (resuming a checkpoint) and store it.
+
+    ``kind``: the device kind the run is filed under when an executor trained it elsewhere (a
+    Ray cluster's cards); such a run is never trained here on a miss."""
     store = store or ResultStore()
     device = select_device(device)
-    key = key_of(config, seed, dataset.fingerprint, device, cpu_threads)
+    here = device_kind(device)
+    kind = kind or here
+    key = run_key(config.key(), seed, dataset.fingerprint, kind, run_conditions(config, cpu_threads))
     stored = store.fetch_or_claim(
         key,
         config_key=config.key(),
         config_name=config.name,
         seed=seed,
         dataset_fingerprint=dataset.fingerprint,
-        device_kind=device_kind(device),
+        device_kind=kind,
         retry_failed=retry_failed,
     )
     if stored is not None:
         return stored
-    checkpoint = store.path.parent / "checkpoints" / f"{key}.pt"
+    if kind != here:
+        store.release(key)
+        raise RuntimeError(f"run {config.name} seed {seed} is for {kind}, not this machine's {here}: prefetch it")
     try:
         result = train(
             config,
             dataset,
             seed,
             device,
-            checkpoint=checkpoint,
+            checkpoint=_checkpoint_path(store, checkpoint_dir, key),
             checkpoint_every=checkpoint_every,
             progress=progress,
             cpu_threads=cpu_threads,
@@ -116,44 +114,85 @@ def run(
     return result
 
 
-def _worker_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None) -> None:
-    pin_source_fingerprint(fingerprint)
-    import_extensions(extensions)
-    if setup is not None:
-        setup()
+@dataclass
+class PrefetchSummary:
+    """What one ``prefetch`` did: runs trained, failed and resumed, and the nodes used."""
+
+    trained: int = 0
+    failed: list[str] = field(default_factory=list)  # "<config> seed <n>: <error>"
+    resumed: dict[str, int] = field(default_factory=dict)  # run label -> epochs done in its checkpoint
+    nodes: set[str] = field(default_factory=set)
 
 
-def _worker_run(
-    config_json: str,
-    seed: int,
-    dataset_path: str,
+def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
+    """Where run ``key`` checkpoints: ``checkpoint_dir`` (storage every node shares), else beside the store."""
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
+    return folder / f"{key}.pt"
+
+
+def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
+    """Store one job's outcome (the driver alone writes the store); a result made by other code
+    or on another kind of device than its key says is recorded as a failure, naming both."""
+    problem: BaseException | None = outcome if isinstance(outcome, BaseException) else None
+    if isinstance(outcome, Trained):
+        if outcome.source != source_fingerprint():
+            problem = RuntimeError(
+                f"node {outcome.node} runs other pneumobench code (source {outcome.source}, driver "
+                f"{source_fingerprint()}): install the same version on every node"
+            )
+        elif outcome.device_kind != kind:
+            problem = RuntimeError(
+                f"node {outcome.node} trained on {outcome.device_kind}, not {kind}: give the cluster one kind of card"
+            )
+    if problem is not None:
+        store.fail(job.key, problem)
+        summary.failed.append(f"{job.label}: {type(problem).__name__}: {problem}")
+        return
+    assert isinstance(outcome, Trained)
+    store.finish(job.key, RunResult.from_json(outcome.result_json))
+    summary.trained += 1
+    summary.nodes.add(outcome.node)
+    if outcome.resumed_from:
+        summary.resumed[job.label] = outcome.resumed_from
+
+
+def _claim_jobs(
+    runs: Iterable[tuple[ExperimentConfig, int]],
+    dataset: PreparedDataset,
+    store: ResultStore,
+    executor: Executor,
     device: str | None,
-    store_path: str,
-    checkpoint_every: int,
-    cpu_threads: int,
-) -> tuple[str, int]:
-    config = ExperimentConfig.from_json(config_json)
-    run(
-        config,
-        seed,
-        load(dataset_path, verify=False),
-        device,
-        store=ResultStore(store_path),
-        checkpoint_every=checkpoint_every,
-        progress=False,
-        cpu_threads=cpu_threads,
-    )
-    return config.name, seed
-
-
-def _device_of_job(requested: str | torch.device | None, resolved: torch.device, job: int) -> str | None:
-    """The device of the ``job``-th run: the one requested, else CUDA cards in turn (several
-    workers may share one card), else the CPU."""
-    if requested is not None and str(requested) != "auto":
-        return str(requested)
-    if resolved.type == "cuda":
-        return f"cuda:{job % torch.cuda.device_count()}"
-    return None
+    kind: str,
+    options: dict[str, Any],
+) -> list[Job]:
+    """A job for every run not stored that this process could claim (others are another
+    process's to train: ``run`` waits for them)."""
+    jobs: list[Job] = []
+    for config, seed in runs:
+        key = run_key(config.key(), seed, dataset.fingerprint, kind, run_conditions(config, options["cpu_threads"]))
+        claimed = store.try_claim(
+            key,
+            config_key=config.key(),
+            config_name=config.name,
+            seed=seed,
+            dataset_fingerprint=dataset.fingerprint,
+            device_kind=kind,
+        )
+        if claimed:
+            checkpoint = str(_checkpoint_path(store, options["checkpoint_dir"], key))
+            job_device = executor.job_device(device, len(jobs))
+            jobs.append(
+                Job(
+                    config.to_json(),
+                    seed,
+                    key,
+                    job_device,
+                    checkpoint,
+                    options["checkpoint_every"],
+                    options["cpu_threads"],
+                )
+            )
+    return jobs
 
 
 def prefetch(
@@ -167,46 +206,43 @@ def prefetch(
     progress: bool = True,
     cpu_threads: int = CPU_THREADS,
     setup: Callable[[], None] | None = None,
-) -> None:
-    """Train every (config, seed) not yet stored, ``workers`` at a time, with a progress bar.
+    executor: Executor | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> PrefetchSummary:
+    """Train every (config, seed) not yet stored on ``executor`` (default: ``workers`` local
+    processes), with one progress bar of runs done, running and queued and the nodes in use.
 
-    Failures are recorded in the store (and raised again by ``run`` when asked for).
-    ``setup``: a picklable callable each worker calls once before its first run (the
+    This process (the driver) claims each run, the executor's workers train them and return
+    their results, and the driver stores them: workers never open the store. A failure is
+    recorded in the store (and raised again by ``run`` when asked for); an interrupted
+    session releases its claims, and the next resumes each run from its checkpoint.
+    ``setup``: a picklable callable each local worker calls once before its first run (the
     sensitivity suite plants a bug with it; give such runs their own store).
     """
     store = store or ResultStore()
-    resolved = select_device(device)
-    pending = [
-        (config, seed)
-        for config, seed in runs
-        if not store.done(key_of(config, seed, dataset.fingerprint, resolved, cpu_threads))
-    ]
+    executor = executor or LocalExecutor(workers, setup)
+    requested = None if device is None else str(device)
+    summary = PrefetchSummary()
+    pending = [(config, seed) for config, seed in runs]
     if not pending:
-        return  # everything stored: no worker to start
-    if dataset.path is None:
-        raise ValueError("prefetch needs a dataset loaded from disk (its path is passed to the workers)")
-    context = multiprocessing.get_context("spawn")
-    initargs = (source_fingerprint(), extension_modules(), setup)
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=initargs
-    ) as pool:
-        futures = [
-            pool.submit(
-                _worker_run,
-                config.to_json(),
-                seed,
-                str(dataset.path),
-                _device_of_job(device, resolved, job),
-                str(store.path),
-                checkpoint_every,
-                cpu_threads,
-            )
-            for job, (config, seed) in enumerate(pending)
-        ]
-        bar = tqdm(as_completed(futures), total=len(futures), desc="runs", unit="run", disable=not progress)
-        for future in bar:
-            try:
-                name, seed = future.result()
-                bar.set_postfix_str(f"{name} seed {seed}")
-            except Exception as error:  # recorded in the store; reported when the claim asks for it
-                bar.write(f"run failed: {type(error).__name__}: {error}")
+        return summary
+    kind = executor.run_device_kind(requested)
+    options = {"cpu_threads": cpu_threads, "checkpoint_every": checkpoint_every, "checkpoint_dir": checkpoint_dir}
+    jobs = _claim_jobs(pending, dataset, store, executor, requested, kind, options)
+    if not jobs:
+        return summary  # everything stored or in another process's hands
+    unfinished = {job.key for job in jobs}
+    bar = tqdm(total=len(jobs), desc=f"runs ({executor.name})", unit="run", disable=not progress)
+    try:
+        for job, outcome in executor.train(jobs, dataset):
+            _file_result(store, job, outcome, kind, summary)
+            unfinished.discard(job.key)
+            bar.update(1)
+            bar.set_postfix_str(f"{job.label}; {executor.status(len(unfinished))}")
+            if isinstance(outcome, BaseException):
+                bar.write(f"run failed: {job.label}: {type(outcome).__name__}: {outcome}")
+    finally:
+        bar.close()
+        for key in unfinished:  # interrupted: the next session trains them, resuming checkpoints
+            store.release(key)
+    return summary

@@ -4,7 +4,8 @@ At each planned look (``sequential.planned_looks``: 5, 10, 20, 40 seeds) every o
 configurations get runs up to the look's seed count (``before_look`` trains them, several
 at a time), then each open claim is judged on those seeds at the look's share of its
 family's alpha (``sequential.design``). REPRODUCED or CONTRADICTED closes the claim, and so
-does a degenerate configuration (more seeds do not repair it); a claim still open at the
+does a degenerate configuration or a claim no test could judge (no recorded baseline): more
+seeds do not repair them. A claim still open at the
 cap is INCONCLUSIVE, "undecided at the cap". A claim's seeds are seeds 0 .. n-1 at a look of
 n seeds, so the pytest session and ``pneumobench report --seeds auto`` judge the same runs.
 
@@ -14,6 +15,7 @@ recorded baseline of fixed seeds and keep the profile's seeds; the parameter cou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -91,9 +93,10 @@ def _at_look(stats: ClaimStats, plan: SequentialPlan, look: int, seq: Sequential
 
 
 def _closed(stats: ClaimStats) -> bool:
-    return stats.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.NOT_RUN) or bool(
-        stats.extra.get("degenerate")
-    )
+    """Whether more seeds cannot change the claim's verdict: decided, not run, resting on a
+    degenerate configuration, or undecided without a test (no spread, no recorded baseline)."""
+    decided = stats.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.NOT_RUN)
+    return decided or bool(stats.extra.get("degenerate")) or math.isnan(stats.p_value)
 
 
 def _at_cap(claim: Claim, stats: ClaimStats, family_alpha: float, cap: int) -> ClaimStats:

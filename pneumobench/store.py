@@ -217,42 +217,55 @@ class ResultStore:
         Waits while another live process holds the claim; raises ``RunFailedError`` for a
         recorded failure unless ``retry_failed``.
         """
+        identity = (config_key, config_name, seed, dataset_fingerprint, device_kind)
         while True:
-            with self._connect() as db:
-                db.execute("BEGIN IMMEDIATE")
-                row = db.execute(
-                    "SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)
-                ).fetchone()
-                if (
-                    row is None
-                    or (row[0] == "running" and not _owner_alive(row[1]))
-                    or (row[0] == "failed" and retry_failed)
-                ):
-                    db.execute(
-                        "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
-                        "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            key,
-                            config_key,
-                            config_name,
-                            seed,
-                            dataset_fingerprint,
-                            source_fingerprint(),
-                            device_kind,
-                            "running",
-                            _owner(),
-                            time.time(),
-                        ),
-                    )
-                    db.execute("COMMIT")
-                    return None
-                db.execute("COMMIT")
+            row = self._claim_or_row(key, identity, retry_failed)
+            if row is None:
+                return None
             status, _, result_json, error = row
             if status == "done":
                 return _result(key, result_json, self.path)
             if status == "failed":
                 raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
             time.sleep(self.poll_seconds)  # another live process is training this key
+
+    def try_claim(
+        self,
+        key: str,
+        *,
+        config_key: str,
+        config_name: str,
+        seed: int,
+        dataset_fingerprint: str,
+        device_kind: str,
+        retry_failed: bool = False,
+    ) -> bool:
+        """Claim ``key`` for this process without waiting: False when it is done, failed (unless
+        ``retry_failed``) or held by another live process. A driver that hands runs to workers
+        claims them so, and alone writes their results."""
+        identity = (config_key, config_name, seed, dataset_fingerprint, device_kind)
+        return self._claim_or_row(key, identity, retry_failed) is None
+
+    def _claim_or_row(self, key: str, identity: tuple[str, str, int, str, str], retry_failed: bool) -> Any:
+        """Claim ``key`` (returns None) unless another row stands: then that row's status, owner,
+        result and error. A running row whose owner died, or a failed one with ``retry_failed``, is taken over."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)).fetchone()
+            if (
+                row is None
+                or (row[0] == "running" and not _owner_alive(row[1]))
+                or (row[0] == "failed" and retry_failed)
+            ):
+                db.execute(
+                    "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
+                    "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (key, *identity[:4], source_fingerprint(), identity[4], "running", _owner(), time.time()),
+                )
+                db.execute("COMMIT")
+                return None
+            db.execute("COMMIT")
+            return row
 
     def done(self, key: str) -> bool:
         """Whether ``key`` has a finished run."""

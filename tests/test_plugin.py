@@ -6,6 +6,7 @@ expected verdict is known."""
 
 import json
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from pneumobench.modifications import MODIFICATIONS, table6_rows
 from pneumobench.profiles import PROFILES, get_profile
 from pneumobench.report import write_report
 from pneumobench.runner import key_of
+from pneumobench.sequential_claims import SequentialPlan
 from pneumobench.store import ResultStore
 from pneumobench.verdicts import verdict_line
 
@@ -219,6 +221,13 @@ def test_usage_errors_are_one_line(pytester, tiny_dataset):
         ("--pb-data=.", "*pneumobench: --pb-data .: not a prepared dataset (no manifest.json)*"),
         ("--pb-data=broken", "*pneumobench: --pb-data: broken: file ids.json is missing*"),
         ("--pb-device=cuda:99", "*pneumobench: --pb-device: device 'cuda:99': *"),  # no such card on any machine
+        ("--pb-max-seeds=10", "*pneumobench: --pb-max-seeds applies only with --pb-seeds auto"),
+        ("--pb-spending=pocock", "*pneumobench: --pb-spending applies only with --pb-seeds auto"),
+        ("--pb-seeds=auto --pb-max-seeds=3", "*pneumobench: --pb-max-seeds 3: give at least 5, the first look's seeds"),
+        ("--pb-seeds=auto --pb-spending=linear", "*pneumobench: --pb-spending linear: give obrien-fleming or pocock"),
+        ("--pb-executor=spark", "*pneumobench: --pb-executor spark: give local or ray"),
+        ("--pb-ray-address=auto", "*pneumobench: --pb-ray-address applies only with --pb-executor ray"),
+        ("--pb-gpus-per-run=0", "*pneumobench: --pb-gpus-per-run 0.0: give a share of a GPU above 0 (0.5, 1, 2)"),
         (
             f"--pb-profile=authors --pb-data={tiny_dataset.path}",
             f"*pneumobench: --pb-data {tiny_dataset.path}: it was prepared with --mask-rows union --resize area, and "
@@ -230,6 +239,17 @@ def test_usage_errors_are_one_line(pytester, tiny_dataset):
         assert result.ret == pytest.ExitCode.USAGE_ERROR, option
         result.stderr.fnmatch_lines([f"ERROR: {message}"])
         assert "Traceback" not in result.stderr.str()
+
+
+def test_the_plugin_refuses_the_ray_executor_without_ray(pytester, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--pb-executor=ray")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == ("ERROR: pneumobench: --pb-executor ray: the ray executor needs Ray, which is not "
+                                      "installed: install the optional extra: pip install -e '.[ray]' (or pip install "
+                                      "'ray>=2.9')")
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_regression_check_catches_a_planted_drop_and_mismatches(pytester, tiny_env, tiny_dataset):
@@ -326,6 +346,43 @@ def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_data
 
     report = write_report(store.path, tmp_path / "cli", baselines_dir=pytester.path / "baselines")
     assert _verdict_lines(report.data["claims"]) == full_lines
+
+
+def test_sequential_session_stops_decided_claims_and_the_report_agrees(pytester, tiny_env, tiny_dataset, tmp_path):
+    """--pb-seeds auto on stored runs of seeds 0-9: a large effect is decided before the cap, a
+    degenerate configuration stops at once, the rest are undecided at the cap; the table shows
+    the looks, and ``pneumobench report --seeds auto`` judges the store to the same verdict lines."""
+    args, store = tiny_env
+    shifts = {("aspp",): 0.1, ("scse",): 0.12}
+    profile = get_profile("tiny")
+    runs = [fake_run(profile.config(*mods), seed, tiny_dataset, dice_shift=shifts.get(mods, 0.0), env=cpu_environment(),
+                     constant_classifier=mods == ("lovasz",))
+            for mods in table6_rows() for seed in range(10)]
+    store_runs(store, runs)
+    suites = pytester.mkdir("suites")
+    for name in ("test_claims.py", "test_ablation.py"):
+        shutil.copy(SUITES / name, suites / name.replace("test_", "test_suite_"))
+    session = pytester.runpytest(*args, "suites", "-m", "paper", "--pb-seeds=auto", "--pb-max-seeds=10",
+                                 "--pb-report", str(tmp_path / "auto"))
+    session.stdout.fnmatch_lines(["*sequential (--pb-seeds auto): looks at 5, 10 seeds, obrien-fleming alpha spending*"])
+    records = {r["claim"]: r for r in json.loads((tmp_path / "auto" / "report.json").read_text())["claims"]}
+    aspp = records["aspp-improves-dice"]
+    assert aspp["verdict"] == "REPRODUCED" and aspp["extra"]["sequential"]["decided"]
+    assert aspp["seeds"] == aspp["extra"]["sequential"]["seeds"] in (5, 10)
+    lovasz = records["lovasz-improves-accuracy"]  # the constant classifier: degenerate, no seeds after the first look
+    assert lovasz["verdict"] == "INCONCLUSIVE" and lovasz["degenerate"] and lovasz["seeds"] == 5
+    open_at_cap = records["hypercolumns-improve-dice"]
+    assert open_at_cap["verdict"] == "INCONCLUSIVE" and open_at_cap["seeds"] == 10
+    assert open_at_cap["note"].startswith("undecided at the cap (10 seeds)")
+    assert "sequential" not in records["aspp-is-800k-parameters-lighter"]["extra"]  # an exact count: no seeds
+    no_baseline = records["table6-baseline-dice"]  # no recorded baseline: more seeds would not help
+    assert no_baseline["verdict"] == "INCONCLUSIVE" and no_baseline["seeds"] == 5
+    table = {row["claim"]: row for row in json.loads((tmp_path / "auto" / "report.json").read_text())["claims_table"]}
+    assert table["hypercolumns-improve-dice"]["look"] == "2/2 at cap"
+    assert table["lovasz-improves-accuracy"]["look"] == "1/2 stopped"
+    report = write_report(store.path, tmp_path / "cli", baselines_dir=pytester.path / "baselines",
+                          sequential=SequentialPlan(10))
+    assert _verdict_lines(report.data["claims"]) == _verdict_lines(records.values())
 
 
 def test_a_failed_run_is_reported_then_retrained_with_pb_retry_failed(pytester, tiny_env, tiny_dataset):

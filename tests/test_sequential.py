@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from fakes import fake_run
 from scipy import stats as st
 
 from pneumobench import calibration
@@ -14,8 +15,6 @@ from pneumobench.profiles import get_profile
 from pneumobench.sequential import SequentialError, design, first_decision, information, planned_looks, spent_alpha
 from pneumobench.sequential_claims import SequentialPlan, judge_sequentially
 from pneumobench.stats import Verdict, best_claim, equivalence_claim, paired_claim
-
-from fakes import fake_run
 
 # --- the design ---------------------------------------------------------------------------
 

@@ -1,0 +1,97 @@
+"""The driver and its executors without training: results filed by the driver alone, results
+from other code or another card refused, claims released on interrupt, Ray missing as a usage
+error (the Ray executor itself: tests/test_ray.py)."""
+
+import sys
+
+import pytest
+from fakes import fake_run
+
+from pneumobench.executors import ExecutorError, Trained, make_executor
+from pneumobench.profiles import get_profile
+from pneumobench.runner import prefetch
+from pneumobench.store import ResultStore, source_fingerprint
+
+SMOKE = get_profile("smoke")
+
+
+class FakeExecutor:
+    """Returns hand-made results (``fake_run``) as a worker would, or the given failure."""
+
+    name = "fake"
+
+    def __init__(self, dataset, *, source=None, kind="cpu", fail=None, interrupt_after=None):
+        self.dataset, self.source, self.kind, self.fail, self.interrupt_after = dataset, source, kind, fail, interrupt_after
+        self.jobs = []
+
+    def run_device_kind(self, requested):
+        return "cpu"
+
+    def job_device(self, requested, index):
+        return "cpu"
+
+    def train(self, jobs, dataset):
+        self.jobs.extend(jobs)
+        for index, job in enumerate(jobs):
+            if self.interrupt_after is not None and index == self.interrupt_after:
+                raise KeyboardInterrupt
+            if self.fail is not None:
+                yield job, self.fail
+                continue
+            config = SMOKE.config()
+            result = fake_run(config, job.seed, self.dataset)
+            yield job, Trained(result.to_json(), 2 if job.seed == 1 else 0, "node-a", self.source or source_fingerprint(), self.kind)
+
+    def status(self, remaining):
+        return f"{remaining} left"
+
+
+def test_the_driver_files_every_result_once_and_notes_resumed_runs(tiny_dataset, tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    executor = FakeExecutor(tiny_dataset)
+    runs = [(SMOKE.config(), seed) for seed in range(3)]
+    summary = prefetch(runs, tiny_dataset, "cpu", store=store, executor=executor, progress=False)
+    assert summary.trained == 3 and summary.resumed == {"baseline seed 1": 2} and summary.nodes == {"node-a"}
+    assert store.counts() == {"done": 3} and [j.seed for j in executor.jobs] == [0, 1, 2]
+    again = prefetch(runs, tiny_dataset, "cpu", store=store, executor=executor, progress=False)
+    assert again.trained == 0 and len(executor.jobs) == 3  # nothing handed out twice
+
+
+@pytest.mark.parametrize("problem, message", [
+    ({"source": "0" * 24}, "node node-a runs other pneumobench code (source 000000000000000000000000, driver "),
+    ({"kind": "cuda:NVIDIA H100"}, "node node-a trained on cuda:NVIDIA H100, not cpu: give the cluster one kind of card"),
+    ({"fail": RuntimeError("CUDA out of memory")}, "RuntimeError: CUDA out of memory"),
+])
+def test_a_result_from_other_code_or_card_or_a_failure_is_recorded_failed(tiny_dataset, tmp_path, problem, message):
+    store = ResultStore(tmp_path / "s.sqlite")
+    summary = prefetch([(SMOKE.config(), 0)], tiny_dataset, "cpu", store=store,
+                       executor=FakeExecutor(tiny_dataset, **problem), progress=False)
+    assert summary.trained == 0 and len(summary.failed) == 1 and message in summary.failed[0]
+    [entry] = store.unfinished()
+    assert entry["status"] == "failed" and message in entry["error"]
+
+
+def test_an_interrupted_driver_releases_the_runs_it_had_not_filed(tiny_dataset, tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        prefetch([(SMOKE.config(), s) for s in range(3)], tiny_dataset, "cpu", store=store, progress=False,
+                 executor=FakeExecutor(tiny_dataset, interrupt_after=1))
+    assert store.counts() == {"done": 1} and store.unfinished() == []  # the next session trains the other two
+
+
+def test_unknown_executor_names_the_choices():
+    with pytest.raises(ExecutorError, match="executor 'spark': give local or ray"):
+        make_executor("spark")
+
+
+def test_without_ray_the_executor_is_a_one_line_usage_error(monkeypatch, tiny_dataset, tmp_path, capsys):
+    from pneumobench.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ExecutorError, match=r"needs Ray, which is not installed: install the optional extra: "
+                                            r"pip install -e '\.\[ray\]'"):
+        make_executor("ray")
+    code = main(["runs", "--executor", "ray", "--data", str(tiny_dataset.path), "--store", str(tmp_path / "s.sqlite"),
+                 "--config", "baseline", "--seeds", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "pip install -e '.[ray]'" in err

@@ -1,0 +1,115 @@
+"""The Ray executor on a real local Ray cluster: the same per-image scores as a local run, each
+run stored once, the dataset through the object store where a node lacks its path, and a
+killed worker retried and resumed from its checkpoint. CI installs the ``ray`` extra and sets
+PNEUMOBENCH_REQUIRE_RAY=1, so there these tests can only pass or fail."""
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.executors import make_executor
+from pneumobench.runner import prefetch, run
+from pneumobench.store import ResultStore
+
+if os.environ.get("PNEUMOBENCH_REQUIRE_RAY") != "1":
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+import ray  # noqa: E402
+
+TINY = ExperimentConfig(
+    model=ModelConfig(encoder="resnet18"),
+    image_size=32,
+    batch_size=16,
+    stages=(StageConfig(1, 3e-3, 1e-3, freeze_encoder=True), StageConfig(2, 3e-3, 1e-4)),
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real Ray instance on this machine: two CPUs, so two runs at a time."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_runs_score_every_image_as_a_local_run_and_are_stored_once(cluster, tiny_dataset, tmp_path):
+    local = run(TINY, 0, tiny_dataset, "cpu", store=ResultStore(tmp_path / "local.sqlite"), progress=False)
+    store = ResultStore(tmp_path / "ray.sqlite")
+    executor = make_executor("ray", gpus_per_run=1.0)
+    summary = prefetch([(TINY, 0), (TINY, 1)], tiny_dataset, "cpu", store=store, executor=executor, progress=False)
+    assert summary.trained == 2 and not summary.failed and len(summary.nodes) == 1
+    assert store.counts() == {"done": 2}
+    stored = run(TINY, 0, tiny_dataset, "cpu", store=store, progress=False)  # read back, not trained
+    assert stored.dice_per_image == local.dice_per_image and stored.cls_prob == local.cls_prob
+    assert stored.epoch_scores == local.epoch_scores
+    again = prefetch([(TINY, 0), (TINY, 1)], tiny_dataset, "cpu", store=store, executor=executor, progress=False)
+    assert again.trained == 0 and store.counts() == {"done": 2}
+
+
+def test_without_the_datasets_path_the_workers_read_it_from_the_object_store(cluster, tiny_dataset, tmp_path):
+    local = run(TINY, 2, tiny_dataset, "cpu", store=ResultStore(tmp_path / "local.sqlite"), progress=False)
+    elsewhere = dataclasses.replace(tiny_dataset, path=tmp_path / "not-on-this-node")
+    store = ResultStore(tmp_path / "ray.sqlite")
+    summary = prefetch([(TINY, 2)], elsewhere, "cpu", store=store, executor=make_executor("ray"), progress=False)
+    assert summary.trained == 1 and not summary.failed
+    assert not (tmp_path / "not-on-this-node").exists()
+    assert run(TINY, 2, elsewhere, "cpu", store=store, progress=False).dice_per_image == local.dice_per_image
+
+
+def _ray_task_pids() -> list[int]:
+    """Worker processes now running a pneumobench task (Ray titles them ``ray::_ray_job``)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any("ray::_ray_job" in part for part in process.info["cmdline"] or []):
+            found.append(process.pid)
+    return found
+
+
+def test_a_killed_worker_is_retried_resumes_its_checkpoint_and_is_stored_once(cluster, tiny_dataset, tmp_path):
+    config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(6, 3e-3, 1e-4)))
+    store, shared = ResultStore(tmp_path / "ray.sqlite"), tmp_path / "shared-checkpoints"
+    outcome = {}
+
+    def drive():
+        outcome["summary"] = prefetch([(config, 3)], tiny_dataset, "cpu", store=store, progress=False,
+                                      executor=make_executor("ray"), checkpoint_dir=shared)
+
+    def checkpoints():  # not the scratch files (".<key>.tmp-<pid>.pt") of a save in progress
+        return [path for path in shared.glob("*.pt") if not path.name.startswith(".")]
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    deadline = time.time() + 180
+    while not checkpoints() and time.time() < deadline and driver.is_alive():
+        time.sleep(0.05)
+    assert checkpoints(), "the run wrote no checkpoint before it ended"
+    pids = _ray_task_pids()
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)
+    driver.join(timeout=300)
+    summary = outcome["summary"]
+    assert summary.trained == 1 and not summary.failed, summary.failed
+    label = f"{config.name} seed 3"
+    assert 1 <= summary.resumed[label] < config.epochs  # the retry resumed the dead worker's checkpoint
+    assert store.counts() == {"done": 1} and not checkpoints()
+    uninterrupted = run(config, 3, tiny_dataset, "cpu", store=ResultStore(tmp_path / "local.sqlite"), progress=False)
+    assert run(config, 3, tiny_dataset, "cpu", store=store, progress=False).dice_per_image == uninterrupted.dice_per_image
+
+
+def test_cli_runs_on_ray_prints_what_happened(cluster, tiny_dataset, tmp_path, capsys):
+    from pneumobench.cli import main
+
+    store = tmp_path / "cli.sqlite"
+    args = ["runs", "--profile", "smoke", "--config", "baseline", "--seeds", "1", "--data", str(tiny_dataset.path),
+            "--store", str(store), "--executor", "ray", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 runs of 1 configurations x 1 seeds on the ray executor: 1 trained, 0 failed, 0 already stored" in out
+    assert ResultStore(store).counts() == {"done": 1}
+    assert main(args) == 0 and "0 trained, 0 failed, 1 already stored" in capsys.readouterr().out
