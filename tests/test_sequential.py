@@ -247,3 +247,19 @@ def test_regression_and_parameter_claims_are_not_sequential(tiny_dataset):
         SequentialPlan(10), profile="smoke",
     )
     assert results == {}
+
+
+def test_a_single_look_is_the_fixed_design(tiny_dataset):
+    """With the cap at the first look (--pb-max-seeds 5) all alpha is spent at once: every claim's
+    verdict, p and alpha are the fixed 5-seed design's."""
+    from pneumobench.claims import evaluate
+
+    runs_for = _runs_for(tiny_dataset)
+    claims = [CLAIMS[name] for name in ("aspp-improves-dice", "scse-lowers-dice", "lovasz-improves-dice",
+                                        "best-dice-is-aspp-hypercolumns")]
+    looked = judge_sequentially(claims, runs_for, SequentialPlan(5), profile="smoke", use_paper_values=False)
+    for claim in claims:
+        fixed = evaluate(claim, lambda mods: runs_for(mods, tuple(range(5))), profile="smoke", use_paper_values=False)
+        sequential = looked[claim.id]
+        assert (sequential.verdict, sequential.p_value, sequential.estimate) == (fixed.verdict, fixed.p_value, fixed.estimate)
+        assert sequential.alpha == pytest.approx(fixed.alpha, rel=1e-12)
