@@ -344,9 +344,9 @@ def _print_rates(rows: list[ErrorRate]) -> None:
             r.error,
             r.seeds,
             r.simulations,
-            f"{r.rate:.4f}",
+            f"{r.rate:.4g}",
             f"{r.bound:.3g}",
-            f"{r.standard_error:.4f}",
+            f"{r.standard_error:.2g}",
             "yes" if r.within_bound else "NO",
         ]
         for r in rows

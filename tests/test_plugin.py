@@ -38,6 +38,13 @@ from pneumobench.store import ResultStore
 from pneumobench.verdicts import verdict_line
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(autouse=True)
+def _inner_sessions_are_not_xdist_workers(monkeypatch):
+    """The inner pytest sessions run in this process: under ``pytest -n 2`` they would inherit
+    this worker's PYTEST_XDIST_WORKER and behave as xdist workers (no verdict summary)."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES, SUITES = ROOT / "baselines", ROOT / "suites"
 
