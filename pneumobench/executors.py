@@ -301,16 +301,20 @@ class RayExecutor:
         path = str(dataset.path or "")
         refs = {task.remote(job, path, dataset.fingerprint, [reference], extensions, self.setup): job for job in jobs}
         pending = list(refs)
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
-            job = refs[done[0]]
-            try:
-                trained = self.ray.get(done[0])
-            except Exception as error:
-                yield job, getattr(error, "cause", None) or error
-                continue
-            self._nodes_used.add(trained.node)
-            yield job, trained
+        try:
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                job = refs[done[0]]
+                try:
+                    trained = self.ray.get(done[0])
+                except Exception as error:
+                    yield job, getattr(error, "cause", None) or error
+                    continue
+                self._nodes_used.add(trained.node)
+                yield job, trained
+        finally:
+            for ref in pending:  # an interrupted driver: the runs it released must not go on training
+                self.ray.cancel(ref, force=True)
 
     def _slots(self) -> int:
         resources = self.ray.cluster_resources()

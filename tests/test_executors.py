@@ -95,3 +95,21 @@ def test_without_ray_the_executor_is_a_one_line_usage_error(monkeypatch, tiny_da
                  "--config", "baseline", "--seeds", "1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "pip install -e '.[ray]'" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "nosuch"], "pneumobench runs: unknown modification 'nosuch'"),
+    (["--seeds", "0,0"], "pneumobench runs: seed 0 is given more than once"),
+    (["--device", "banana"], "pneumobench runs: device 'banana': give auto, cpu, cuda or cuda:N"),
+    (["--gpus-per-run", "0"], "argument --gpus-per-run: 0.0: give a share of a GPU above 0 (0.5, 1)"),
+    (["--executor", "spark"], "argument --executor: invalid choice: 'spark'"),
+])
+def test_cli_runs_usage_errors_are_one_line(args, message, tmp_path, capsys):
+    from pneumobench.cli import main
+
+    try:
+        code = main(["runs", "--store", str(tmp_path / "s.sqlite"), "--quiet", *args])
+    except SystemExit as exited:  # argparse's own errors
+        code = exited.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
