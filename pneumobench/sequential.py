@@ -62,7 +62,7 @@ def _obrien_fleming(t: float, alpha: float) -> float:
 
 
 def _pocock(t: float, alpha: float) -> float:
-    return alpha * math.log1p((math.e - 1) * t) if t > 0 else 0.0
+    return alpha * math.log1p((math.e - 1) * t)
 
 
 SPENDING: dict[str, Callable[[float, float], float]] = {"obrien-fleming": _obrien_fleming, "pocock": _pocock}
@@ -105,17 +105,12 @@ class SequentialDesign:
     spending: str
     nominal: tuple[float, ...]  # per look: a one-sided p below this decides
 
-    def describe(self) -> str:
-        return f"{self.spending} spending of alpha {self.alpha:.3g} over looks at {', '.join(map(str, self.looks))}"
-
 
 def design(
     looks: Sequence[int], alpha: float, spending: str = "obrien-fleming", reference_runs: int | None = None
 ) -> SequentialDesign:
     """The design of a claim judged at ``looks`` seeds (``reference_runs``: see ``information``):
     each look's nominal level is the alpha spent since the previous look."""
-    if spending not in SPENDING:
-        raise SequentialError(f"spending function {spending!r}: choose one of {', '.join(SPENDING)}")
     infos = [information(n, reference_runs) for n in looks]
     fractions = tuple(i / infos[-1] for i in infos)
     spent = [0.0, *(spent_alpha(t, alpha, spending) for t in fractions)]

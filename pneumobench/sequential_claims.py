@@ -49,12 +49,6 @@ class SequentialPlan:
         """The seeds judged at a look of ``look`` seeds: 0 .. look - 1."""
         return tuple(range(look))
 
-    def describe(self) -> str:
-        looks = ", ".join(map(str, self.looks))
-        return (
-            f"sequential: looks at {looks} seeds, {self.spending} alpha spending (each error <= alpha over all looks)"
-        )
-
 
 def _reference_runs(claim: Claim, recorded: RecordedBaseline | None, use_paper_values: bool) -> int | None:
     """How many reference runs a row claim is compared with (None: a paired or best-of claim)."""

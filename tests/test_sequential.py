@@ -25,6 +25,7 @@ def test_obrien_fleming_spending_by_hand():
     assert spent_alpha(0.25, 0.05) == pytest.approx(8.857e-05, rel=1e-3)
     assert spent_alpha(1.0, 0.05) == pytest.approx(0.05)
     assert spent_alpha(0.0, 0.05) == 0.0
+    assert spent_alpha(1.5, 0.05) == spent_alpha(1.0, 0.05)  # fractions beyond the cap spend nothing more
 
 
 def test_pocock_spending_by_hand():
@@ -51,7 +52,7 @@ def test_planned_looks_double_from_five_up_to_the_cap():
 
 
 def test_unknown_spending_function_names_the_choices():
-    with pytest.raises(SequentialError, match="obrien-fleming, pocock"):
+    with pytest.raises(SequentialError, match=r"^spending function 'haybittle': choose one of obrien-fleming, pocock$"):
         design((5, 10), 0.05, "haybittle")
 
 
@@ -59,6 +60,7 @@ def test_unknown_spending_function_names_the_choices():
 @pytest.mark.parametrize("references", [None, 1, 5])
 def test_the_looks_nominal_levels_spend_exactly_alpha(spending, references):
     seq = design(planned_looks(), 0.003, spending, references)
+    assert (seq.looks, seq.alpha, seq.spending) == ((5, 10, 20, 40), 0.003, spending)
     assert sum(seq.nominal) == pytest.approx(0.003, rel=1e-12)
     assert all(level >= 0 for level in seq.nominal)
     assert seq.fractions[-1] == 1 and list(seq.fractions) == sorted(seq.fractions)
