@@ -56,6 +56,21 @@ def key_of(
     return run_key(config.key(), seed, dataset_fingerprint, device_kind(device), run_conditions(config, cpu_threads))
 
 
+def _run_identity(
+    config: ExperimentConfig, seed: int, fingerprint: str, kind: str, cpu_threads: int
+) -> tuple[str, dict[str, Any]]:
+    """A run's store key and the fields the store records beside it."""
+    key = run_key(config.key(), seed, fingerprint, kind, run_conditions(config, cpu_threads))
+    fields = {
+        "config_key": config.key(),
+        "config_name": config.name,
+        "seed": seed,
+        "dataset_fingerprint": fingerprint,
+        "device_kind": kind,
+    }
+    return key, fields
+
+
 def run(
     config: ExperimentConfig,
     seed: int,
@@ -78,16 +93,8 @@ def run(
     device = select_device(device)
     here = device_kind(device)
     kind = kind or here
-    key = run_key(config.key(), seed, dataset.fingerprint, kind, run_conditions(config, cpu_threads))
-    stored = store.fetch_or_claim(
-        key,
-        config_key=config.key(),
-        config_name=config.name,
-        seed=seed,
-        dataset_fingerprint=dataset.fingerprint,
-        device_kind=kind,
-        retry_failed=retry_failed,
-    )
+    key, identity = _run_identity(config, seed, dataset.fingerprint, kind, cpu_threads)
+    stored = store.fetch_or_claim(key, **identity, retry_failed=retry_failed)
     if stored is not None:
         return stored
     if kind != here:
@@ -169,16 +176,8 @@ def _claim_jobs(
     process's to train: ``run`` waits for them)."""
     jobs: list[Job] = []
     for config, seed in runs:
-        key = run_key(config.key(), seed, dataset.fingerprint, kind, run_conditions(config, options["cpu_threads"]))
-        claimed = store.try_claim(
-            key,
-            config_key=config.key(),
-            config_name=config.name,
-            seed=seed,
-            dataset_fingerprint=dataset.fingerprint,
-            device_kind=kind,
-        )
-        if claimed:
+        key, identity = _run_identity(config, seed, dataset.fingerprint, kind, options["cpu_threads"])
+        if store.try_claim(key, **identity):
             checkpoint = str(_checkpoint_path(store, options["checkpoint_dir"], key))
             job_device = executor.job_device(device, len(jobs))
             jobs.append(
