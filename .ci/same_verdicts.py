@@ -4,7 +4,7 @@ verdict line in each (a full session, a -k selection and `pneumobench report` on
 import json
 import sys
 
-from pneumobench.verdicts import verdict_line
+from pneumobench.judging.verdicts import verdict_line
 
 reports = {path: {r["claim"]: verdict_line(r) for r in json.load(open(path))["claims"]} for path in sys.argv[1:]}
 first, *others = reports

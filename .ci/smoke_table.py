@@ -14,12 +14,12 @@ import sys
 import numpy as np
 from tabulate import tabulate
 
-from pneumobench.claims import run_flags
-from pneumobench.config import config_name
 from pneumobench.data.cache import synthetic_dataset
-from pneumobench.modifications import table6_rows
-from pneumobench.profiles import get_profile
-from pneumobench.store import ResultStore
+from pneumobench.experiment.config import config_name
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.judging.claims import run_flags
+from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
+from pneumobench.runs.store import ResultStore
 
 SD_BOUND = {"dice": 0.02, "accuracy": 0.03}
 profile = get_profile("smoke")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pneumobench import __version__
+from pneumobench.options import add_options, argparse_type, parse_count
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def _data_show(args: argparse.Namespace) -> int:
 def _resolve_device(name: str):
     import torch
 
-    from pneumobench.devices import check_device
+    from pneumobench.runs.devices import check_device
 
     check_device(name)
     if name == "auto":
@@ -80,12 +81,12 @@ def _resolve_device(name: str):
 def _run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from pneumobench.core.registry import UnknownNameError
     from pneumobench.data.prepared import DatasetError
-    from pneumobench.devices import DeviceError
+    from pneumobench.experiment.profiles import get_profile
     from pneumobench.models import EncoderWeightsError
-    from pneumobench.profiles import get_profile
-    from pneumobench.registry import UnknownNameError
-    from pneumobench.training import train
+    from pneumobench.runs.devices import DeviceError
+    from pneumobench.training.engine import train
 
     if args.out is not None and args.out.is_dir():
         print(f"pneumobench run: --out {args.out} is a folder: give a file path for the result JSON", file=sys.stderr)
@@ -135,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{result.train_images_per_s:.1f} training images/s on {result.environment['device_name']}"
     )
     if args.out:
-        from pneumobench.atomic import write_text_atomic
+        from pneumobench.core.atomic import write_text_atomic
 
         write_text_atomic(Path(args.out), result.to_json())
         print(f"result written to {args.out}")
@@ -144,15 +145,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     """Train many (configuration, seed) runs into a store on an executor, and say what happened."""
+    from pneumobench.core.registry import UnknownNameError
     from pneumobench.data.prepared import DatasetError
-    from pneumobench.devices import DeviceError, check_device
-    from pneumobench.executors import ExecutorError, make_executor
-    from pneumobench.modifications import table6_rows
-    from pneumobench.profiles import get_profile
-    from pneumobench.registry import UnknownNameError
-    from pneumobench.runner import prefetch
-    from pneumobench.seeds import SeedError, parse_seeds
-    from pneumobench.store import ResultStore, StoreError
+    from pneumobench.experiment.profiles import get_profile
+    from pneumobench.experiment.seeds import SeedError, parse_seeds
+    from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
+    from pneumobench.runs.devices import DeviceError, check_device, default_workers, select_device
+    from pneumobench.runs.executors import ExecutorError, make_executor
+    from pneumobench.runs.runner import prefetch
+    from pneumobench.runs.store import ResultStore, StoreError
 
     try:
         profile = get_profile(args.profile)
@@ -162,7 +163,7 @@ def _runs(args: argparse.Namespace) -> int:
         check_device(args.device, local=args.executor == "local")
         executor = make_executor(
             args.executor,
-            workers=args.workers,
+            workers=args.workers or default_workers(select_device(args.device)),
             ray_address=args.ray_address,
             gpus_per_run=args.gpus_per_run,
         )
@@ -198,7 +199,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _config_mods(name: str) -> tuple[str, ...]:
     """``baseline`` or ``aspp+hypercolumns`` as modification names (each must be registered)."""
-    from pneumobench.modifications import MODIFICATIONS
+    from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS
 
     mods = () if name == "baseline" else tuple(name.split("+"))
     for mod in mods:
@@ -228,8 +229,8 @@ def _run_dataset(args: argparse.Namespace, profile: Any) -> Any:
 def _bench(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from pneumobench import bench
-    from pneumobench.profiles import get_profile
+    from pneumobench.experiment.profiles import get_profile
+    from pneumobench.tools import bench
 
     if args.gpu_check:
         return _gpu_check(args)
@@ -245,8 +246,8 @@ def _bench(args: argparse.Namespace) -> int:
         )
     print(tabulate(rows, headers="keys", floatfmt=".3g"))
     if args.json:
-        from pneumobench.atomic import write_text_atomic
-        from pneumobench.environment import environment
+        from pneumobench.core.atomic import write_text_atomic
+        from pneumobench.core.environment import environment
 
         write_text_atomic(
             Path(args.json),
@@ -260,9 +261,9 @@ def _gpu_check(args: argparse.Namespace) -> int:
     import torch
     from tabulate import tabulate
 
-    from pneumobench.atomic import write_text_atomic
-    from pneumobench.environment import environment
-    from pneumobench.gpu_check import gpu_check
+    from pneumobench.core.atomic import write_text_atomic
+    from pneumobench.core.environment import environment
+    from pneumobench.tools.gpu_check import gpu_check
 
     device = _resolve_device(args.device)
     if device.type != "cuda":
@@ -287,15 +288,15 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pneumobench.baselines import BaselineError, default_baselines_dir
-    from pneumobench.registry import UnknownNameError
-    from pneumobench.report import ReportError, write_report
-    from pneumobench.sequential_claims import SequentialPlan
-    from pneumobench.store import StoreError
+    from pneumobench.core.registry import UnknownNameError
+    from pneumobench.judging.baselines import BaselineError, default_baselines_dir
+    from pneumobench.judging.looks import SequentialPlan
+    from pneumobench.reporting.report import ReportError, write_report
+    from pneumobench.runs.store import StoreError
 
     if args.authors_runs:
-        from pneumobench.authors_runs import AuthorsRunsError
-        from pneumobench.report import write_authors_report
+        from pneumobench.reporting.authors_runs import AuthorsRunsError
+        from pneumobench.reporting.report import write_authors_report
 
         try:
             written = write_authors_report(args.out, baselines_dir=args.baselines or Path("baselines"))
@@ -403,7 +404,7 @@ def _add_runs_command(commands: Any) -> None:
     runs = commands.add_parser(
         "runs", help="train many configurations and seeds into a results store (local processes or a Ray cluster)"
     )
-    runs.add_argument("--profile", default="smoke", help="smoke (default), paper, authors, nightly or a registered one")
+    add_options(runs.add_argument, "--", parsed=True)  # shared with the plugin's --pb-* options
     runs.add_argument(
         "--config",
         action="append",
@@ -412,32 +413,14 @@ def _add_runs_command(commands: Any) -> None:
         help="a configuration, baseline or mods joined by + (aspp+hypercolumns); repeatable; default: all 16 rows",
     )
     runs.add_argument("--seeds", help="a count (5) or a list (0,1,2); default: the profile's")
-    runs.add_argument("--data", type=Path, help="a prepared dataset (default: the profile's synthetic one)")
     runs.add_argument(
         "--store",
         type=Path,
         default=Path(".pneumobench") / "results.sqlite",
         help="results store (default .pneumobench/results.sqlite)",
     )
-    runs.add_argument("--device", default="auto", help="auto (default), cpu, cuda ...")
-    runs.add_argument("--executor", choices=("local", "ray"), default="local", help="local (default) or ray")
-    runs.add_argument("--workers", type=_count(1, "at least 1 process"), default=2, help="local processes (default 2)")
-    runs.add_argument("--ray-address", help="auto or HOST:PORT of a Ray cluster (default: a Ray started here)")
-    runs.add_argument("--gpus-per-run", type=_share, default=1.0, help="GPUs each Ray run asks for (default 1)")
-    runs.add_argument("--checkpoint-dir", type=Path, help="checkpoints (default beside the store): shared by the nodes")
     runs.add_argument("--quiet", action="store_true", help="no progress bar")
     runs.set_defaults(handler=_runs)
-
-
-def _share(text: str) -> float:
-    """argparse type of a GPU share: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give a share of a GPU above 0 (0.5, 1)") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value}: give a share of a GPU above 0 (0.5, 1)")
-    return value
 
 
 def _add_run_command(commands: Any) -> None:
@@ -501,7 +484,7 @@ def _add_store_command(commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> int:
-    from pneumobench.store import ResultStore, StoreError
+    from pneumobench.runs.store import ResultStore, StoreError
 
     if not args.store.is_file():
         print(f"pneumobench store {args.store_command}: {args.store}: no such results store", file=sys.stderr)
@@ -596,19 +579,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _count(minimum: int, what: str):
+def _count(minimum: int, what: str) -> Callable[[str], int]:
     """argparse type of an integer >= ``minimum`` (a usage error otherwise, exit 2)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer: give {what}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value}: give {what}")
-        return value
-
-    return parse
+    return argparse_type(parse_count(minimum, what))
 
 
 def _image_side(text: str) -> int:
@@ -624,7 +597,7 @@ def _image_side(text: str) -> int:
 
 def _seed(text: str) -> int:
     """argparse type of a run seed: an integer >= 0 (a usage error otherwise, exit 2)."""
-    from pneumobench.seeds import SeedError, parse_seed
+    from pneumobench.experiment.seeds import SeedError, parse_seed
 
     try:
         return parse_seed(text)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pneumobench.baselines import load_paper
-from pneumobench.claims import table6_claims
+from pneumobench.judging.baselines import load_paper
+from pneumobench.papers.viel_orhan_2020.claims import table6_claims
 
 pytestmark = pytest.mark.paper
 

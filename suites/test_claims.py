@@ -3,7 +3,7 @@ alpha of the ``paper`` family (fixed: selecting tests with -k never changes a ve
 
 import pytest
 
-from pneumobench.claims import PAPER_CLAIMS
+from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS
 
 pytestmark = pytest.mark.paper
 

@@ -6,10 +6,10 @@ scores are that epoch's; the best-validation epoch never scores below the last o
 import pytest
 import torch
 
-from pneumobench.config import config_name
-from pneumobench.metrics import batch_mean
-from pneumobench.modifications import table6_rows
-from pneumobench.selection import select_epoch
+from pneumobench.experiment.config import config_name
+from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
+from pneumobench.training.metrics import batch_mean
+from pneumobench.training.selection import select_epoch
 
 pytestmark = pytest.mark.paper
 

@@ -5,7 +5,7 @@ cannot judge: the check is INCONCLUSIVE and names the field (re-record with --pb
 
 import pytest
 
-from pneumobench.claims import regression_claims
+from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 
 pytestmark = pytest.mark.regression
 

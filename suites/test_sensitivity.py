@@ -3,7 +3,7 @@
 Each bug below is planted without editing a core file: a registered modification (a block, a
 loss or a schedule, as a user registers them) or a patch this module applies (in the test's
 process and in every training worker). The baseline configuration is trained with the bug over
-the profile's seeds (in a store of its own, see ``pneumobench.sensitivity``) and judged by the
+the profile's seeds (in a store of its own, see ``pneumobench.tools.sensitivity``) and judged by the
 same check, at the same alpha and margin, against the recorded baseline of the unmodified
 configuration: every bug must be REGRESSED (or CHANGED, for a bug that raises a score). The
 A/A control, the unchanged baseline under other seeds, must be NO REGRESSION. So must the
@@ -25,15 +25,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pneumobench import metrics, training
-from pneumobench.claims import Claim
-from pneumobench.families import REGRESSION_ALPHA, Family, register_family
-from pneumobench.losses import register_seg_loss
+from pneumobench.judging.claims import Claim
+from pneumobench.judging.families import REGRESSION_ALPHA, Family, register_family
+from pneumobench.judging.stats import Verdict
 from pneumobench.models.unet import PaperUNet
-from pneumobench.modifications import modification
+from pneumobench.papers.viel_orhan_2020.modifications import modification
 from pneumobench.pytest_plugin import SENSITIVITY_PROPERTY
-from pneumobench.sensitivity import PlantedBug, bug_runs
-from pneumobench.stats import Verdict
+from pneumobench.tools.sensitivity import PlantedBug, bug_runs
+from pneumobench.training import engine as training
+from pneumobench.training import metrics
+from pneumobench.training.losses import register_seg_loss
 
 pytestmark = pytest.mark.sensitivity
 
@@ -173,10 +174,7 @@ def table(record_property):
 
 def judge(pb, claim: Claim, runs) -> object:
     """The regression check, exactly as ``suites/test_regression.py`` runs it, on ``runs``."""
-    from pneumobench.claims import evaluate
-
-    return evaluate(claim, lambda mods: runs, recorded=pb.recorded(), use_paper_values=False,
-                    profile=pb.profile.name)
+    return pb.judging.with_runs(lambda mods: runs).judge(claim)
 
 
 def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
@@ -204,9 +202,9 @@ def test_planted_bug_is_caught(bug, pb, table):
 def test_a_a_control_passes(pb, table):
     """The unchanged baseline under seeds that were never recorded: NO REGRESSION on both metrics.
     Its runs live beside the bug runs, so the results store (and its report) keeps the profile's seeds."""
-    from pneumobench.claims import regression_claims
-    from pneumobench.runner import prefetch, run
-    from pneumobench.store import ResultStore
+    from pneumobench.papers.viel_orhan_2020.claims import regression_claims
+    from pneumobench.runs.runner import prefetch, run
+    from pneumobench.runs.store import ResultStore
 
     store = ResultStore(pb.store_path.parent / "sensitivity" / "a-a-control.sqlite")  # kept out of the report's store
     prefetch([(pb.profile.base, seed) for seed in A_A_SEEDS], pb.dataset, pb.device, store=store,
@@ -227,10 +225,10 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     """The baseline trained with the plainest CPU kernels (ATen without vector instructions,
     oneDNN limited to SSE4.1), as on another machine, against the same seeds trained natively:
     every per-seed difference well inside the regression margin, and the check says NO REGRESSION."""
-    from pneumobench.claims import regression_claims
-    from pneumobench.families import REGRESSION_MARGIN
-    from pneumobench.runner import prefetch, run
-    from pneumobench.store import ResultStore
+    from pneumobench.judging.families import REGRESSION_MARGIN
+    from pneumobench.papers.viel_orhan_2020.claims import regression_claims
+    from pneumobench.runs.runner import prefetch, run
+    from pneumobench.runs.store import ResultStore
 
     native = pb.runs_of(pb.profile.base, pb.seeds)
     store = ResultStore(pb.store_path.parent / "sensitivity" / "cross-isa.sqlite")  # the ISA is not in the run key

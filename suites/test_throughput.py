@@ -15,18 +15,18 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from pneumobench.bench import (
+from pneumobench.data.rle import decode, encode
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.runs.runner import select_device
+from pneumobench.tools.bench import (
     make_train_step,
     naive_decode,
     naive_encode,
     synthetic_batches,
 )
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.data.rle import decode, encode
-from pneumobench.gpu_check import TABLE6_RUNS, GpuCheckSettings, gpu_check
-from pneumobench.losses import lovasz_hinge
-from pneumobench.metrics import dice_per_image
-from pneumobench.runner import select_device
+from pneumobench.tools.gpu_check import TABLE6_RUNS, GpuCheckSettings, gpu_check
+from pneumobench.training.losses import lovasz_hinge
+from pneumobench.training.metrics import dice_per_image
 
 pytestmark = pytest.mark.benchmark  # pytest-benchmark's marker: `pytest -m benchmark` selects this suite
 

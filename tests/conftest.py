@@ -38,6 +38,6 @@ def tiny_dataset(tmp_path_factory):
 def smoke_dataset():
     """The smoke profile's embedded default dataset (generated once into the cache, then reused)."""
     from pneumobench.data.cache import synthetic_dataset
-    from pneumobench.profiles import get_profile
+    from pneumobench.experiment.profiles import get_profile
 
     return synthetic_dataset(get_profile("smoke").synthetic)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pneumobench.config import ExperimentConfig
+from pneumobench.core.environment import environment
+from pneumobench.core.results import RunResult, encode_epoch_scores
 from pneumobench.data.rle import encode
-from pneumobench.environment import environment
-from pneumobench.results import RunResult, encode_epoch_scores
-from pneumobench.runner import key_of
-from pneumobench.store import ResultStore
-from pneumobench.training import example_indices
+from pneumobench.experiment.config import ExperimentConfig
+from pneumobench.runs.runner import key_of
+from pneumobench.runs.store import ResultStore
+from pneumobench.training.engine import example_indices
 
 
 def fake_run(config, seed, dataset, *, dice_shift=0.0, accuracy=0.75, constant_classifier=False, fingerprint=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pneumobench.atomic import atomic_directory, atomic_file, write_text_atomic
+from pneumobench.core.atomic import atomic_directory, atomic_file, write_text_atomic
 
 
 class Interrupted(Exception):

@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from pneumobench.authors_runs import (
+from pneumobench.judging.baselines import load_paper
+from pneumobench.reporting.authors_runs import (
     AuthorsRunsError,
     claim_signs,
     default_path,
@@ -13,7 +14,6 @@ from pneumobench.authors_runs import (
     selection_effects,
     table6_by_rule,
 )
-from pneumobench.baselines import load_paper
 
 
 @pytest.fixture(scope="module")

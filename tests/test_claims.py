@@ -8,26 +8,24 @@ import numpy as np
 import pytest
 from fakes import cpu_environment, fake_run
 
-from pneumobench import families
-from pneumobench.baselines import MATCHED_VERSIONS, load_paper, mismatch, record
-from pneumobench.claims import (
-    PAPER_CLAIMS,
+from pneumobench.core.registry import UnknownNameError
+from pneumobench.experiment.config import config_name
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.judging import families
+from pneumobench.judging.baselines import MATCHED_VERSIONS, load_paper, mismatch, record
+from pneumobench.judging.claims import (
     Claim,
     degenerate_reasons,
     evaluate,
     per_image,
     per_seed,
-    regression_claims,
     run_flags,
-    table6_claims,
     verdict_record,
 )
-from pneumobench.config import config_name
-from pneumobench.families import Family, register_family
-from pneumobench.modifications import table6_rows
-from pneumobench.profiles import get_profile
-from pneumobench.registry import UnknownNameError
-from pneumobench.stats import NonFiniteScoreError, Verdict
+from pneumobench.judging.families import Family, register_family
+from pneumobench.judging.stats import NonFiniteScoreError, Verdict
+from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS, regression_claims, table6_claims
+from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 
 PROFILE = get_profile("smoke")
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"

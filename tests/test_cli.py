@@ -5,10 +5,10 @@ import json
 import pytest
 
 from pneumobench.cli import main
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.profiles import PROFILES, Profile, register_profile
-from pneumobench.results import RunResult
-from pneumobench.store import ResultStore
+from pneumobench.core.results import RunResult
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.experiment.profiles import PROFILES, Profile, register_profile
+from pneumobench.runs.store import ResultStore
 
 
 @pytest.fixture(scope="module")

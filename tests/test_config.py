@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
-from pneumobench.config import (
+from pneumobench.experiment.config import (
     ConfigError,
     ExperimentConfig,
     ModelConfig,
     StageConfig,
     config_name,
 )
-from pneumobench.modifications import (
+from pneumobench.papers.viel_orhan_2020.modifications import (
     MODIFICATIONS,
     PAPER_MODIFICATIONS,
     modification,
@@ -42,7 +42,7 @@ def test_json_round_trip_of_every_table6_row(row):
 def test_key_is_stable_across_processes():
     config = ExperimentConfig.paper_baseline().with_modifications("aspp", "scse")
     code = (
-        "from pneumobench.config import ExperimentConfig;"
+        "from pneumobench.experiment.config import ExperimentConfig;"
         "print(ExperimentConfig.paper_baseline().with_modifications('scse', 'aspp').key())"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

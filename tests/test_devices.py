@@ -7,10 +7,10 @@ import pytest
 import torch
 from reference import DEVICES
 
-from pneumobench.bench import make_train_step, synthetic_batches
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.models import build_model
-from pneumobench.training import (
+from pneumobench.tools.bench import make_train_step, synthetic_batches
+from pneumobench.training.engine import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     DeviceData,

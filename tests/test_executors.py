@@ -7,10 +7,10 @@ import sys
 import pytest
 from fakes import fake_run
 
-from pneumobench.executors import ExecutorError, Trained, make_executor
-from pneumobench.profiles import get_profile
-from pneumobench.runner import prefetch
-from pneumobench.store import ResultStore, source_fingerprint
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.runs.executors import ExecutorError, Trained, make_executor
+from pneumobench.runs.runner import prefetch
+from pneumobench.runs.store import ResultStore, source_fingerprint
 
 SMOKE = get_profile("smoke")
 
@@ -80,7 +80,7 @@ def test_an_interrupted_driver_releases_the_runs_it_had_not_filed(tiny_dataset, 
 
 
 def test_unknown_executor_names_the_choices():
-    with pytest.raises(ExecutorError, match="executor 'spark': give local or ray"):
+    with pytest.raises(ExecutorError, match="unknown executor 'spark'; registered: local, ray"):
         make_executor("spark")
 
 
@@ -101,7 +101,7 @@ def test_without_ray_the_executor_is_a_one_line_usage_error(monkeypatch, tiny_da
     (["--config", "nosuch"], "pneumobench runs: unknown modification 'nosuch'"),
     (["--seeds", "0,0"], "pneumobench runs: seed 0 is given more than once"),
     (["--device", "banana"], "pneumobench runs: device 'banana': give auto, cpu, cuda or cuda:N"),
-    (["--gpus-per-run", "0"], "argument --gpus-per-run: 0.0: give a share of a GPU above 0 (0.5, 1)"),
+    (["--gpus-per-run", "0"], "argument --gpus-per-run: 0.0: give a share of a GPU above 0 (0.5, 1, 2)"),
     (["--executor", "spark"], "argument --executor: invalid choice: 'spark'"),
 ])
 def test_cli_runs_usage_errors_are_one_line(args, message, tmp_path, capsys):

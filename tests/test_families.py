@@ -5,14 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pneumobench.baselines import load_paper
-from pneumobench.claims import (
-    PAPER_CLAIMS,
-    claim_alpha,
-    regression_claims,
-    table6_claims,
-)
-from pneumobench.families import (
+from pneumobench.experiment.seeds import SeedError, parse_seed, parse_seeds
+from pneumobench.judging.baselines import load_paper
+from pneumobench.judging.claims import claim_alpha
+from pneumobench.judging.families import (
     FAMILIES,
     Family,
     FamilyError,
@@ -21,7 +17,7 @@ from pneumobench.families import (
     member_alpha,
     register_family,
 )
-from pneumobench.seeds import SeedError, parse_seed, parse_seeds
+from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS, regression_claims, table6_claims
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 

@@ -1,4 +1,4 @@
-"""The import graph follows the real dependencies: no cycles, and light modules stay light."""
+"""The import graph follows the stages: imports point down only, no cycles, light modules stay light."""
 
 from __future__ import annotations
 
@@ -68,8 +68,64 @@ def test_the_package_has_no_import_cycle():
     assert find_cycle(import_graph()) is None
 
 
-@pytest.mark.parametrize("module", ["pneumobench.config", "pneumobench.profiles", "pneumobench.store",
-                                    "pneumobench.results", "pneumobench.modifications", "pneumobench.verdicts"])
+# Each stage imports only the stages listed for it (the package's root, for ``__version__``,
+# is open to all). ``entry`` is everything at the top level: cli, session, the plugin, options.
+ALLOWED = {
+    "core": set(),
+    "experiment": {"core"},
+    "data": {"core", "experiment"},
+    "models": {"core", "experiment"},
+    "training": {"core", "experiment", "data", "models"},
+    "runs": {"core", "experiment", "data", "models", "training"},
+    "judging": {"core", "experiment"},
+    "papers": {"core", "experiment", "judging", "models"},
+    "reporting": {"core", "experiment", "data", "training", "runs", "judging", "papers"},
+    "tools": {"core", "experiment", "data", "models", "training", "runs", "judging", "papers", "reporting"},
+}
+ROOT = {"pneumobench", "pneumobench._moved"}
+
+
+def stage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else "entry"
+
+
+def test_every_subpackage_is_a_stage():
+    folders = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert folders == set(ALLOWED)
+
+
+def test_imports_point_down_the_stages():
+    upward = [
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        if stage(module) != "entry"
+        for target in sorted(targets - ROOT)
+        if stage(target) != stage(module) and stage(target) not in ALLOWED[stage(module)]
+    ]
+    assert upward == []
+
+
+def test_the_layers_check_catches_an_upward_import():
+    assert stage("pneumobench.judging.claims") == "judging"
+    assert stage("pneumobench.training.engine") not in ALLOWED["judging"]
+    assert stage("pneumobench.session") == "entry"
+
+
+def test_only_judging_assembles_a_judging_bundle():
+    """``evaluate`` and ``judge_sequentially`` take the recorded baseline, the profile and the
+    data's kind: outside ``judging/`` claims are judged through ``JudgingContext`` only."""
+    bundle = {"pneumobench.judging.claims.evaluate", "pneumobench.judging.looks.judge_sequentially"}
+    raw = {_module_name(path): _imports(path) for path in PACKAGE.rglob("*.py")}
+    outside = {m: sorted(t & bundle) for m, t in raw.items() if stage(m) != "judging" and t & bundle}
+    assert outside == {}
+
+
+@pytest.mark.parametrize("module", ["pneumobench.experiment.config", "pneumobench.experiment.profiles",
+                                    "pneumobench.runs.store", "pneumobench.core.results",
+                                    "pneumobench.papers.viel_orhan_2020.modifications",
+                                    "pneumobench.papers.viel_orhan_2020.claims", "pneumobench.judging.verdicts",
+                                    "pneumobench.judging.context", "pneumobench.pytest_plugin", "pneumobench.options"])
 def test_light_modules_do_not_import_torch_or_the_readers(module):
     code = f"import sys, json, {module}; print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reference import DEVICES, ReferenceCase, check_reference, logits_and_masks
 
-from pneumobench.losses import (
+from pneumobench.training.losses import (
     SEG_LOSSES,
     LossInputError,
     joint_loss,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from reference import DEVICES, ReferenceCase, check_reference, host_dice, mixed_masks
 
-from pneumobench.metrics import (
+from pneumobench.training.metrics import (
     MetricInputError,
     ScoreAccumulator,
     accuracy,

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
-from pneumobench.config import ExperimentConfig, ModelConfig, config_name
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, config_name
 from pneumobench.models import (
     EncoderWeightsError,
     InputSizeError,
@@ -20,8 +20,8 @@ from pneumobench.models import (
     freeze_encoder,
     unfreeze_encoder,
 )
-from pneumobench.models.registry import ATTENTIONS, CENTER_BLOCKS, HEADS, register_attention
-from pneumobench.modifications import MODIFICATIONS, modification, table6_rows
+from pneumobench.models.extensions import ATTENTIONS, CENTER_BLOCKS, HEADS, register_attention
+from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS, modification, table6_rows
 
 
 def seeded_model(config, seed=0):
@@ -179,7 +179,7 @@ def test_unreadable_weights_file(tmp_path, name, content, message):
 
 def test_offline_imagenet_without_cache_says_how_to_provide_weights(tmp_path):
     code = (
-        "from pneumobench.models import build_model; from pneumobench.config import ModelConfig;"
+        "from pneumobench.models import build_model; from pneumobench.experiment.config import ModelConfig;"
         "build_model(ModelConfig(encoder_weights='imagenet'))"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "HF_HUB_CACHE": str(tmp_path / "hub")}

@@ -20,22 +20,22 @@ import pytest
 import torch
 from fakes import cpu_environment, fake_run, store_runs
 
-import pneumobench.baselines
-import pneumobench.claims
-import pneumobench.figures
-import pneumobench.report
-import pneumobench.runner  # noqa: F401
-from pneumobench import families
-from pneumobench.baselines import MATCHED_VERSIONS, record
-from pneumobench.config import ExperimentConfig
-from pneumobench.models.registry import ATTENTIONS
-from pneumobench.modifications import MODIFICATIONS, table6_rows
-from pneumobench.profiles import PROFILES, get_profile
-from pneumobench.report import write_report
-from pneumobench.runner import key_of
-from pneumobench.sequential_claims import SequentialPlan
-from pneumobench.store import ResultStore
-from pneumobench.verdicts import verdict_line
+import pneumobench.judging.baselines
+import pneumobench.judging.claims
+import pneumobench.reporting.figures
+import pneumobench.reporting.report
+import pneumobench.runs.runner  # noqa: F401
+from pneumobench.experiment.config import ExperimentConfig
+from pneumobench.experiment.profiles import PROFILES, get_profile
+from pneumobench.judging import families
+from pneumobench.judging.baselines import MATCHED_VERSIONS, record
+from pneumobench.judging.looks import SequentialPlan
+from pneumobench.judging.verdicts import verdict_line
+from pneumobench.models.extensions import ATTENTIONS
+from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS, table6_rows
+from pneumobench.reporting.report import write_report
+from pneumobench.runs.runner import key_of
+from pneumobench.runs.store import ResultStore
 
 pytest_plugins = ["pytester"]
 
@@ -51,8 +51,8 @@ BASELINES, SUITES = ROOT / "baselines", ROOT / "suites"
 FAKE_VERDICTS = textwrap.dedent(
     """
     import pytest
-    from pneumobench.claims import Claim
-    from pneumobench.stats import ClaimStats, Verdict
+    from pneumobench.judging.claims import Claim
+    from pneumobench.judging.stats import ClaimStats, Verdict
 
     pytestmark = pytest.mark.paper
 
@@ -111,8 +111,8 @@ def test_strict_turns_inconclusive_into_a_failure(pytester):
 
 TINY_PROFILE = textwrap.dedent(
     """
-    from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig, SyntheticSpec
-    from pneumobench.profiles import PROFILES, Profile, register_profile
+    from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig, SyntheticSpec
+    from pneumobench.experiment.profiles import PROFILES, Profile, register_profile
 
     if "tiny" not in PROFILES:
         register_profile(Profile(
@@ -130,10 +130,10 @@ GATE = textwrap.dedent(
     """
     import torch
     from torch import nn
-    from pneumobench.claims import Claim
-    from pneumobench.families import Family, register_family
-    from pneumobench.models.registry import ATTENTIONS, register_attention
-    from pneumobench.modifications import MODIFICATIONS, modification
+    from pneumobench.judging.claims import Claim
+    from pneumobench.judging.families import Family, register_family
+    from pneumobench.models.extensions import ATTENTIONS, register_attention
+    from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS, modification
 
     if "gate" not in ATTENTIONS:
         @register_attention("gate")
@@ -170,7 +170,7 @@ NEW_CLAIM_SUITE = textwrap.dedent(
 REGRESSION_SUITE = textwrap.dedent(
     """
     import pytest
-    from pneumobench.claims import regression_claims
+    from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 
     CHECKS = [c for c in regression_claims() if c.treatment == () and c.metric == "dice"]
 
@@ -232,7 +232,7 @@ def test_usage_errors_are_one_line(pytester, tiny_dataset):
         ("--pb-spending=pocock", "*pneumobench: --pb-spending applies only with --pb-seeds auto"),
         ("--pb-seeds=auto --pb-max-seeds=3", "*pneumobench: --pb-max-seeds 3: give at least 5, the first look's seeds"),
         ("--pb-seeds=auto --pb-spending=linear", "*pneumobench: --pb-spending linear: give obrien-fleming or pocock"),
-        ("--pb-executor=spark", "*pneumobench: --pb-executor spark: give local or ray"),
+        ("--pb-executor=spark", "*pneumobench: --pb-executor spark: unknown executor; registered: local, ray"),
         ("--pb-ray-address=auto", "*pneumobench: --pb-ray-address applies only with --pb-executor ray"),
         ("--pb-gpus-per-run=0", "*pneumobench: --pb-gpus-per-run 0.0: give a share of a GPU above 0 (0.5, 1, 2)"),
         (

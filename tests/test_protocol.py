@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from pneumobench import training
-from pneumobench.config import ConfigError, ExperimentConfig, StageConfig
-from pneumobench.losses import SEG_LOSSES
-from pneumobench.metrics import batch_mean
+from pneumobench.core.results import RunResult, decode_epoch_scores, encode_epoch_scores
+from pneumobench.experiment.config import ConfigError, ExperimentConfig, StageConfig
+from pneumobench.experiment.profiles import get_profile
 from pneumobench.models import build_model, count_parameters
-from pneumobench.profiles import get_profile
-from pneumobench.results import RunResult, decode_epoch_scores, encode_epoch_scores
-from pneumobench.selection import select_epoch
-from pneumobench.training import heldout_split, learning_rate, stage_loss_config, steps_per_epoch, train
+from pneumobench.training import engine as training
+from pneumobench.training.engine import heldout_split, learning_rate, stage_loss_config, steps_per_epoch, train
+from pneumobench.training.losses import SEG_LOSSES
+from pneumobench.training.metrics import batch_mean
+from pneumobench.training.selection import select_epoch
 from tests.test_training import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

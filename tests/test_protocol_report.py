@@ -10,9 +10,9 @@ import pytest
 from fakes import fake_run, store_runs
 
 from pneumobench.cli import main
-from pneumobench.profiles import get_profile
-from pneumobench.report import write_report
-from pneumobench.store import ResultStore
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.reporting.report import write_report
+from pneumobench.runs.store import ResultStore
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 SEEDS = (0, 1, 2)

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.executors import make_executor
-from pneumobench.runner import prefetch, run
-from pneumobench.store import ResultStore
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.runs.executors import make_executor
+from pneumobench.runs.runner import prefetch, run
+from pneumobench.runs.store import ResultStore
 
 if os.environ.get("PNEUMOBENCH_REQUIRE_RAY") != "1":
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")

@@ -12,14 +12,15 @@ from fakes import fake_run, store_runs
 from PIL import Image
 from scipy import stats as scipy_stats
 
-from pneumobench.baselines import load_paper, load_recorded, paper_path
-from pneumobench.claims import PAPER_CLAIMS, evaluate, table6_claims
 from pneumobench.cli import main
-from pneumobench.config import config_name
-from pneumobench.modifications import table6_rows
-from pneumobench.profiles import get_profile
-from pneumobench.report import NOT_RUN, ReportError, write_report
-from pneumobench.store import ResultStore, StoreError
+from pneumobench.experiment.config import config_name
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.judging.baselines import load_paper, load_recorded, paper_path
+from pneumobench.judging.claims import evaluate
+from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS, table6_claims
+from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
+from pneumobench.reporting.report import NOT_RUN, ReportError, write_report
+from pneumobench.runs.store import ResultStore, StoreError
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 PROFILE = get_profile("smoke")

@@ -12,18 +12,18 @@ import pytest
 import torch
 from fakes import fake_run, store_runs
 
-from pneumobench import runner
-from pneumobench.models.registry import ATTENTIONS
-from pneumobench.modifications import MODIFICATIONS
-from pneumobench.profiles import get_profile
-from pneumobench.registry import (
+from pneumobench.core.registry import (
     ExtensionImportError,
     extension_modules,
     import_extensions,
 )
-from pneumobench.runner import key_of, prefetch, run
-from pneumobench.store import ResultStore
-from pneumobench.training import CPU_THREADS
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.models.extensions import ATTENTIONS
+from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS
+from pneumobench.runs import runner
+from pneumobench.runs.runner import key_of, prefetch, run
+from pneumobench.runs.store import ResultStore
+from pneumobench.training.engine import CPU_THREADS
 
 SMOKE = get_profile("smoke")
 CPU = torch.device("cpu")
@@ -122,8 +122,8 @@ def test_the_same_run_launched_four_ways_scores_every_image_the_same(tiny_datase
 USER_MODULE = """
 import torch
 from torch import nn
-from pneumobench.models.registry import register_attention
-from pneumobench.modifications import modification
+from pneumobench.models.extensions import register_attention
+from pneumobench.papers.viel_orhan_2020.modifications import modification
 
 @register_attention("user-gate")
 class UserGate(nn.Module):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pneumobench.results import RunResult, encode_epoch_scores
-from pneumobench.selection import SelectionError, reselect, select_epoch
+from pneumobench.core.results import RunResult, encode_epoch_scores
+from pneumobench.training.selection import SelectionError, reselect, select_epoch
 
 
 def test_selection_rules_on_hand_made_curves():

@@ -8,13 +8,21 @@ import pytest
 from fakes import fake_run
 from scipy import stats as st
 
-from pneumobench import calibration
-from pneumobench.calibration import sequential_error_rates, sequential_power
-from pneumobench.claims import PAPER_CLAIMS, claim_alpha
-from pneumobench.profiles import get_profile
-from pneumobench.sequential import SequentialError, design, first_decision, information, planned_looks, spent_alpha
-from pneumobench.sequential_claims import SequentialPlan, judge_sequentially
-from pneumobench.stats import Verdict, best_claim, equivalence_claim, paired_claim
+from pneumobench.experiment.profiles import get_profile
+from pneumobench.judging import calibration
+from pneumobench.judging.calibration import sequential_error_rates, sequential_power
+from pneumobench.judging.claims import claim_alpha
+from pneumobench.judging.looks import SequentialPlan, judge_sequentially
+from pneumobench.judging.spending import (
+    SequentialError,
+    design,
+    first_decision,
+    information,
+    planned_looks,
+    spent_alpha,
+)
+from pneumobench.judging.stats import Verdict, best_claim, equivalence_claim, paired_claim
+from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS
 
 # --- the design ---------------------------------------------------------------------------
 
@@ -242,7 +250,7 @@ def test_a_claim_whose_seeds_are_missing_is_not_run_naming_them(tiny_dataset):
 
 
 def test_regression_and_parameter_claims_are_not_sequential(tiny_dataset):
-    from pneumobench.claims import regression_claims
+    from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 
     results = judge_sequentially(
         [regression_claims()[0], CLAIMS["aspp-is-800k-parameters-lighter"]], _runs_for(tiny_dataset),
@@ -254,7 +262,7 @@ def test_regression_and_parameter_claims_are_not_sequential(tiny_dataset):
 def test_a_single_look_is_the_fixed_design(tiny_dataset):
     """With the cap at the first look (--pb-max-seeds 5) all alpha is spent at once: every claim's
     verdict, p and alpha are the fixed 5-seed design's."""
-    from pneumobench.claims import evaluate
+    from pneumobench.judging.claims import evaluate
 
     runs_for = _runs_for(tiny_dataset)
     claims = [CLAIMS[name] for name in ("aspp-improves-dice", "scse-lowers-dice", "lovasz-improves-dice",

@@ -12,13 +12,13 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pneumobench.cli import main as cli_main
-from pneumobench.config import SyntheticSpec
 from pneumobench.data import prepared, siim
 from pneumobench.data.cache import synthetic_dataset
 from pneumobench.data.dicom import read_dicom, write_dicom
 from pneumobench.data.rle import encode
 from pneumobench.data.siim import IngestError, downsample_mask, prepare
 from pneumobench.data.synthetic import iter_cases, write_siim
+from pneumobench.experiment.config import SyntheticSpec
 
 SMALL = (64, 64)
 
@@ -275,7 +275,7 @@ def test_cli_synth_then_prepare(tmp_path, capsys):
 def test_cached_synthetic_dataset_is_reused_and_safe_under_concurrency(tmp_path):
     env = {**os.environ, "PNEUMOBENCH_CACHE": str(tmp_path)}
     code = (
-        "from pneumobench.config import SyntheticSpec; from pneumobench.data.cache import synthetic_dataset;"
+        "from pneumobench.experiment.config import SyntheticSpec; from pneumobench.data.cache import synthetic_dataset;"
         "print(synthetic_dataset(SyntheticSpec(n_positive=3, n_negative=3, size=32)).fingerprint)"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]

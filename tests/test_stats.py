@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from pneumobench.calibration import (
+from pneumobench.judging.calibration import (
     simulate_best,
     simulate_equivalence,
     simulate_paired,
     simulate_regression,
 )
-from pneumobench.stats import (
+from pneumobench.judging.stats import (
     MIN_SEEDS,
     NonFiniteScoreError,
     Verdict,

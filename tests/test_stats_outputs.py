@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from pneumobench.stats import (
+from pneumobench.judging.stats import (
     MIN_SEEDS,
     NO_SPREAD,
     best_claim,

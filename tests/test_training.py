@@ -15,14 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from pneumobench.checkpoints import CheckpointWarning, content_checksum, load_verified, save_verified
-from pneumobench.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.data.rle import decode
-from pneumobench.losses import SEG_LOSSES, register_seg_loss
-from pneumobench.metrics import dice_per_image
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.experiment.profiles import get_profile
 from pneumobench.models import build_model
-from pneumobench.profiles import get_profile
-from pneumobench.training import (
+from pneumobench.training.checkpoints import CheckpointWarning, content_checksum, load_verified, save_verified
+from pneumobench.training.engine import (
     EXAMPLE_NEGATIVES,
     EXAMPLE_POSITIVES,
     NonFiniteLossError,
@@ -33,6 +31,8 @@ from pneumobench.training import (
     learning_rate,
     train,
 )
+from pneumobench.training.losses import SEG_LOSSES, register_seg_loss
+from pneumobench.training.metrics import dice_per_image
 
 TINY = ExperimentConfig(
     model=ModelConfig(encoder="resnet18"),
@@ -133,8 +133,8 @@ RESUME_SCRIPT = textwrap.dedent(
     """
     import sys
     from pneumobench.data.prepared import load
-    from pneumobench.config import ExperimentConfig
-    from pneumobench.training import train
+    from pneumobench.experiment.config import ExperimentConfig
+    from pneumobench.training.engine import train
     config = ExperimentConfig.from_json(open(sys.argv[1]).read())
     result = train(config, load(sys.argv[2]), seed=7, checkpoint=sys.argv[3], progress=False)
     open(sys.argv[4], "w").write(result.to_json())

@@ -4,16 +4,16 @@ import math
 
 import pytest
 
-from pneumobench.families import Family
-from pneumobench.report import summary_lines
-from pneumobench.stats import Verdict
-from pneumobench.verdicts import (
+from pneumobench.judging.families import Family
+from pneumobench.judging.stats import Verdict
+from pneumobench.judging.verdicts import (
     SYNTHETIC_NOTE,
     Outcome,
     outcome,
     outcome_message,
     verdict_line,
 )
+from pneumobench.reporting.report import summary_lines
 
 P, F, X = Outcome.PASS, Outcome.FAIL, Outcome.XFAIL
 

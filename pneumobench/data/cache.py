@@ -16,11 +16,11 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from pneumobench.config import SyntheticSpec
 from pneumobench.data import prepared
 from pneumobench.data.prepared import PREPARATION_DEFAULTS
 from pneumobench.data.siim import prepare
 from pneumobench.data.synthetic import GENERATOR_VERSION, write_siim
+from pneumobench.experiment.config import SyntheticSpec
 
 __all__ = ["cache_dir", "spec_key", "synthetic_dataset"]
 

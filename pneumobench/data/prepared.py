@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pneumobench import __version__
-from pneumobench.atomic import atomic_directory
+from pneumobench.core.atomic import atomic_directory
 
 __all__ = [
     "FORMAT_VERSION",

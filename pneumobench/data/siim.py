@@ -31,7 +31,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from pneumobench.atomic import write_text_atomic
+from pneumobench.core.atomic import write_text_atomic
 from pneumobench.data import prepared
 from pneumobench.data.dicom import DicomError, read_dicom
 from pneumobench.data.prepared import MASK_ROWS, RESIZES

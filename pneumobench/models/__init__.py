@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pneumobench.config import ExperimentConfig, ModelConfig
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig
 from pneumobench.models import blocks as _blocks  # noqa: F401  (registers the paper's blocks)
 from pneumobench.models.encoder import EncoderWeightsError
 from pneumobench.models.unet import InputSizeError, PaperUNet

@@ -13,8 +13,8 @@ from segmentation_models_pytorch.base.modules import SCSEModule
 from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPP
 from torch import nn
 
-from pneumobench.config import ModelConfig
-from pneumobench.models.registry import (
+from pneumobench.experiment.config import ModelConfig
+from pneumobench.models.extensions import (
     register_attention,
     register_center_block,
     register_head,

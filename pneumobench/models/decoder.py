@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pneumobench.config import ModelConfig
+from pneumobench.experiment.config import ModelConfig
 from pneumobench.models.blocks import ConvBnReLU
 
 __all__ = ["DecoderLayer", "GlobalLayer", "PaperDecoder"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pneumobench.config import ModelConfig
+from pneumobench.experiment.config import ModelConfig
 from pneumobench.models.decoder import PaperDecoder
 from pneumobench.models.encoder import build_encoder
-from pneumobench.models.registry import ATTENTIONS, CENTER_BLOCKS, HEADS
+from pneumobench.models.extensions import ATTENTIONS, CENTER_BLOCKS, HEADS
 
 __all__ = ["InputSizeError", "PaperUNet"]
 

@@ -1,0 +1,157 @@
+"""Profiles: how claims are run (the base experiment, the seeds, the default dataset), registered by name.
+
+``paper`` is the paper's protocol as its text states it, on the real SIIM-ACR data; ``authors``
+is what the authors' code ran (README "Protocol": every difference is a named setting);
+``nightly`` is ``paper`` for GPU CI; ``smoke`` and ``smoke-authors`` are CPU runs of the two
+protocols on synthetic SIIM-format data. A new profile is one ``register_profile`` call in any
+module, like a modification in ``pneumobench.papers.viel_orhan_2020.modifications``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from pneumobench.core.registry import Registry
+from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig, SyntheticSpec
+
+__all__ = ["PROFILES", "Profile", "authors_protocol", "get_profile", "register_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How claims are run: the base experiment, the seeds, and the default dataset.
+
+    ``synthetic`` is the embedded default dataset used when no ``--pb-data`` is given; a
+    profile without one needs a prepared dataset (the real SIIM-ACR data).
+    """
+
+    name: str
+    base: ExperimentConfig
+    seeds: tuple[int, ...]
+    synthetic: SyntheticSpec | None
+    description: str
+    checkpoint_every: int = 1
+    baseline_selection: str | None = None  # the baseline row's epoch selection where it differs (authors: last)
+    mask_rows: str = "union"  # the preparation rules its dataset must have (``pneumobench data prepare``)
+    resize: str = "area"
+    paper_numbers: bool = False  # on the real data, Table 6's rows are judged against the paper's numbers
+
+    def config(self, *modifications: str) -> ExperimentConfig:
+        config = self.base.with_modifications(*modifications)
+        if not config.modifications and self.baseline_selection is not None:
+            config = config.replace(epoch_selection=self.baseline_selection)
+        return config
+
+    def dataset_problem(self, preparation: dict[str, str]) -> str | None:
+        """Why a dataset prepared with ``preparation`` (its mask and resize rules) does not suit
+        this profile, with the command that makes one that does; None when it suits."""
+        wanted = {"mask_rows": self.mask_rows, "resize": self.resize}
+        if preparation == wanted:
+            return None
+        return (
+            f"it was prepared with --mask-rows {preparation['mask_rows']} --resize {preparation['resize']}, and "
+            f"profile {self.name!r} needs --mask-rows {self.mask_rows} --resize {self.resize} "
+            f"(pneumobench data prepare SIIM_DIR DIR --mask-rows {self.mask_rows} --resize {self.resize})"
+        )
+
+
+PROFILES: Registry[Profile] = Registry("profile")
+
+
+def register_profile(profile: Profile) -> Profile:
+    """Register a profile under its name (a new profile is one call)."""
+    return PROFILES.register(profile.name)(profile)
+
+
+def get_profile(name: str) -> Profile:
+    return PROFILES.get(name)
+
+
+_PAPER = ExperimentConfig.paper_baseline()
+register_profile(
+    Profile(
+        name="paper",
+        base=_PAPER,
+        seeds=(0, 1, 2, 3, 4),
+        synthetic=None,
+        description="the paper's protocol as its text states it, on the real SIIM-ACR data (256x256, ImageNet "
+        "encoder, 43 epochs, the last epoch reported)",
+        checkpoint_every=5,
+        paper_numbers=True,
+    )
+)
+register_profile(
+    dataclasses.replace(
+        PROFILES.get("paper"),
+        name="nightly",
+        description="GPU CI: the paper's protocol on a prepared SIIM-ACR dataset, 5 seeds per configuration",
+        paper_numbers=False,
+    )
+)
+
+
+def authors_protocol(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` run as the authors' code ran it (TheoViel/pneumothorax_segmentation, the notebook
+    that printed Table 6): stage 2 trains with BCE whatever stage 1 used, per-epoch cosine stepped
+    before each epoch, the last partial batch kept, fp32, per-batch averages, the epoch with the best
+    validation Dice reported, Dropout(0.5) after ASPP, and scSE with a C->C spatial gate."""
+    first, *rest = config.stages
+    return config.replace(
+        stages=(first, *(dataclasses.replace(stage, seg_loss="bce") for stage in rest)),
+        lr_schedule="cosine-epoch",
+        drop_last=False,
+        cuda_precision="fp32",
+        val_averaging="batch",
+        epoch_selection="best-val",
+    ).replace_model(aspp_dropout=0.5, scse_block="scse_cc")
+
+
+register_profile(
+    dataclasses.replace(
+        PROFILES.get("paper"),
+        name="authors",
+        base=authors_protocol(_PAPER),
+        description="the authors' code as it ran for Table 6, on the real SIIM-ACR data: best validation epoch "
+        "(the last for the baseline), Lovász in stage 1 only, ASPP dropout 0.5, C->C scSE, first-row masks, "
+        "bilinear resize, per-epoch cosine, last batch kept, fp32, per-batch averages",
+        baseline_selection="last",
+        mask_rows="first",
+        resize="bilinear",
+    )
+)
+register_profile(
+    Profile(
+        name="smoke",
+        base=ExperimentConfig(
+            model=ModelConfig(
+                encoder="tu-resnet10t", mask_bias=-6.0, decoder_channels=32, center_channels=128, aspp_channels=128
+            ),
+            image_size=32,
+            batch_size=16,
+            stages=(StageConfig(1, 2e-2, 2e-2, freeze_encoder=True), StageConfig(11, 2e-2, 1e-4)),
+        ),
+        seeds=(0, 1, 2),
+        synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.2),
+        description=(
+            "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "
+            "(timm), a 128-channel center (ASPP 128) and a 32-channel decoder at 32x32, 1+11 epochs of 128 images at "
+            "2e-2; exercises the pipeline, not evidence about the paper"
+        ),
+    )
+)
+_SMOKE = PROFILES.get("smoke")
+assert _SMOKE.synthetic is not None
+register_profile(
+    dataclasses.replace(
+        _SMOKE,
+        name="smoke-authors",
+        base=authors_protocol(_SMOKE.base),
+        synthetic=dataclasses.replace(_SMOKE.synthetic, mask_rows="first", resize="bilinear"),
+        description="the smoke run under the authors' protocol (profile authors) on synthetic data prepared with "
+        "their rules; exercises the pipeline, not evidence about the paper",
+        baseline_selection="last",
+        mask_rows="first",
+        resize="bilinear",
+    )
+)

@@ -1,0 +1,334 @@
+"""Error rates of the verdict rules, by simulation at each rule's least favourable configuration.
+
+Each ``simulate_*`` function draws per-image or per-seed scores from a known truth, runs the
+real rule from ``pneumobench.judging.stats`` on every draw and returns the rate of one kind of
+wrong verdict. The least favourable configuration is where that error is most likely while
+the truth still says the verdict is wrong: a true difference of exactly zero for a paired
+claim, all rivals tied (or one tied and the others far behind) for a best-of claim, a true
+distance of exactly the margin for an equivalence or regression test. ``tests/test_stats.py``
+bounds these rates; ``python -m pneumobench.tools.calibrate`` prints them, with the power of each
+paper claim at its published effect.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as st
+
+from pneumobench.judging.spending import DEFAULT_MAX_SEEDS, design, first_decision, planned_looks
+from pneumobench.judging.stats import (
+    ClaimStats,
+    Verdict,
+    best_claim,
+    equivalence_claim,
+    one_sample_t_tests,
+    paired_claim,
+    paired_power,
+    regression_check,
+)
+
+__all__ = [
+    "ErrorRate",
+    "SequentialPower",
+    "error_rate_table",
+    "sequential_error_rates",
+    "sequential_power",
+    "simulate_best",
+    "simulate_equivalence",
+    "simulate_paired",
+    "simulate_regression",
+]
+
+IMAGES = 20  # per-image scores per run in the simulations (the rules see per-seed means)
+SEED_SD = 0.01  # between-seed SD of a configuration's mean score
+COLLAPSE_DROP = 0.3  # a collapsed run's mean score falls this far
+POWER_SDS = (0.005, 0.01)  # assumed SDs of a per-seed difference on the paper's data (not measured there)
+PAPER_EFFECTS = (0.002, 0.005, 0.009, 0.014)  # the sizes of the paper's paired claims
+FIRST_REFERENCE_SEEDS = 5  # a recorded baseline's seeds in the sequential equivalence simulation
+
+
+@dataclass(frozen=True)
+class ErrorRate:
+    """One simulated error rate and the bound it must respect."""
+
+    rule: str
+    truth: str
+    error: str
+    seeds: int
+    simulations: int
+    rate: float
+    bound: float  # alpha, or 2 alpha for the skewed null
+
+    @property
+    def standard_error(self) -> float:
+        """The simulation's binomial standard error at the bound."""
+        return math.sqrt(self.bound * (1 - self.bound) / self.simulations)
+
+    @property
+    def within_bound(self) -> bool:
+        """At most the bound up to simulation error (3 standard errors): an exact test sits at it."""
+        return self.rate <= self.bound + 3 * self.standard_error
+
+
+def _runs(rng: np.random.Generator, base: np.ndarray, seeds: int, shift: float, collapse: float) -> np.ndarray:
+    """(seeds, images) scores: a per-image base, per-seed noise, a shift, and collapsed runs."""
+    seed_effect = rng.normal(0.0, SEED_SD, (seeds, 1)) - COLLAPSE_DROP * (rng.random((seeds, 1)) < collapse)
+    return base + shift + seed_effect + rng.normal(0.0, 0.01, (seeds, base.size))
+
+
+def _verdict_rates(
+    simulations: int, rng_seed: int, judge: Callable[[np.random.Generator], ClaimStats]
+) -> dict[Verdict, float]:
+    """The share of each verdict over ``simulations`` draws; ``judge`` draws one data set and judges it."""
+    rng = np.random.default_rng(rng_seed)
+    counts = Counter(judge(rng).verdict for _ in range(simulations))
+    return {verdict: counts[verdict] / simulations for verdict in Verdict}
+
+
+def simulate_paired(
+    seeds: int, alpha: float, simulations: int, *, effect: float = 0.0, collapse: float = 0.0, rng_seed: int = 0
+) -> dict[Verdict, float]:
+    """Verdict rates of "T > C" when T - C is truly ``effect``; ``collapse``: each run's chance of collapsing."""
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        base = rng.uniform(0.3, 0.8, IMAGES)
+        treatment = _runs(rng, base, seeds, effect, collapse)
+        return paired_claim(treatment, _runs(rng, base, seeds, 0.0, collapse), direction=+1, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def simulate_best(
+    seeds: int, alpha: float, simulations: int, *, rivals: int, tied: int, rival_shift: float = 0.0, rng_seed: int = 0
+) -> dict[Verdict, float]:
+    """Verdict rates of "best beats every rival": ``tied`` rivals are shifted by ``rival_shift``
+    from the claimed best (0: tied), the other rivals are far behind (0.2 lower)."""
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        base = rng.uniform(0.3, 0.8, IMAGES)
+        best = _runs(rng, base, seeds, 0.0, 0.0)
+        arms = {f"r{i}": _runs(rng, base, seeds, rival_shift if i < tied else -0.2, 0.0) for i in range(rivals)}
+        return best_claim(best, arms, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def simulate_equivalence(
+    seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    distance: float,
+    margin: float,
+    reference_runs: int = 1,
+    rng_seed: int = 0,
+) -> dict[Verdict, float]:
+    """Verdict rates of TOST when the true mean lies ``distance`` from the reference's true mean.
+
+    The reference is itself ``reference_runs`` draws of the same run-to-run distribution (one:
+    the paper's single published run; several: a recorded baseline's seeds).
+    """
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        values = 0.6 + distance + rng.normal(0.0, SEED_SD, seeds)
+        reference = 0.6 + rng.normal(0.0, SEED_SD, reference_runs)
+        return equivalence_claim(
+            values, float(reference[0]) if reference_runs == 1 else reference, margin=margin, alpha=alpha
+        )
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def simulate_regression(
+    seeds: int, alpha: float, simulations: int, *, drop: float, margin: float, rng_seed: int = 0
+) -> dict[Verdict, float]:
+    """Verdict rates of the regression check when today's runs truly lose ``drop`` (gain, if negative)."""
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        current = rng.normal(0.6 - drop, SEED_SD, seeds)
+        return regression_check(current, rng.normal(0.6, SEED_SD, seeds), margin=margin, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def error_rate_table(alpha: float = 0.05, simulations: int = 4000, seeds: tuple[int, ...] = (5, 10)) -> list[ErrorRate]:
+    """Every rule's wrong-verdict rates at its least favourable configuration."""
+    margin = 0.01
+    rows = []
+    for n in seeds:
+
+        def add(
+            rule: str,
+            truth: str,
+            rates: dict[Verdict, float],
+            error: Verdict,
+            bound: float = alpha,
+            sims: int = simulations,
+            n: int = n,
+        ) -> None:
+            rows.append(ErrorRate(rule, truth, f"false {error.value}", n, sims, rates[error], bound))
+
+        null = simulate_paired(n, alpha, simulations)
+        add("paired", "no effect", null, Verdict.REPRODUCED)
+        add("paired", "no effect", null, Verdict.CONTRADICTED)
+        skewed = simulate_paired(n, alpha, simulations, collapse=0.1)
+        add("paired", "no effect, 10% of runs collapsed", skewed, Verdict.REPRODUCED, 2 * alpha)
+        tied = simulate_best(n, alpha, simulations // 4, rivals=15, tied=15)
+        add("best of 16", "all 16 tied", tied, Verdict.CONTRADICTED, sims=simulations // 4)
+        one = simulate_best(n, alpha, simulations // 4, rivals=15, tied=1)
+        add("best of 16", "one rival tied, the rest far behind", one, Verdict.REPRODUCED, sims=simulations // 4)
+        for runs, name in ((1, "the paper's single run"), (n, f"a recorded baseline of {n} seeds")):
+            edge = simulate_equivalence(n, alpha, simulations, distance=margin, margin=margin, reference_runs=runs)
+            add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.REPRODUCED)
+            add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.CONTRADICTED)
+        regression = simulate_regression(n, alpha, simulations, drop=0.02, margin=0.02)
+        add("regression", "a drop of exactly the margin", regression, Verdict.REGRESSED)
+        rise = simulate_regression(n, alpha, simulations, drop=-0.02, margin=0.02)
+        add("regression", "a rise of exactly the margin", rise, Verdict.CHANGED)
+    return rows
+
+
+def _paired_looks(diffs: np.ndarray, nominal: Sequence[float], looks: Sequence[int]) -> np.ndarray:
+    """``paired_claim``'s verdict (+1, -1, 0) for "T > C" at each look, per row of per-seed differences."""
+    codes = np.zeros((diffs.shape[0], len(looks)), int)
+    for k, n in enumerate(looks):
+        greater, less = one_sample_t_tests(diffs[:, :n])
+        codes[:, k] = np.where(greater < nominal[k], 1, np.where(less < nominal[k], -1, 0))
+    return codes
+
+
+def _best_looks(best: np.ndarray, rivals: np.ndarray, nominal: Sequence[float], looks: Sequence[int]) -> np.ndarray:
+    """``best_claim``'s verdict at each look: CONTRADICTED when Holm's first step rejects "no rival
+    is better" (m p_min < alpha), else REPRODUCED when every rival is beaten (intersection-union)."""
+    sims, count, _ = rivals.shape
+    codes = np.zeros((sims, len(looks)), int)
+    for k, n in enumerate(looks):
+        diffs = (best[:, None, :n] - rivals[:, :, :n]).reshape(sims * count, n)
+        beats, beaten = (p.reshape(sims, count) for p in one_sample_t_tests(diffs))
+        contradicted = beaten.min(axis=1) * count < nominal[k]
+        codes[:, k] = np.where(contradicted, -1, np.where(beats.max(axis=1) < nominal[k], 1, 0))
+    return codes
+
+
+def _equivalence_looks(
+    values: np.ndarray, reference: np.ndarray, margin: float, nominal: Sequence[float], looks: Sequence[int]
+) -> np.ndarray:
+    """``equivalence_claim``'s verdict at each look (TOST within, one-sided t outside the margin)."""
+    m = reference.shape[1]
+    codes = np.zeros((values.shape[0], len(looks)), int)
+    for k, n in enumerate(looks):
+        seen = values[:, :n]
+        if m == 1:
+            se, df = seen.std(axis=1, ddof=1) * math.sqrt(1 / n + 1), n - 1
+        else:
+            pooled = ((n - 1) * seen.var(axis=1, ddof=1) + (m - 1) * reference.var(axis=1, ddof=1)) / (n + m - 2)
+            se, df = np.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
+        d = seen.mean(axis=1) - reference.mean(axis=1)
+        low, high = (d + margin) / se, (d - margin) / se
+        within = np.maximum(st.t.sf(low, df), st.t.cdf(high, df))
+        outside = np.minimum(st.t.cdf(low, df), st.t.sf(high, df))
+        codes[:, k] = np.where(within < nominal[k], 1, np.where(outside < nominal[k], -1, 0))
+    return codes
+
+
+def _sequential_rates(codes: np.ndarray, looks: Sequence[int]) -> tuple[dict[Verdict, float], float]:
+    """The share of each final verdict, and the mean seeds used, of per-look verdict codes."""
+    final, look = first_decision(codes)
+    rates = {
+        Verdict.REPRODUCED: float((final == 1).mean()),
+        Verdict.CONTRADICTED: float((final == -1).mean()),
+        Verdict.INCONCLUSIVE: float((final == 0).mean()),
+    }
+    return rates, float(np.asarray(looks)[look].mean())
+
+
+def sequential_error_rates(
+    alpha: float = 0.05,
+    simulations: int = 100_000,
+    *,
+    max_seeds: int = DEFAULT_MAX_SEEDS,
+    spending: str = "obrien-fleming",
+    margin: float = 0.01,
+    rng_seed: int = 1,
+) -> list[ErrorRate]:
+    """Wrong-verdict rates over all looks of the sequential rules at their least favourable
+    configurations (as ``error_rate_table``): no effect for a paired claim; one rival tied (the
+    rest far behind) and all tied for a best-of-16 claim; a true distance of exactly the margin
+    for a Table 6 row against the paper's single run and against a recorded baseline of 5 seeds."""
+    rng = np.random.default_rng(rng_seed)
+    looks = planned_looks(max_seeds)
+    paired = design(looks, alpha, spending).nominal
+    rows = []
+
+    def add(rule: str, truth: str, codes: np.ndarray, error: Verdict, sims: int) -> None:
+        rates, _ = _sequential_rates(codes, looks)
+        error_name = f"false {error.value}"
+        rows.append(ErrorRate(f"sequential {rule}", truth, error_name, max_seeds, sims, rates[error], alpha))
+
+    null = _paired_looks(rng.normal(0.0, SEED_SD, (simulations, max_seeds)), paired, looks)
+    add("paired", "no effect", null, Verdict.REPRODUCED, simulations)
+    add("paired", "no effect", null, Verdict.CONTRADICTED, simulations)
+    sims = simulations // 8
+    best = rng.normal(0.0, SEED_SD, (sims, max_seeds))
+    tied = _best_looks(best, rng.normal(0.0, SEED_SD, (sims, 15, max_seeds)), paired, looks)
+    add("best of 16", "all 16 tied", tied, Verdict.CONTRADICTED, sims)
+    behind = rng.normal(0.0, SEED_SD, (sims, 15, max_seeds)) - np.r_[0.0, np.full(14, 0.2)][None, :, None]
+    add(
+        "best of 16",
+        "one rival tied, the rest far behind",
+        _best_looks(best, behind, paired, looks),
+        Verdict.REPRODUCED,
+        sims,
+    )
+    for runs, name in ((1, "the paper's single run"), (FIRST_REFERENCE_SEEDS, "a recorded baseline of 5 seeds")):
+        nominal = design(looks, alpha, spending, reference_runs=runs).nominal
+        values = 0.6 + margin + rng.normal(0.0, SEED_SD, (simulations, max_seeds))
+        reference = 0.6 + rng.normal(0.0, SEED_SD, (simulations, runs))
+        edge = _equivalence_looks(values, reference, margin, nominal, looks)
+        add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.REPRODUCED, simulations)
+        add(f"Table 6 row vs {name}", "exactly the margin away", edge, Verdict.CONTRADICTED, simulations)
+    return rows
+
+
+@dataclass(frozen=True)
+class SequentialPower:
+    """A paired claim at a true effect: the sequential design's power and mean seeds beside the
+    fixed design's power at the cap (the seeds a fixed plan spends on every claim)."""
+
+    effect: float
+    sd: float
+    alpha: float
+    max_seeds: int
+    simulations: int
+    power: float
+    mean_seeds: float
+    fixed_power: float
+
+    @property
+    def saving(self) -> float:
+        """The share of the fixed design's seeds that the sequential one does not spend, on average."""
+        return 1 - self.mean_seeds / self.max_seeds
+
+
+def sequential_power(
+    effect: float,
+    sd: float,
+    alpha: float,
+    simulations: int = 40_000,
+    *,
+    max_seeds: int = DEFAULT_MAX_SEEDS,
+    spending: str = "obrien-fleming",
+    rng_seed: int = 2,
+) -> SequentialPower:
+    """Simulated power and mean seeds of the sequential paired rule at a true ``effect`` (per-seed
+    difference SD ``sd``), beside the exact power of the fixed design at the cap (``paired_power``)."""
+    looks = planned_looks(max_seeds)
+    diffs = np.random.default_rng(rng_seed).normal(effect, sd, (simulations, max_seeds))
+    rates, mean_seeds = _sequential_rates(_paired_looks(diffs, design(looks, alpha, spending).nominal, looks), looks)
+    fixed = float(paired_power(effect, sd, max_seeds, alpha))
+    return SequentialPower(effect, sd, alpha, max_seeds, simulations, rates[Verdict.REPRODUCED], mean_seeds, fixed)

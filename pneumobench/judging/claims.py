@@ -1,0 +1,300 @@
+"""Claims as data, and how each is judged from runs (the machinery; a paper's own claims live
+in its package, ``pneumobench.papers.viel_orhan_2020.claims``).
+
+A claim names the configurations it needs (as tuples of modification names), how to compare
+them and the family whose alpha it spends (``pneumobench.judging.families``); ``evaluate`` turns runs
+into ``stats.ClaimStats`` with the judge its kind names (``JUDGES``, a registry). Before any
+test, the runs are checked: distinct seeds, paired seeds and images, finite scores, and no
+degenerate configuration (a constant classifier, every mask empty or full, a metric identical
+on every seed): a claim that rests on one is INCONCLUSIVE with that reason. A researcher's new
+claim is one more ``Claim`` (see the docs' "Adding a modification").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pneumobench.core.registry import Registry
+from pneumobench.core.results import RunResult
+from pneumobench.experiment.config import config_name
+from pneumobench.judging.baselines import RecordedBaseline, mismatch
+from pneumobench.judging.families import EQUIVALENCE_MARGIN, REGRESSION_MARGIN, member_alpha
+from pneumobench.judging.stats import (
+    ClaimStats,
+    Verdict,
+    best_claim,
+    check_finite,
+    equivalence_claim,
+    paired_claim,
+    regression_check,
+    undecided,
+)
+
+__all__ = [
+    "JUDGES",
+    "METRICS",
+    "Claim",
+    "JudgeInputs",
+    "Mods",
+    "RunsFor",
+    "claim_alpha",
+    "config_name",
+    "degenerate_reasons",
+    "evaluate",
+    "per_image",
+    "per_seed",
+    "run_flags",
+    "verdict_record",
+]
+
+Mods = tuple[str, ...]
+RunsFor = Callable[[Mods], list[RunResult]]
+METRICS = ("dice", "accuracy")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim. ``kind``: ``paired`` (T vs C in ``direction``), ``best`` (T beats every
+    Table 6 row), ``row`` (T reaches a value), ``parameters`` (the ASPP size claim, exact),
+    ``regression`` (T against the recorded baseline of ``reference``, by default T itself).
+    ``family``: whose alpha it spends."""
+
+    id: str
+    kind: str
+    source: str  # where the paper says it
+    text: str
+    treatment: Mods = ()
+    control: Mods = ()
+    metric: str = "dice"
+    direction: int = +1
+    paper: float | None = None  # the paper's difference (paired), value (best, row)
+    rivals: tuple[Mods, ...] = field(default=(), repr=False)
+    family: str = "paper"
+    reference: Mods | None = None  # regression: the recorded configuration to compare with (None: treatment)
+
+    @property
+    def recorded_config(self) -> Mods:
+        """The configuration whose recorded baseline a row or regression claim compares with."""
+        return self.treatment if self.reference is None else self.reference
+
+    def configs(self) -> list[Mods]:
+        """The configurations this claim trains (none for ``parameters``)."""
+        if self.kind == "parameters":
+            return []
+        if self.kind in ("row", "regression"):
+            return [self.treatment]
+        return list(dict.fromkeys([self.treatment, self.control, *self.rivals]))
+
+
+def claim_alpha(claim: Claim) -> float:
+    """The alpha of ``claim``'s test, fixed by its family."""
+    return member_alpha(claim.family, claim.id)
+
+
+def _ordered(runs: list[RunResult]) -> list[RunResult]:
+    """``runs`` by seed; a repeated seed is an error (it would count one run twice)."""
+    ordered = sorted(runs, key=lambda r: r.seed)
+    seeds = [r.seed for r in ordered]
+    if len(set(seeds)) != len(seeds):
+        names = ", ".join(sorted({r.config_name for r in ordered}))
+        raise ValueError(f"runs of {names} repeat a seed ({seeds}): seeds must be distinct to count as independent")
+    return ordered
+
+
+def per_image(runs: list[RunResult], metric: str) -> np.ndarray:
+    """(seeds, images) per-image scores, seeds in ascending order; non-finite scores name their run."""
+    field_name = "dice_per_image" if metric == "dice" else "correct"
+    return np.array(
+        [check_finite(getattr(r, field_name), f"{r.config_name} seed {r.seed} {metric}") for r in _ordered(runs)]
+    )
+
+
+def per_seed(runs: list[RunResult], metric: str) -> dict[int, float]:
+    """Per-seed value of ``metric``, seeds ascending; non-finite values name their run."""
+    return {
+        r.seed: float(check_finite(getattr(r, metric), f"{r.config_name} seed {r.seed} {metric}"))
+        for r in _ordered(runs)
+    }
+
+
+def run_flags(run: RunResult) -> list[str]:
+    """Why one run is degenerate: its classifier answers one class for every validation image,
+    or every predicted mask is empty or full. Empty when the run is usable."""
+    flags = []
+    predicted = np.asarray(run.cls_prob) > 0.5
+    if predicted.size and (predicted.all() or not predicted.any()):
+        flags.append(f"constant classifier (every image {'positive' if predicted.all() else 'negative'})")
+    fraction = np.asarray(run.mask_fraction)
+    if fraction.size and (fraction == 0).all():
+        flags.append("every predicted mask empty")
+    elif fraction.size and (fraction == 1).all():
+        flags.append("every predicted mask full")
+    return flags
+
+
+def degenerate_reasons(runs: list[RunResult], metric: str) -> list[str]:
+    """Why a configuration's runs cannot be evidence: flagged runs, or ``metric`` identical on every seed."""
+    reasons = [f"{r.config_name} seed {r.seed}: {flag}" for r in _ordered(runs) for flag in run_flags(r)]
+    values = [getattr(r, metric) for r in runs]
+    if len(values) > 1 and np.ptp(values) == 0:
+        names = ", ".join(sorted({r.config_name for r in runs}))
+        reasons.append(f"{names}: {metric} {float(np.mean(values)):.4f} on every seed")
+    return reasons
+
+
+def _check_paired(a: list[RunResult], b: list[RunResult]) -> None:
+    if [r.seed for r in _ordered(a)] != [r.seed for r in _ordered(b)]:
+        raise ValueError("paired claims need the same seeds for both configurations")
+    if len({tuple(r.val_ids) for r in a + b}) > 1:
+        raise ValueError("paired runs must score the same validation images in the same order")
+
+
+@dataclass(frozen=True)
+class JudgeInputs:
+    """What a judge needs besides the claim: the runs, the recorded baseline, the profile and
+    the level (``evaluate`` builds it; a registered judge receives it)."""
+
+    runs_for: RunsFor
+    recorded: RecordedBaseline | None
+    use_paper_values: bool
+    profile: str
+    alpha: float | None  # a sequential look's share of the family's alpha; None: the family's
+
+    def level(self, claim: Claim) -> float:
+        """The alpha of ``claim``'s test here."""
+        return claim_alpha(claim) if self.alpha is None else self.alpha
+
+
+def _judge_paired(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
+    treatment, control = ctx.runs_for(claim.treatment), ctx.runs_for(claim.control)
+    _check_paired(treatment, control)
+    return paired_claim(
+        per_image(treatment, claim.metric),
+        per_image(control, claim.metric),
+        direction=claim.direction,
+        alpha=ctx.level(claim),
+        paper_diff=claim.paper,
+    )
+
+
+def _judge_best(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
+    treatment = ctx.runs_for(claim.treatment)
+    rivals = {}
+    for mods in claim.rivals:
+        runs = ctx.runs_for(mods)
+        _check_paired(treatment, runs)
+        rivals[config_name(mods)] = per_image(runs, claim.metric)
+    return best_claim(per_image(treatment, claim.metric), rivals, alpha=ctx.level(claim), paper=claim.paper)
+
+
+def _recorded_values(claim: Claim, ctx: JudgeInputs, runs: list[RunResult]) -> dict[int, float] | str:
+    """The recorded baseline's per-seed values of the claim's configuration and metric, or why
+    that baseline cannot judge these runs (none recorded, or a field differs)."""
+    if ctx.recorded is None:
+        return "no recorded baseline for this profile and device (record one with --pb-update-baselines)"
+    name = config_name(claim.recorded_config)
+    same_config = claim.recorded_config == claim.treatment  # a changed configuration is compared on purpose
+    return mismatch(ctx.recorded, runs, name, profile=ctx.profile, check_config=same_config) or ctx.recorded.values(
+        name, claim.metric
+    )
+
+
+def _judge_row(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
+    """Equivalence with the paper's single run (paper profile, real data) or the recorded baseline."""
+    runs = ctx.runs_for(claim.treatment)
+    values = np.array(list(per_seed(runs, claim.metric).values()))
+    alpha = ctx.level(claim)
+    if ctx.use_paper_values:
+        if claim.paper is None:
+            raise ValueError(f"row claim {claim.id} has no paper value to compare with")
+        return equivalence_claim(values, claim.paper, margin=EQUIVALENCE_MARGIN, alpha=alpha)
+    recorded = _recorded_values(claim, ctx, runs)
+    if isinstance(recorded, str):
+        return undecided(recorded, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
+    reference = np.array(list(recorded.values()))
+    result = equivalence_claim(values, reference, margin=EQUIVALENCE_MARGIN, alpha=alpha)
+    result.note = f"against the recorded baseline ({reference.mean():.4f}); paper {claim.paper}. {result.note}"
+    return result
+
+
+def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
+    """Today's per-seed values against every recorded seed (Welch is unpaired: an A/A control
+    with other seeds is compared too)."""
+    runs = ctx.runs_for(claim.treatment)
+    current = np.array(list(per_seed(runs, claim.metric).values()))
+    alpha = ctx.level(claim)
+    recorded = _recorded_values(claim, ctx, runs)
+    if isinstance(recorded, str):
+        return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
+    return regression_check(current, np.array(list(recorded.values())), margin=REGRESSION_MARGIN, alpha=alpha)
+
+
+Judge = Callable[[Claim, JudgeInputs], ClaimStats]
+JUDGES: Registry[Judge] = Registry("claim kind")  # a claim's ``kind`` names its judge
+for _kind, _judge in {
+    "paired": _judge_paired,
+    "best": _judge_best,
+    "row": _judge_row,
+    "regression": _judge_regression,
+}.items():
+    JUDGES.register(_kind)(_judge)
+
+
+def evaluate(
+    claim: Claim,
+    runs_for: RunsFor,
+    *,
+    recorded: RecordedBaseline | None = None,
+    use_paper_values: bool = True,
+    profile: str,
+    alpha: float | None = None,
+) -> ClaimStats:
+    """Judge ``claim`` from the runs ``runs_for(mods)`` returns, at its family's alpha (or at
+    ``alpha``: a sequential look's level, ``pneumobench.judging.looks``).
+
+    ``row`` claims are equivalence tests against the paper's value when
+    ``use_paper_values`` (the paper profile on the real data), otherwise against the
+    ``recorded`` baseline of ``profile`` (INCONCLUSIVE, naming the field, when none is
+    recorded or it does not match the runs). A claim that rests on a degenerate
+    configuration is INCONCLUSIVE with the reason, whatever its test said; except a regression
+    check, where a run that degenerated since the baseline was recorded is what the check must
+    catch: its test decides, and the reasons are recorded beside the verdict.
+    """
+    judge = JUDGES.get(claim.kind)
+    runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
+    result = judge(claim, JudgeInputs(runs.__getitem__, recorded, use_paper_values, profile, alpha))
+    degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
+    if not degenerate:
+        return result
+    if claim.kind == "regression":
+        return replace(
+            result, note=f"{result.note}; degenerate: {degenerate[0]}", extra={**result.extra, "degenerate": degenerate}
+        )
+    return replace(
+        result,
+        verdict=Verdict.INCONCLUSIVE,
+        note=f"rests on a degenerate configuration: {degenerate[0]}",
+        extra={**result.extra, "degenerate": degenerate},
+    )
+
+
+def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:
+    """One verdict as plain data: what the plugin reports and the report's claims table holds."""
+    return {
+        "test": test,
+        "claim": claim.id,
+        "kind": claim.kind,
+        "family": claim.family,
+        "source": claim.source,
+        "text": claim.text,
+        "metric": claim.metric,
+        "treatment": config_name(claim.treatment),
+        "synthetic": synthetic,
+        "profile": profile,
+        "degenerate": stats.extra.get("degenerate", []),
+        **stats.to_dict(),
+    }

@@ -1,0 +1,33 @@
+"""Runs in bulk: the results store, ``run`` and ``prefetch`` (the driver), the local and Ray
+executors, and device selection.
+"""
+
+from pneumobench.core.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "devices": ("DEVICE_CHOICES", "DeviceError", "check_device", "device_kind", "select_device"),
+        "executors": (
+            "EXECUTORS",
+            "Executor",
+            "ExecutorError",
+            "Job",
+            "LocalExecutor",
+            "RayExecutor",
+            "Trained",
+            "make_executor",
+            "train_job",
+        ),
+        "runner": ("PrefetchSummary", "key_of", "prefetch", "run", "run_conditions"),
+        "store": (
+            "DEFAULT_STORE",
+            "ResultStore",
+            "RunFailedError",
+            "StoreError",
+            "StoredRun",
+            "run_key",
+            "source_fingerprint",
+        ),
+    },
+)

@@ -1,0 +1,377 @@
+"""Executors: where the runs a driver hands out are trained.
+
+The driver (``runner.prefetch``) claims each missing run in the results store, hands the
+executor ``Job``s and stores each ``Trained`` it gets back: workers never open the store. Two
+implementations of one interface:
+
+- ``LocalExecutor``: worker processes on this machine (``spawn``), one run each at a time.
+- ``RayExecutor`` (``pip install -e '.[ray]'``): each run is one Ray task asking for
+  ``gpus_per_run`` GPUs (a fraction packs several runs on one card) or, on a CPU cluster, the
+  run's CPU threads, so Ray's scheduler places runs on free devices across machines. The
+  prepared dataset is read from its path where a node has it (the fingerprint is checked),
+  else from Ray's object store, where the driver put it once. A task whose worker or node
+  dies is retried by Ray; it resumes from its checkpoint when the checkpoint directory is
+  storage the nodes share, else starts over, and is stored once either way.
+
+A worker reports its source fingerprint and device kind with each result; the driver refuses
+a result made by other code or on another kind of card than the run's key says.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pneumobench.core.registry import Registry, UnknownNameError, extension_modules, import_extensions
+from pneumobench.data.prepared import PreparedDataset, load
+from pneumobench.experiment.config import ExperimentConfig
+from pneumobench.runs.devices import device_kind, select_device
+from pneumobench.runs.store import pin_source_fingerprint, source_fingerprint
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ExecutorError",
+    "ExecutorSettings",
+    "Job",
+    "LocalExecutor",
+    "RayExecutor",
+    "Trained",
+    "make_executor",
+    "train_job",
+]
+
+RAY_INSTALL = "install the optional extra: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+
+
+class ExecutorError(RuntimeError):
+    """An executor that cannot start: Ray missing, or no cluster at the address (one line, the fix)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to train: what the worker needs, and the store key the driver will file it under."""
+
+    config_json: str
+    seed: int
+    key: str
+    device: str | None  # None: the worker's own choice (CUDA when it has a card, else the CPU)
+    checkpoint: str
+    checkpoint_every: int
+    cpu_threads: int
+
+    @property
+    def label(self) -> str:
+        return f"{ExperimentConfig.from_json(self.config_json).name} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A finished run as a worker returns it."""
+
+    result_json: str
+    resumed_from: int  # epochs done in the checkpoint the run resumed from (0: started afresh)
+    node: str
+    source: str  # the worker's source fingerprint
+    device_kind: str
+
+
+def checkpoint_epochs(path: Path) -> int:
+    """Epochs done in the checkpoint at ``path`` (0 when there is none or it cannot be read;
+    training itself verifies it before resuming)."""
+    if not path.is_file():
+        return 0
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True).get("epochs_done", 0))
+    except Exception:
+        return 0
+
+
+def train_job(job: Job, dataset: PreparedDataset, node: str | None = None) -> Trained:
+    """Train ``job`` here (resuming its checkpoint if one exists) and return the result."""
+    from pneumobench.training.engine import train
+
+    checkpoint = Path(job.checkpoint)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    resumed_from = checkpoint_epochs(checkpoint)
+    device = select_device(job.device)
+    config = ExperimentConfig.from_json(job.config_json)
+    result = train(
+        config,
+        dataset,
+        job.seed,
+        device,
+        checkpoint=checkpoint,
+        checkpoint_every=job.checkpoint_every,
+        progress=False,
+        cpu_threads=job.cpu_threads,
+    )
+    return Trained(
+        result.to_json(), resumed_from, node or socket.gethostname(), source_fingerprint(), device_kind(device)
+    )
+
+
+class Executor(Protocol):
+    """Trains jobs somewhere and yields each one's outcome as it finishes."""
+
+    name: str
+
+    def run_device_kind(self, requested: str | None) -> str:
+        """The device kind this executor's runs will have (part of their store key)."""
+        ...
+
+    def job_device(self, requested: str | None, index: int) -> str | None:
+        """The device the ``index``-th job asks for."""
+        ...
+
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+        """Each job with its ``Trained`` result or the error that ended it, as they finish."""
+        ...
+
+    def status(self, remaining: int) -> str:
+        """Runs running and queued, and the nodes in use, for the progress bar."""
+        ...
+
+
+def _local_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None) -> None:
+    pin_source_fingerprint(fingerprint)
+    import_extensions(extensions)
+    if setup is not None:
+        setup()
+
+
+def _local_job(job: Job, dataset_path: str) -> Trained:
+    return train_job(job, load(dataset_path, verify=False))
+
+
+class LocalExecutor:
+    """``workers`` spawned processes on this machine (CUDA cards in turn when there are several).
+
+    Each worker imports the modules that registered a user's blocks, losses and modifications,
+    and calls ``setup`` once (the sensitivity suite plants a bug with it)."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 2, setup: Callable[[], None] | None = None) -> None:
+        self.workers = workers
+        self.setup = setup
+
+    def run_device_kind(self, requested: str | None) -> str:
+        return device_kind(select_device(requested))
+
+    def job_device(self, requested: str | None, index: int) -> str | None:
+        if requested is not None and requested != "auto":
+            return requested
+        resolved = select_device(requested)
+        if resolved.type == "cuda":
+            import torch
+
+            return f"cuda:{index % torch.cuda.device_count()}"
+        return None
+
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+        if dataset.path is None:
+            raise ValueError("the local executor needs a dataset loaded from disk (its path is passed to the workers)")
+        context = multiprocessing.get_context("spawn")
+        initargs = (source_fingerprint(), extension_modules(), self.setup)
+        with ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_local_init, initargs=initargs
+        ) as pool:
+            futures: dict[Future[Trained], Job] = {pool.submit(_local_job, job, str(dataset.path)): job for job in jobs}
+            for future in as_completed(futures):
+                error = future.exception()
+                yield futures[future], (error if error is not None else future.result())
+
+    def status(self, remaining: int) -> str:
+        running = min(self.workers, remaining)
+        return f"{running} running, {remaining - running} queued, 1 node"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or ``ExecutorError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(f"the ray executor needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return ray
+
+
+def _ray_job(
+    job: Job,
+    dataset_path: str,
+    fingerprint: str,
+    dataset_ref: list[Any],
+    extensions: list[str],
+    setup: Callable[[], None] | None,
+) -> Trained:
+    """A Ray task: the dataset from the node's disk when it holds the same one, else from the object store."""
+    import ray
+
+    import_extensions(extensions)
+    if setup is not None:
+        setup()
+    manifest = Path(dataset_path) / "manifest.json"
+    dataset = None
+    if manifest.is_file():
+        local = load(dataset_path, verify=False)
+        dataset = local if local.fingerprint == fingerprint else None
+    if dataset is None:
+        dataset = ray.get(dataset_ref[0])
+    return train_job(job, dataset, node=ray.get_runtime_context().get_node_id()[:12])
+
+
+class RayExecutor:
+    """Runs as Ray tasks on the cluster at ``address`` (``auto``: the one this machine belongs to;
+    None: a Ray instance on this machine, started here)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        gpus_per_run: float = 1.0,
+        cpus_per_run: int = 1,
+        max_retries: int = 3,
+        setup: Callable[[], None] | None = None,
+    ) -> None:
+        self.ray = import_ray()
+        self.address = address
+        self.gpus_per_run = gpus_per_run
+        self.cpus_per_run = cpus_per_run
+        self.max_retries = max_retries
+        self.setup = setup
+        self._dataset_refs: dict[str, Any] = {}  # one put per dataset per session
+        self._nodes_used: set[str] = set()
+        self._use_gpus: bool | None = None
+
+    def connect(self) -> None:
+        """Join (or start) the cluster once."""
+        if self.ray.is_initialized():
+            return
+        try:
+            self.ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+        except ConnectionError as error:
+            raise ExecutorError(
+                f"--pb-ray-address {self.address}: no Ray cluster there ({error}); start one with "
+                "`ray start --head` (README: Many machines and many seeds)"
+            ) from None
+
+    def _gpus(self, requested: str | None) -> bool:
+        if self._use_gpus is None:
+            self.connect()
+            has_gpus = self.ray.cluster_resources().get("GPU", 0) > 0
+            self._use_gpus = requested != "cpu" and has_gpus and self.gpus_per_run > 0
+        return self._use_gpus
+
+    def run_device_kind(self, requested: str | None) -> str:
+        """``cpu``, or the cluster's card model, asked of one GPU task."""
+        if not self._gpus(requested):
+            return "cpu"
+
+        def card() -> str:
+            return device_kind(select_device("cuda"))
+
+        probe = self.ray.remote(num_gpus=min(self.gpus_per_run, 1.0), num_cpus=0)(card)
+        return str(self.ray.get(probe.remote()))
+
+    def job_device(self, requested: str | None, index: int) -> str | None:
+        return "cuda" if self._gpus(requested) else "cpu"
+
+    def _dataset_ref(self, dataset: PreparedDataset) -> Any:
+        if dataset.fingerprint not in self._dataset_refs:
+            self._dataset_refs[dataset.fingerprint] = self.ray.put(dataset)
+        return self._dataset_refs[dataset.fingerprint]
+
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+        self.connect()
+        gpus = self.gpus_per_run if self._use_gpus else 0
+        task = self.ray.remote(_ray_job).options(
+            num_gpus=gpus, num_cpus=0 if gpus else self.cpus_per_run, max_retries=self.max_retries
+        )
+        reference = self._dataset_ref(dataset)
+        extensions = extension_modules()
+        path = str(dataset.path or "")
+        refs = {task.remote(job, path, dataset.fingerprint, [reference], extensions, self.setup): job for job in jobs}
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                job = refs[done[0]]
+                try:
+                    trained = self.ray.get(done[0])
+                except Exception as error:
+                    yield job, getattr(error, "cause", None) or error
+                    continue
+                self._nodes_used.add(trained.node)
+                yield job, trained
+        finally:
+            for ref in pending:  # an interrupted driver: the runs it released must not go on training
+                self.ray.cancel(ref, force=True)
+
+    def _slots(self) -> int:
+        resources = self.ray.cluster_resources()
+        if self._use_gpus:
+            return max(1, int(resources.get("GPU", 0) / self.gpus_per_run))
+        return max(1, int(resources.get("CPU", 1) / self.cpus_per_run))
+
+    def status(self, remaining: int) -> str:
+        running = min(self._slots(), remaining)
+        alive = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        return f"{running} running, {remaining - running} queued, nodes {len(self._nodes_used)} used of {alive}"
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What an executor may be built with (each takes the settings it uses): local worker
+    processes, a setup run once in each worker, and the Ray cluster's address and shares."""
+
+    workers: int = 2
+    setup: Callable[[], None] | None = None
+    ray_address: str | None = None
+    gpus_per_run: float = 1.0
+    cpus_per_run: int = 1
+
+
+ExecutorFactory = Callable[[ExecutorSettings], Executor]
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor")  # --pb-executor / runs --executor choose by name
+
+
+@EXECUTORS.register("local")
+def _local(settings: ExecutorSettings) -> Executor:
+    return LocalExecutor(settings.workers, settings.setup)
+
+
+@EXECUTORS.register("ray")
+def _ray(settings: ExecutorSettings) -> Executor:
+    return RayExecutor(
+        settings.ray_address,
+        gpus_per_run=settings.gpus_per_run,
+        cpus_per_run=settings.cpus_per_run,
+        setup=settings.setup,
+    )
+
+
+def make_executor(
+    name: str,
+    *,
+    workers: int = 2,
+    setup: Callable[[], None] | None = None,
+    ray_address: str | None = None,
+    gpus_per_run: float = 1.0,
+    cpus_per_run: int = 1,
+) -> Executor:
+    """The executor registered as ``name`` (``local``, ``ray`` or a user's); ``ExecutorError``
+    for an unknown name or Ray missing."""
+    try:
+        factory = EXECUTORS.get(name)
+    except UnknownNameError as error:
+        raise ExecutorError(str(error)) from None
+    return factory(ExecutorSettings(workers, setup, ray_address, gpus_per_run, cpus_per_run))

@@ -1,0 +1,247 @@
+"""Runs on demand: return the stored result of (config, seed, dataset, device) or train and store it.
+
+``run`` trains one run in this process on a miss. ``prefetch`` is the driver for many: it
+claims every missing run in the store, hands them to an executor (``pneumobench.runs.executors``:
+local worker processes, or Ray tasks across a cluster's GPUs) and alone stores what comes
+back. Locally every run fixes its own torch thread count (one on the CPU by default; one GPU
+each when there are several), which on two CPU cores is about 1.3x the throughput of one
+two-thread process; the store's claims keep every run unique.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from pneumobench.core.environment import library_versions
+from pneumobench.core.results import RunResult
+from pneumobench.data.prepared import PreparedDataset
+from pneumobench.experiment.config import ExperimentConfig
+from pneumobench.models.encoder import weights_fingerprint
+from pneumobench.runs.devices import device_kind, select_device
+from pneumobench.runs.executors import Executor, Job, LocalExecutor, Trained
+from pneumobench.runs.store import ResultStore, run_key, source_fingerprint
+from pneumobench.training.engine import CPU_THREADS, train
+
+__all__ = [
+    "PrefetchSummary",
+    "device_kind",
+    "key_of",
+    "prefetch",
+    "run",
+    "run_conditions",
+    "select_device",
+]
+
+
+def run_conditions(config: ExperimentConfig, cpu_threads: int = CPU_THREADS) -> dict[str, Any]:
+    """What decides a run's numbers besides its configuration, seed, data, code and device kind."""
+    return {
+        **library_versions(),
+        "cpu_threads": cpu_threads,
+        "encoder_weights": weights_fingerprint(config.model.encoder_weights),
+    }
+
+
+def key_of(
+    config: ExperimentConfig, seed: int, dataset_fingerprint: str, device: torch.device, cpu_threads: int = CPU_THREADS
+) -> str:
+    """The store key this run is saved and looked up under."""
+    return run_key(config.key(), seed, dataset_fingerprint, device_kind(device), run_conditions(config, cpu_threads))
+
+
+def _run_identity(
+    config: ExperimentConfig, seed: int, fingerprint: str, kind: str, cpu_threads: int
+) -> tuple[str, dict[str, Any]]:
+    """A run's store key and the fields the store records beside it."""
+    key = run_key(config.key(), seed, fingerprint, kind, run_conditions(config, cpu_threads))
+    fields = {
+        "config_key": config.key(),
+        "config_name": config.name,
+        "seed": seed,
+        "dataset_fingerprint": fingerprint,
+        "device_kind": kind,
+    }
+    return key, fields
+
+
+def run(
+    config: ExperimentConfig,
+    seed: int,
+    dataset: PreparedDataset,
+    device: str | torch.device | None = None,
+    *,
+    store: ResultStore | None = None,
+    checkpoint_every: int = 1,
+    progress: bool = True,
+    retry_failed: bool = False,
+    cpu_threads: int = CPU_THREADS,
+    kind: str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> RunResult:
+    """The stored result of this run, or train it now (resuming a checkpoint) and store it.
+
+    ``kind``: the device kind the run is filed under when an executor trained it elsewhere (a
+    Ray cluster's cards); such a run is never trained here on a miss."""
+    store = store or ResultStore()
+    device = select_device(device)
+    here = device_kind(device)
+    kind = kind or here
+    key, identity = _run_identity(config, seed, dataset.fingerprint, kind, cpu_threads)
+    stored = store.fetch_or_claim(key, **identity, retry_failed=retry_failed)
+    if stored is not None:
+        return stored
+    if kind != here:
+        store.release(key)
+        raise RuntimeError(f"run {config.name} seed {seed} is for {kind}, not this machine's {here}: prefetch it")
+    try:
+        result = train(
+            config,
+            dataset,
+            seed,
+            device,
+            checkpoint=_checkpoint_path(store, checkpoint_dir, key),
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            cpu_threads=cpu_threads,
+        )
+    except Exception as error:
+        store.fail(key, error)
+        raise
+    except BaseException:
+        store.release(key)  # interrupted: the next call resumes from the checkpoint
+        raise
+    store.finish(key, result)
+    return result
+
+
+@dataclass
+class PrefetchSummary:
+    """What one ``prefetch`` did: runs trained, failed and resumed, and the nodes used."""
+
+    trained: int = 0
+    failed: list[str] = field(default_factory=list)  # "<config> seed <n>: <error>"
+    resumed: dict[str, int] = field(default_factory=dict)  # run label -> epochs done in its checkpoint
+    nodes: set[str] = field(default_factory=set)
+
+
+def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
+    """Where run ``key`` checkpoints: ``checkpoint_dir`` (storage every node shares), else beside the store."""
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
+    return folder / f"{key}.pt"
+
+
+def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
+    """Store one job's outcome (the driver alone writes the store); a result made by other code
+    or on another kind of device than its key says is recorded as a failure, naming both."""
+    problem: BaseException | None = outcome if isinstance(outcome, BaseException) else None
+    if isinstance(outcome, Trained):
+        if outcome.source != source_fingerprint():
+            problem = RuntimeError(
+                f"node {outcome.node} runs other pneumobench code (source {outcome.source}, driver "
+                f"{source_fingerprint()}): install the same version on every node"
+            )
+        elif outcome.device_kind != kind:
+            problem = RuntimeError(
+                f"node {outcome.node} trained on {outcome.device_kind}, not {kind}: give the cluster one kind of card"
+            )
+    if problem is not None:
+        store.fail(job.key, problem)
+        summary.failed.append(f"{job.label}: {type(problem).__name__}: {problem}")
+        return
+    assert isinstance(outcome, Trained)
+    store.finish(job.key, RunResult.from_json(outcome.result_json))
+    summary.trained += 1
+    summary.nodes.add(outcome.node)
+    if outcome.resumed_from:
+        summary.resumed[job.label] = outcome.resumed_from
+
+
+def _claim_jobs(
+    runs: Iterable[tuple[ExperimentConfig, int]],
+    dataset: PreparedDataset,
+    store: ResultStore,
+    executor: Executor,
+    device: str | None,
+    kind: str,
+    options: dict[str, Any],
+) -> list[Job]:
+    """A job for every run not stored that this process could claim (others are another
+    process's to train: ``run`` waits for them)."""
+    jobs: list[Job] = []
+    for config, seed in runs:
+        key, identity = _run_identity(config, seed, dataset.fingerprint, kind, options["cpu_threads"])
+        if store.try_claim(key, **identity):
+            checkpoint = str(_checkpoint_path(store, options["checkpoint_dir"], key))
+            job_device = executor.job_device(device, len(jobs))
+            jobs.append(
+                Job(
+                    config.to_json(),
+                    seed,
+                    key,
+                    job_device,
+                    checkpoint,
+                    options["checkpoint_every"],
+                    options["cpu_threads"],
+                )
+            )
+    return jobs
+
+
+def prefetch(
+    runs: Iterable[tuple[ExperimentConfig, int]],
+    dataset: PreparedDataset,
+    device: str | torch.device | None = None,
+    *,
+    store: ResultStore | None = None,
+    workers: int = 2,
+    checkpoint_every: int = 1,
+    progress: bool = True,
+    cpu_threads: int = CPU_THREADS,
+    setup: Callable[[], None] | None = None,
+    executor: Executor | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+) -> PrefetchSummary:
+    """Train every (config, seed) not yet stored on ``executor`` (default: ``workers`` local
+    processes), with one progress bar of runs done, running and queued and the nodes in use.
+
+    This process (the driver) claims each run, the executor's workers train them and return
+    their results, and the driver stores them: workers never open the store. A failure is
+    recorded in the store (and raised again by ``run`` when asked for); an interrupted
+    session releases its claims, and the next resumes each run from its checkpoint.
+    ``setup``: a picklable callable each local worker calls once before its first run (the
+    sensitivity suite plants a bug with it; give such runs their own store).
+    """
+    store = store or ResultStore()
+    executor = executor or LocalExecutor(workers, setup)
+    requested = None if device is None else str(device)
+    summary = PrefetchSummary()
+    pending = [(config, seed) for config, seed in runs]
+    if not pending:
+        return summary
+    kind = executor.run_device_kind(requested)
+    options = {"cpu_threads": cpu_threads, "checkpoint_every": checkpoint_every, "checkpoint_dir": checkpoint_dir}
+    jobs = _claim_jobs(pending, dataset, store, executor, requested, kind, options)
+    if not jobs:
+        return summary  # everything stored or in another process's hands
+    unfinished = {job.key for job in jobs}
+    bar = tqdm(total=len(jobs), desc=f"runs ({executor.name})", unit="run", disable=not progress)
+    try:
+        for job, outcome in executor.train(jobs, dataset):
+            _file_result(store, job, outcome, kind, summary)
+            unfinished.discard(job.key)
+            bar.update(1)
+            bar.set_postfix_str(f"{job.label}; {executor.status(len(unfinished))}")
+            if isinstance(outcome, BaseException):
+                bar.write(f"run failed: {job.label}: {type(outcome).__name__}: {outcome}")
+    finally:
+        bar.close()
+        for key in unfinished:  # interrupted: the next session trains them, resuming checkpoints
+            store.release(key)
+    return summary

@@ -1,0 +1,385 @@
+"""The results store: one SQLite database (WAL) of runs, keyed so stale results are never reused.
+
+A run's key combines the configuration key, the seed, the dataset fingerprint, a
+fingerprint of the source that decides a run's numbers (training, losses, metrics, models),
+the device kind and the other conditions the numbers depend on (the versions of torch,
+torchvision, smp and numpy, the run's CPU thread count, the encoder weights' hash):
+changing any of them trains again. A run is claimed (status ``running``) before it starts,
+so concurrent processes (pytest-xdist workers) never train the same key twice: the others
+wait. A failed run is recorded with its error. A claim whose owner process died is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pneumobench.core.atomic import process_alive, write_text_atomic
+from pneumobench.core.results import RunResult
+
+__all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint"]
+
+DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_key TEXT PRIMARY KEY,
+    config_key TEXT NOT NULL,
+    config_name TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dataset_fingerprint TEXT NOT NULL,
+    source_fingerprint TEXT NOT NULL,
+    device_kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    owner TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    result_json TEXT,
+    error TEXT
+)
+"""
+
+
+class StoreError(RuntimeError):
+    """The results store cannot be opened or read (damaged, not a database, locked)."""
+
+
+class RunFailedError(RuntimeError):
+    """A run recorded as failed; the message carries its stored error."""
+
+
+_SOURCE_OVERRIDE: list[str] = []
+
+
+def pin_source_fingerprint(value: str) -> None:
+    """Use ``value`` as this process's source fingerprint (worker processes take the parent's,
+    so runs a parent hands out keep its keys even if files change meanwhile)."""
+    _SOURCE_OVERRIDE[:] = [value]
+
+
+def source_fingerprint() -> str:
+    """Hash of the library's result-determining source (a change there invalidates results)."""
+    return _SOURCE_OVERRIDE[0] if _SOURCE_OVERRIDE else _hash_sources()
+
+
+# The subpackages whose code decides a run's numbers (training: the engine, losses, metrics,
+# epoch selection, checkpoints; models); the configuration itself is in its key and the data
+# in the dataset fingerprint, so statistics, reports and the CLI may change freely.
+RESULT_SOURCES = ("training", "models")
+
+
+@lru_cache(maxsize=1)
+def _hash_sources() -> str:
+    root = Path(__file__).resolve().parent.parent  # the package
+    paths = sorted(path for name in RESULT_SOURCES for path in (root / name).rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_key(
+    config_key: str, seed: int, dataset_fingerprint: str, device_kind: str, conditions: Mapping[str, Any]
+) -> str:
+    """The store key of a run; ``conditions``: what else decides its numbers (see the module doc)."""
+    text = json.dumps(
+        [config_key, seed, dataset_fingerprint, source_fingerprint(), device_kind, dict(conditions)], sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # cannot tell for another host; assume alive
+    return process_alive(int(pid))
+
+
+COLUMNS = (
+    "run_key",
+    "config_key",
+    "config_name",
+    "seed",
+    "dataset_fingerprint",
+    "source_fingerprint",
+    "device_kind",
+    "status",
+    "owner",
+    "started_at",
+    "finished_at",
+    "result_json",
+    "error",
+)
+
+
+def _check_schema(path: Path) -> None:
+    """Refuse (``StoreError``) a database that is not a pneumobench store, opened read-only so
+    that nothing in it changes (no WAL switch, no new table)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            columns = tuple(row[1] for row in db.execute("PRAGMA table_info(runs)"))
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreError(
+            f"results store {path} is damaged or not a SQLite database ({error}); move it away "
+            "(its runs will be trained again) or pass another --pb-store"
+        ) from None
+    if columns != COLUMNS:
+        found = f"tables {sorted(tables)}" if tables else "no tables"
+        raise StoreError(
+            f"{path} is not a pneumobench results store ({found}; expected a 'runs' table with "
+            f"columns {', '.join(COLUMNS)}); it was left untouched: pass another store path"
+        )
+
+
+def _result(key: str, text: str, path: Path) -> RunResult:
+    """The stored JSON of run ``key`` as a ``RunResult``; a damaged one is a ``StoreError`` naming it."""
+    try:
+        return RunResult.from_json(text)
+    except (ValueError, TypeError) as error:
+        raise StoreError(
+            f"results store {path}: the stored result of run {key} is damaged ({error}); "
+            f"forget it (pneumobench store forget {key}) and it is trained again"
+        ) from None
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A finished run and what its key was made of besides the configuration and seed."""
+
+    result: RunResult
+    source_fingerprint: str
+    device_kind: str
+    finished_at: float
+
+
+class ResultStore:
+    """Runs on disk. ``fetch_or_claim`` + ``finish``/``fail`` is the protocol the runner uses."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, poll_seconds: float = 1.0) -> None:
+        self.path = Path(path)
+        self.poll_seconds = poll_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file() and self.path.stat().st_size:
+            _check_schema(self.path)  # read-only first: a foreign database is refused untouched
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(SCHEMA)
+                db.execute("SELECT COUNT(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"results store {self.path} is damaged or not a pneumobench store ({error}); "
+                "move it away (its runs will be trained again) or pass another --pb-store"
+            ) from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def fetch_or_claim(
+        self,
+        key: str,
+        *,
+        config_key: str,
+        config_name: str,
+        seed: int,
+        dataset_fingerprint: str,
+        device_kind: str,
+        retry_failed: bool = False,
+    ) -> RunResult | None:
+        """The stored result of ``key``; or None after claiming it (the caller must train).
+
+        Waits while another live process holds the claim; raises ``RunFailedError`` for a
+        recorded failure unless ``retry_failed``.
+        """
+        identity = (config_key, config_name, seed, dataset_fingerprint, device_kind)
+        while True:
+            row = self._claim_or_row(key, identity, retry_failed)
+            if row is None:
+                return None
+            status, _, result_json, error = row
+            if status == "done":
+                return _result(key, result_json, self.path)
+            if status == "failed":
+                raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
+            time.sleep(self.poll_seconds)  # another live process is training this key
+
+    def try_claim(
+        self,
+        key: str,
+        *,
+        config_key: str,
+        config_name: str,
+        seed: int,
+        dataset_fingerprint: str,
+        device_kind: str,
+        retry_failed: bool = False,
+    ) -> bool:
+        """Claim ``key`` for this process without waiting: False when it is done, failed (unless
+        ``retry_failed``) or held by another live process. A driver that hands runs to workers
+        claims them so, and alone writes their results."""
+        identity = (config_key, config_name, seed, dataset_fingerprint, device_kind)
+        return self._claim_or_row(key, identity, retry_failed) is None
+
+    def _claim_or_row(self, key: str, identity: tuple[str, str, int, str, str], retry_failed: bool) -> Any:
+        """Claim ``key`` (returns None) unless another row stands: then that row's status, owner,
+        result and error. A running row whose owner died, or a failed one with ``retry_failed``, is taken over."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)).fetchone()
+            if (
+                row is None
+                or (row[0] == "running" and not _owner_alive(row[1]))
+                or (row[0] == "failed" and retry_failed)
+            ):
+                db.execute(
+                    "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
+                    "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (key, *identity[:4], source_fingerprint(), identity[4], "running", _owner(), time.time()),
+                )
+                db.execute("COMMIT")
+                return None
+            db.execute("COMMIT")
+            return row
+
+    def done(self, key: str) -> bool:
+        """Whether ``key`` has a finished run."""
+        with self._connect() as db:
+            row = db.execute("SELECT status FROM runs WHERE run_key = ?", (key,)).fetchone()
+        return row is not None and row[0] == "done"
+
+    def finish(self, key: str, result: RunResult) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE runs SET status='done', finished_at=?, result_json=?, error=NULL WHERE run_key=?",
+                (time.time(), result.to_json(), key),
+            )
+
+    def release(self, key: str) -> None:
+        """Drop an unfinished claim (an interrupted run), so the next call trains it again."""
+        with self._connect() as db:
+            db.execute("DELETE FROM runs WHERE run_key=? AND status='running'", (key,))
+
+    def fail(self, key: str, error: BaseException) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE runs SET status='failed', finished_at=?, error=? WHERE run_key=?",
+                (time.time(), f"{type(error).__name__}: {error}", key),
+            )
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Failed and running (pending) runs, oldest first, with their errors and whether a running
+        run's owner process is still alive (a dead owner's claim is taken over by the next caller)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_key, config_name, seed, status, owner, started_at, error FROM runs "
+                "WHERE status != 'done' ORDER BY started_at, run_key"
+            ).fetchall()
+        names = ("run_key", "config_name", "seed", "status", "owner", "started_at", "error")
+        entries = [dict(zip(names, row)) for row in rows]
+        for entry in entries:
+            entry["owner_alive"] = entry["status"] == "running" and _owner_alive(entry["owner"])
+        return entries
+
+    def clear_failed(self) -> int:
+        """Delete every failed run, so the next session trains it again; returns how many."""
+        with self._connect() as db:
+            return db.execute("DELETE FROM runs WHERE status='failed'").rowcount
+
+    def forget(self, keys: list[str]) -> int:
+        """Delete the runs with these keys (or unique key prefixes), whatever their status; returns how many.
+        An unknown or ambiguous key is a ``StoreError`` naming it, and nothing is deleted."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            matched = []
+            for key in keys:
+                found = [r[0] for r in db.execute("SELECT run_key FROM runs WHERE run_key LIKE ?", (f"{key}%",))]
+                if len(found) != 1:
+                    db.execute("ROLLBACK")
+                    problem = "matches no run" if not found else f"matches {len(found)} runs; give more characters"
+                    raise StoreError(f"run key {key!r} {problem} in {self.path}")
+                matched.append(found[0])
+            db.executemany("DELETE FROM runs WHERE run_key = ?", [(key,) for key in matched])
+            db.execute("COMMIT")
+        return len(set(matched))
+
+    def results(self) -> list[RunResult]:
+        """Every finished run, oldest first."""
+        return [stored.result for stored in self.finished()]
+
+    def finished(self) -> list[StoredRun]:
+        """Every finished run with the code version and device kind it ran with, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT result_json, source_fingerprint, device_kind, finished_at, run_key FROM runs "
+                "WHERE status='done' ORDER BY finished_at, run_key"
+            ).fetchall()
+        return [StoredRun(_result(r[4], r[0], self.path), r[1], r[2], r[3]) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Runs per status (done, running, failed)."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+
+    def to_dataframe(self):
+        """One row per run (finished or not): keys, status, Dice, accuracy, wall time, error."""
+        import pandas as pd
+
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT run_key, config_name, config_key, seed, dataset_fingerprint, source_fingerprint, "
+                "device_kind, status, started_at, finished_at, result_json, error FROM runs ORDER BY started_at"
+            ).fetchall()
+        records: list[dict[str, Any]] = []
+        for *head, result_json, error in rows:
+            record = dict(
+                zip(
+                    [
+                        "run_key",
+                        "config_name",
+                        "config_key",
+                        "seed",
+                        "dataset_fingerprint",
+                        "source_fingerprint",
+                        "device_kind",
+                        "status",
+                        "started_at",
+                        "finished_at",
+                    ],
+                    head,
+                )
+            )
+            result = json.loads(result_json) if result_json else {}
+            record.update(
+                dice=result.get("dice"),
+                accuracy=result.get("accuracy"),
+                wall_time_s=result.get("wall_time_s"),
+                error=error,
+            )
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        write_text_atomic(Path(path), self.to_dataframe().to_csv(index=False))
