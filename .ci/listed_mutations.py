@@ -14,20 +14,20 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MUTATIONS = [
-    ("stats.py", "half = float(special.stdtrit(df, 1 - alpha)) * se", "half = float(special.stdtrit(df, 0.75)) * se", "a 50% interval"),
-    ("stats.py", "wins = float((per_seed > 0).sum() + 0.5 * (per_seed == 0).sum())", "wins = float((per_seed >= 0).sum() + 0.5 * (per_seed == 0).sum())", "ties counted as wins in P(T>C)"),
-    ("stats.py", '        verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"', '        verdict, note = Verdict.CONTRADICTED, f"closest rival: {closest_name}"', "best-of INCONCLUSIVE turned into CONTRADICTED"),
-    ("stats.py", "    ci = _t_interval(mean, se, df, alpha)\n    return ClaimStats(", "    ci = _t_interval(mean, se, df, 0.00005)\n    return ClaimStats(", "equivalence interval widened to 99.99%"),
-    ("stats.py", "p_drop = float(_lower_tail((diff + margin) / se, df))", "p_drop = float(_lower_tail((diff + 0) / se, df))", "regression margin ignored"),
-    ("stats.py", "p_rise = float(_upper_tail((diff - margin) / se, df))", "p_rise = float(_upper_tail((diff - 0) / se, df))", "regression margin ignored for a rise"),
-    ("stats.py", "adjusted = holm(p_other.tolist())", "adjusted = p_other.tolist()", "no Holm across rivals"),
-    ("stats.py", "return float(values.std(ddof=1)) * math.sqrt(1 / n + 1), n - 1", "return float(values.std(ddof=1)) * math.sqrt(1 / n), n - 1", "the paper's run treated as exact"),
-    ("stats.py", "    if _no_spread(per_seed):\n", "    if False:\n", "zero spread tested"),
-    ("claims.py", "    if not degenerate:\n        return result\n", "    if True:\n        return result\n", "degenerate runs counted"),
-    ("claims.py", '    if claim.kind == "regression":\n        return replace(\n            result, note=', '    if False:\n        return replace(\n            result, note=', "a regression check silenced by a degenerate run"),
-    ("stats.py", "    bad = np.argwhere(~np.isfinite(values))", "    bad = []", "non-finite scores accepted"),
-    ("claims.py", "    if len(set(seeds)) != len(seeds):", "    if False:", "duplicate seeds accepted"),
-    ("stats.py", "    elif p_other < alpha:", "    elif p_other < 2 * alpha:", "paired contradiction at 2 alpha"),
+    ("judging/stats.py", "half = float(special.stdtrit(df, 1 - alpha)) * se", "half = float(special.stdtrit(df, 0.75)) * se", "a 50% interval"),
+    ("judging/stats.py", "wins = float((per_seed > 0).sum() + 0.5 * (per_seed == 0).sum())", "wins = float((per_seed >= 0).sum() + 0.5 * (per_seed == 0).sum())", "ties counted as wins in P(T>C)"),
+    ("judging/stats.py", '        verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"', '        verdict, note = Verdict.CONTRADICTED, f"closest rival: {closest_name}"', "best-of INCONCLUSIVE turned into CONTRADICTED"),
+    ("judging/stats.py", "    ci = _t_interval(mean, se, df, alpha)\n    return ClaimStats(", "    ci = _t_interval(mean, se, df, 0.00005)\n    return ClaimStats(", "equivalence interval widened to 99.99%"),
+    ("judging/stats.py", "p_drop = float(_lower_tail((diff + margin) / se, df))", "p_drop = float(_lower_tail((diff + 0) / se, df))", "regression margin ignored"),
+    ("judging/stats.py", "p_rise = float(_upper_tail((diff - margin) / se, df))", "p_rise = float(_upper_tail((diff - 0) / se, df))", "regression margin ignored for a rise"),
+    ("judging/stats.py", "adjusted = holm(p_other.tolist())", "adjusted = p_other.tolist()", "no Holm across rivals"),
+    ("judging/stats.py", "return float(values.std(ddof=1)) * math.sqrt(1 / n + 1), n - 1", "return float(values.std(ddof=1)) * math.sqrt(1 / n), n - 1", "the paper's run treated as exact"),
+    ("judging/stats.py", "    if _no_spread(per_seed):\n", "    if False:\n", "zero spread tested"),
+    ("judging/claims.py", "    if not degenerate:\n        return result\n", "    if True:\n        return result\n", "degenerate runs counted"),
+    ("judging/claims.py", '    if claim.kind == "regression":\n        return replace(\n            result, note=', '    if False:\n        return replace(\n            result, note=', "a regression check silenced by a degenerate run"),
+    ("judging/stats.py", "    bad = np.argwhere(~np.isfinite(values))", "    bad = []", "non-finite scores accepted"),
+    ("judging/claims.py", "    if len(set(seeds)) != len(seeds):", "    if False:", "duplicate seeds accepted"),
+    ("judging/stats.py", "    elif p_other < alpha:", "    elif p_other < 2 * alpha:", "paired contradiction at 2 alpha"),
 ]
 survivors = []
 for filename, old, new, label in MUTATIONS:
