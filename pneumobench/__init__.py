@@ -8,7 +8,7 @@ The library is in stage subpackages, each importing only the stages below it:
 
 from pneumobench import _moved
 
-__version__ = "0.1.0"  # the one source of the version (pyproject.toml reads it)
+__version__ = "0.2.0"  # the one source of the version (pyproject.toml reads it)
 __all__ = ["__version__"]
 
 _moved.install()

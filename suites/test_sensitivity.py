@@ -9,7 +9,7 @@ configuration: every bug must be REGRESSED (or CHANGED, for a bug that raises a 
 A/A control, the unchanged baseline under other seeds, must be NO REGRESSION. So must the
 baseline trained under another CPU instruction set (the cross-machine noise test).
 
-``pytest suites -m sensitivity`` prints the table the README shows (each test records its row;
+``pytest suites -m sensitivity`` prints the table docs/regression.md shows (each test records its row;
 the plugin prints them after the verdicts).
 """
 

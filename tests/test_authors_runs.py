@@ -1,4 +1,4 @@
-"""The authors' own runs: the shipped logs load and check, and the numbers the README's table
+"""The authors' own runs: the shipped logs load and check, and the numbers docs/protocol.md's table
 and the issue quote come out of them exactly."""
 
 import shutil

@@ -132,7 +132,7 @@ def test_light_modules_do_not_import_torch_or_the_readers(module):
     assert loaded == []
 
 
-MAX_FUNCTION_LINES = 70  # the README's architecture section promises it
+MAX_FUNCTION_LINES = 70  # docs/architecture.md promises it
 
 
 def test_no_function_in_the_package_is_longer_than_a_screen():

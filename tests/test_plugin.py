@@ -1,6 +1,6 @@
 """The pytest plugin, driven with pytester: outcomes per verdict, --pb-strict, the summary
 table, usage errors, --pb-update-baselines and the regression check against planted changes,
-the README's "adding a modification" path, and the same verdicts from a full session, a
+the README's "Adding a modification" path, and the same verdicts from a full session, a
 ``-k`` selection and ``pneumobench report``. Runs are hand-made (``fakes``), so every
 expected verdict is known."""
 
@@ -130,10 +130,9 @@ GATE = textwrap.dedent(
     """
     import torch
     from torch import nn
-    from pneumobench.judging.claims import Claim
-    from pneumobench.judging.families import Family, register_family
+    from pneumobench.experiment import MODIFICATIONS, modification
+    from pneumobench.judging import Claim, Family, register_family
     from pneumobench.models.extensions import ATTENTIONS, register_attention
-    from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS, modification
 
     if "gate" not in ATTENTIONS:
         @register_attention("gate")

@@ -161,7 +161,7 @@ def test_epoch_scores_round_trip_exactly_and_old_results_still_load():
 
 
 def test_a_paper_size_runs_epoch_scores_take_under_three_bytes_per_image_and_epoch():
-    """43 epochs x 2,669 images: negatives scoring exactly 0 or 1, positives continuous (the README's 0.29 MB)."""
+    """43 epochs x 2,669 images: negatives scoring exactly 0 or 1, positives continuous (docs/protocol.md's 0.29 MB)."""
     rng = np.random.default_rng(0)
     epochs, images = 43, 2669
     negative = rng.random(images) < 0.5

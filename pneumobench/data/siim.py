@@ -61,7 +61,7 @@ class IngestError(RuntimeError):
     """Preparation cannot go on: no CSV, an unreadable CSV, or nothing usable."""
 
 
-QUARANTINE_CODES = {  # why an item was set aside; ingest-report.json and the README list them
+QUARANTINE_CODES = {  # why an item was set aside; ingest-report.json and docs/data.md list them
     "unsafe-id": "a CSV ImageId with a path separator, '..' or empty",
     "duplicate-id": "several DICOM files with one image id",
     "no-csv-row": "a DICOM file without a CSV row",

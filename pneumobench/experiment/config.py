@@ -89,7 +89,7 @@ class ExperimentConfig:
         StageConfig(epochs=40, lr=5e-4, min_lr=5e-5),
     )
     modifications: tuple[str, ...] = ()
-    # Protocol settings where the paper's text and the authors' code differ (README "Protocol").
+    # Protocol settings where the paper's text and the authors' code differ (docs/protocol.md).
     lr_schedule: str = "cosine-step"  # "cosine-step": per step, lr -> min_lr; "cosine-epoch": the authors'
     drop_last: bool = True  # drop the last partial training batch (the authors keep it)
     cuda_precision: str = "bf16"  # on CUDA with the fast path: "bf16" autocast, or "fp32" (the authors')

@@ -1,7 +1,7 @@
 """Profiles: how claims are run (the base experiment, the seeds, the default dataset), registered by name.
 
 ``paper`` is the paper's protocol as its text states it, on the real SIIM-ACR data; ``authors``
-is what the authors' code ran (README "Protocol": every difference is a named setting);
+is what the authors' code ran (docs/protocol.md: every difference is a named setting);
 ``nightly`` is ``paper`` for GPU CI; ``smoke`` and ``smoke-authors`` are CPU runs of the two
 protocols on synthetic SIIM-format data. A new profile is one ``register_profile`` call in any
 module, like a modification in ``pneumobench.papers.viel_orhan_2020.modifications``.

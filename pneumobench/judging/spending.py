@@ -9,7 +9,7 @@ seen so far), and look k's test runs at the alpha spent since the previous look,
 look is at most the sum, ``alpha(1) = alpha``, whatever the dependence between the looks: it
 holds exactly for t-tests with a shared reference run or Holm's step over rivals, where
 boundaries computed from the joint normal distribution of the looks are slightly too loose
-(README: "Many machines and many seeds"). Each direction (REPRODUCED and CONTRADICTED) gets
+(docs/scaling.md). Each direction (REPRODUCED and CONTRADICTED) gets
 the same levels, so each error is at most the claim's alpha over all looks.
 
 - ``obrien-fleming`` (default): ``2 - 2 Phi(z(1 - alpha/2) / sqrt(t))``. Nearly nothing is

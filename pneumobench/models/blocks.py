@@ -20,6 +20,8 @@ from pneumobench.models.extensions import (
     register_head,
 )
 
+__all__ = ["ASPPCenter", "ChannelWiseSCSE", "ConcatPoolHead", "ConvBnReLU", "StdCenter"]
+
 
 class ConvBnReLU(nn.Sequential):
     """Conv3x3 (no bias) + BatchNorm + ReLU."""

@@ -223,7 +223,7 @@ def _protocols_markdown(protocols: dict[str, Any], table: Table) -> list[str]:
         "## Table 6 under each protocol",
         "",
         f"Mean over seeds of the reported Dice / accuracy under each profile in this store ({', '.join(names)}); "
-        'README "Protocol" lists what each profile sets.',
+        "docs/protocol.md lists what each profile sets.",
         "",
     ]
     rows = []

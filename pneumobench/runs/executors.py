@@ -261,7 +261,7 @@ class RayExecutor:
         except ConnectionError as error:
             raise ExecutorError(
                 f"--pb-ray-address {self.address}: no Ray cluster there ({error}); start one with "
-                "`ray start --head` (README: Many machines and many seeds)"
+                "`ray start --head` (docs/scaling.md)"
             ) from None
 
     def _gpus(self, requested: str | None) -> bool:
