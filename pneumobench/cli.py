@@ -239,6 +239,8 @@ def _bench(args: argparse.Namespace) -> int:
         rows += bench.bench_metrics()
     if args.what in ("all", "ingest"):
         rows += bench.bench_ingest(args.ingest_images)
+    if args.what in ("all", "smoke"):
+        rows += bench.bench_smoke_run()
     if args.what in ("all", "train"):
         config = get_profile("paper").config(*args.mod).replace_model(encoder_weights=None)
         rows += bench.bench_train(
@@ -447,7 +449,7 @@ def _add_run_command(commands: Any) -> None:
 
 def _add_bench_command(commands: Any) -> None:
     bench = commands.add_parser("bench", help="throughput of the hot paths against plain references")
-    bench.add_argument("what", nargs="?", default="all", choices=("all", "train", "metrics", "ingest"))
+    bench.add_argument("what", nargs="?", default="all", choices=("all", "train", "metrics", "ingest", "smoke"))
     bench.add_argument("--size", type=int, default=64, help="training image side (default 64)")
     bench.add_argument("--batch", type=int, default=32, help="training batch (default 32)")
     bench.add_argument("--steps", type=int, default=5, help="timed training steps per mode (default 5)")

@@ -155,3 +155,24 @@ def test_usage_errors_are_one_line_and_exit_2(small_download, tmp_path, monkeypa
     error = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and message in error and "\n" not in error and "Traceback" not in error
     assert not (tmp_path / "o").exists()
+
+
+def test_bench_smoke_times_the_previous_shape_and_todays_in_one_run(tmp_path, monkeypatch):
+    """Both runs train on the profile's dataset; the ratio is today's rate over the reference's,
+    and each run's share of the matrix-multiply rate is a plausible fraction (no wall time asserted)."""
+    from pneumobench.experiment.config import SyntheticSpec
+    from pneumobench.tools.bench import bench_smoke_run, previous_smoke_shape
+
+    monkeypatch.setenv("PNEUMOBENCH_CACHE", str(tmp_path))
+    base = ExperimentConfig(model=ModelConfig(encoder="tu-resnet10t", encoder_stem_width=8, encoder_widths=(8, 8, 16, 16),
+                                              decoder_channels=8, center_channels=16),
+                            image_size=32, batch_size=8, stages=(StageConfig(1, 1e-2, 1e-3),))
+    register_profile(Profile("bench-tiny", base, (0,), SyntheticSpec(8, 8, size=32), "bench test"))
+    try:
+        [row] = bench_smoke_run("bench-tiny")
+    finally:
+        PROFILES.unregister("bench-tiny")
+    assert previous_smoke_shape(base).model.encoder_widths is None and previous_smoke_shape(base).model.encoder == "tu-resnet10t"
+    assert row["unit"] == "train images/s" and row["ratio"] == pytest.approx(row["pneumobench"] / row["reference"])
+    assert row["pneumobench"] > 0 and row["reference"] > 0
+    assert 0 < row["flop_limit_share_reference"] < 2 and 0 < row["flop_limit_share"] < 2 and row["matmul_gflops"] > 0

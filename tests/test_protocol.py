@@ -261,7 +261,7 @@ def test_a_run_under_every_authors_setting_at_once(tiny_dataset):
     per-epoch cosine, a kept last batch (48 = 20 + 20 + 8), per-batch averages, best-val reporting."""
     authors = get_profile("smoke-authors").config("lovasz", "aspp", "scse")
     config = authors.replace(
-        model=dataclasses.replace(authors.model, encoder=TINY.model.encoder),
+        model=dataclasses.replace(authors.model, encoder=TINY.model.encoder, encoder_stem_width=None, encoder_widths=None),
         batch_size=20,
         stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(3, 3e-3, 1e-4, seg_loss="bce")),
     )

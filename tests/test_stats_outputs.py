@@ -278,6 +278,56 @@ def test_regression_check_every_field(current, baseline, margin, alpha):
          reference_regression(current, baseline, margin, alpha))
 
 
+def reference_paired_regression(current, baseline, margin, alpha):
+    """The paired check from scipy's ``ttest_rel`` on the same seeds (its exact case: every
+    per-seed difference equal)."""
+    current, baseline = np.asarray(current, float), np.asarray(baseline, float)
+    n, today, recorded = len(current), float(current.mean()), float(baseline.mean())
+    diff = today - recorded
+    if np.ptp(current - baseline) == 0:
+        verdict = "REGRESSED" if diff < -margin else "CHANGED" if diff > margin else "NO REGRESSION"
+        note = {"REGRESSED": f"drop {-diff:.4f} > margin {margin}",
+                "CHANGED": f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+                "NO REGRESSION": f"change {diff:+.4f} (margin {margin}; every seed changed alike)"}[verdict]
+        return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": today, "ci_high": today,
+                "p_value": 1.0 if verdict == "NO REGRESSION" else 0.0, "alpha": alpha, "paper": recorded,
+                "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": "exact: every seed changed alike",
+                "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+    drop = sps.ttest_rel(current, baseline - margin, alternative="less")
+    rise = sps.ttest_rel(current, baseline + margin, alternative="greater")
+    interval = sps.ttest_rel(current, baseline).confidence_interval(1 - 2 * alpha)
+    se = (current - baseline).std(ddof=1) / np.sqrt(n)
+    detectable = margin + (sps.t.ppf(1 - alpha, n - 1) + sps.t.ppf(0.8, n - 1)) * se
+    if drop.pvalue < alpha:
+        verdict, p, note, test = "REGRESSED", drop.pvalue, f"drop {-diff:.4f} > margin {margin}", f"drop > {margin}"
+    elif rise.pvalue < alpha:
+        verdict, p, test = "CHANGED", rise.pvalue, f"rise > {margin}"
+        note = f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record"
+    else:
+        verdict, p, test = "NO REGRESSION", min(drop.pvalue, rise.pvalue), f"change > {margin}"
+        note = f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)"
+    return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": recorded + interval.low,
+            "ci_high": recorded + interval.high, "p_value": float(p), "alpha": alpha, "paper": recorded,
+            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"paired t, {test}",
+            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": detectable}}
+
+
+PAIRED_CASES = [
+    ([0.590, 0.601, 0.597, 0.600, 0.592], [0.600, 0.610, 0.605, 0.609, 0.601], 0.002, 0.01),  # REGRESSED: ~0.009 each
+    ([0.598, 0.611, 0.603, 0.609, 0.600], [0.600, 0.610, 0.605, 0.609, 0.601], 0.002, 0.01),  # NO REGRESSION
+    ([0.612, 0.623, 0.615, 0.622, 0.612], [0.600, 0.610, 0.605, 0.609, 0.601], 0.002, 0.01),  # CHANGED
+    ([0.60, 0.61, 0.62], [0.60, 0.61, 0.62], 0.0, 0.01),                                      # the same runs: exact
+    ([0.58, 0.59, 0.60], [0.60, 0.61, 0.62], 0.005, 0.01),                                    # alike drops: exact
+    ([0.55, 0.65, 0.60], [0.60, 0.61, 0.62], 0.002, 0.01),                                    # noisy: undecided
+]
+
+
+@pytest.mark.parametrize("current, baseline, margin, alpha", PAIRED_CASES)
+def test_paired_regression_check_every_field(current, baseline, margin, alpha):
+    same(regression_check(np.array(current), np.array(baseline), margin=margin, alpha=alpha, paired=True).to_dict(),
+         reference_paired_regression(current, baseline, margin, alpha))
+
+
 def test_undecided_and_check_finite():
     same(undecided("why", seeds=2, estimate=0.3, alpha=0.01, paper=0.5).to_dict(),
          undecided_dict("why", seeds=2, estimate=0.3, alpha=0.01, paper=0.5))

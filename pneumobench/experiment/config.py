@@ -57,6 +57,20 @@ class ModelConfig:
     scse_block: str = "scse"
     cls_hidden: int = 32
     mask_bias: float = 0.0  # initial bias of the final mask conv; < 0 starts from "mostly empty"
+    # A timm ResNet ("tu-" encoders) built narrower: its stem width and its four stages' widths
+    # (None: the encoder's own). The smoke profile uses it to keep the CPU on maps it runs fast.
+    encoder_stem_width: int | None = None
+    encoder_widths: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        narrowed = self.encoder_stem_width is not None or self.encoder_widths is not None
+        if narrowed and not self.encoder.startswith("tu-"):
+            raise ConfigError(
+                f"encoder_stem_width and encoder_widths apply to timm encoders ('tu-...'), not {self.encoder!r}"
+            )
+        widths = (self.encoder_stem_width,) if self.encoder_stem_width is not None else ()
+        if any(w < 1 for w in (*widths, *(self.encoder_widths or ()))):
+            raise ConfigError(f"encoder widths must be positive (got {self.encoder_stem_width}, {self.encoder_widths})")
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,7 @@ LATE_FIELDS: dict[type, tuple[str, ...]] = {
         "epoch_selection",
         "heldout_fraction",
     ),
-    ModelConfig: ("scse_block",),
+    ModelConfig: ("scse_block", "encoder_stem_width", "encoder_widths"),
     StageConfig: ("seg_loss",),
 }
 

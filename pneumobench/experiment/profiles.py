@@ -36,12 +36,25 @@ class Profile:
     mask_rows: str = "union"  # the preparation rules its dataset must have (``pneumobench data prepare``)
     resize: str = "area"
     paper_numbers: bool = False  # on the real data, Table 6's rows are judged against the paper's numbers
+    # The change a regression check tolerates, per metric: sized from the profile's measured
+    # noise so that a change of 0.01 Dice or 0.02 accuracy is found (docs/regression.md).
+    regression_margins: tuple[tuple[str, float], ...] = (("dice", 0.02), ("accuracy", 0.02))
+    # The per-seed SD of today's run minus the recorded run of the same seed on another machine
+    # (measured by suites/test_sensitivity.py, which fails when it is exceeded); None: not measured.
+    regression_noise: tuple[tuple[str, float], ...] | None = None
 
     def config(self, *modifications: str) -> ExperimentConfig:
         config = self.base.with_modifications(*modifications)
         if not config.modifications and self.baseline_selection is not None:
             config = config.replace(epoch_selection=self.baseline_selection)
         return config
+
+    def regression_margin(self, metric: str) -> float:
+        """The regression check's margin for ``metric``."""
+        margins = dict(self.regression_margins)
+        if metric not in margins:
+            raise KeyError(f"profile {self.name!r} has no regression margin for {metric!r} (has {', '.join(margins)})")
+        return margins[metric]
 
     def dataset_problem(self, preparation: dict[str, str]) -> str | None:
         """Why a dataset prepared with ``preparation`` (its mask and resize rules) does not suit
@@ -68,6 +81,9 @@ def get_profile(name: str) -> Profile:
     return PROFILES.get(name)
 
 
+# The smoke encoder's stage widths: ResNet-10-T's (64, 128, 256, 512) halved, so that the
+# deepest stages, on 1x1 and 2x2 maps at 32x32, cost what they are worth on a CPU (docs/benchmarks.md).
+SMOKE_ENCODER_WIDTHS = (32, 64, 128, 256)
 _PAPER = ExperimentConfig.paper_baseline()
 register_profile(
     Profile(
@@ -125,18 +141,24 @@ register_profile(
         name="smoke",
         base=ExperimentConfig(
             model=ModelConfig(
-                encoder="tu-resnet10t", mask_bias=-6.0, decoder_channels=32, center_channels=128, aspp_channels=128
+                encoder="tu-resnet10t",
+                encoder_stem_width=16,
+                encoder_widths=SMOKE_ENCODER_WIDTHS,
+                mask_bias=-6.0,
+                decoder_channels=32,
+                center_channels=128,
+                aspp_channels=128,
             ),
             image_size=32,
             batch_size=16,
             stages=(StageConfig(1, 2e-2, 2e-2, freeze_encoder=True), StageConfig(11, 2e-2, 1e-4)),
         ),
         seeds=(0, 1, 2),
-        synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.2),
+        synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.4),
         description=(
             "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "
-            "(timm), a 128-channel center (ASPP 128) and a 32-channel decoder at 32x32, 1+11 epochs of 128 images at "
-            "2e-2; exercises the pipeline, not evidence about the paper"
+            "(timm) at half width (stages 32-256 channels), a 128-channel center (ASPP 128) and a 32-channel decoder "
+            "at 32x32, 1+11 epochs of 128 images at 2e-2; exercises the pipeline, not evidence about the paper"
         ),
     )
 )

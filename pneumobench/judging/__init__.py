@@ -52,7 +52,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "FAMILIES",
             "PAPER_FAMILY_ALPHA",
             "REGRESSION_ALPHA",
-            "REGRESSION_MARGIN",
             "Family",
             "FamilyError",
             "get_family",

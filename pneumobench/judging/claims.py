@@ -21,8 +21,9 @@ import numpy as np
 from pneumobench.core.registry import Registry
 from pneumobench.core.results import RunResult
 from pneumobench.experiment.config import config_name
+from pneumobench.experiment.profiles import get_profile
 from pneumobench.judging.baselines import RecordedBaseline, mismatch
-from pneumobench.judging.families import EQUIVALENCE_MARGIN, REGRESSION_MARGIN, member_alpha
+from pneumobench.judging.families import EQUIVALENCE_MARGIN, member_alpha
 from pneumobench.judging.stats import (
     ClaimStats,
     Verdict,
@@ -222,15 +223,20 @@ def _judge_row(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
 
 
 def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
-    """Today's per-seed values against every recorded seed (Welch is unpaired: an A/A control
-    with other seeds is compared too)."""
+    """Today's per-seed values against the recorded ones, at the profile's margin: paired by
+    seed when today's seeds are the recorded seeds (the same seed on the same code is the same
+    run), otherwise Welch, unpaired (an A/A control with other seeds)."""
     runs = ctx.runs_for(claim.treatment)
-    current = np.array(list(per_seed(runs, claim.metric).values()))
+    today = per_seed(runs, claim.metric)
+    current = np.array(list(today.values()))
     alpha = ctx.level(claim)
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
         return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
-    return regression_check(current, np.array(list(recorded.values())), margin=REGRESSION_MARGIN, alpha=alpha)
+    paired = set(recorded) == set(today)
+    baseline = np.array([recorded[seed] for seed in (today if paired else sorted(recorded))])
+    margin = get_profile(ctx.profile).regression_margin(claim.metric)
+    return regression_check(current, baseline, margin=margin, alpha=alpha, paired=paired)
 
 
 Judge = Callable[[Claim, JudgeInputs], ClaimStats]

@@ -358,33 +358,56 @@ def equivalence_claim(
     )
 
 
-def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float, alpha: float) -> ClaimStats:
-    """Today's per-seed values against the recorded ones, in both directions (Welch, unpaired).
+def regression_check(
+    current: np.ndarray, baseline: np.ndarray, *, margin: float, alpha: float, paired: bool = False
+) -> ClaimStats:
+    """Today's per-seed values against the recorded ones, in both directions.
 
     REGRESSED when mean(baseline) - mean(current) > ``margin`` significantly; CHANGED when
     mean(current) - mean(baseline) > ``margin`` significantly (a leak, a metric bug, or an
-    improvement to re-record); each is a one-sided Welch test at ``alpha`` against the shifted
-    baseline, so noise and changes inside the margin never fail. Fewer than ``MIN_SEEDS`` seeds
-    on either side is INCONCLUSIVE. With no spread on either side (a saturated metric, or a
-    collapsed run on every seed) there is no noise to test against and the comparison is
-    exact: the change itself against the margin. ``estimate`` is today's mean and
-    ``paper`` the baseline's; the interval is the Welch ``1 - 2 alpha`` interval of
-    current - baseline added to the baseline's mean (REGRESSED exactly when it ends below
-    baseline - margin, CHANGED exactly when it starts above baseline + margin).
+    improvement to re-record); each is a one-sided t-test at ``alpha`` against the shifted
+    baseline, so noise and changes inside the margin never fail. ``paired``: ``current[i]`` and
+    ``baseline[i]`` are runs of the same seed (same initialisation, same batches), so the test
+    is on the per-seed differences, which carry only what changed between the two runs (none on
+    the same code and machine, cross-machine noise on another); otherwise Welch, unpaired (other
+    seeds, as the A/A control). Fewer than ``MIN_SEEDS`` seeds on either side is INCONCLUSIVE.
+    With no spread (Welch: on either side; paired: in the differences) there is no noise to
+    test against and the comparison is exact: the change itself against the margin.
+    ``estimate`` is today's mean and ``paper`` the baseline's; the interval is the ``1 - 2
+    alpha`` interval of current - baseline added to the baseline's mean (REGRESSED exactly when
+    it ends below baseline - margin, CHANGED exactly when it starts above baseline + margin).
     ``extra["detectable_change"]``: the smallest change either way that the check detects
     with 80% power at these seeds and SDs.
     """
     current = check_finite(np.atleast_1d(current), "current per-seed values")
     baseline = check_finite(np.atleast_1d(baseline), "baseline per-seed values")
+    if paired and len(current) != len(baseline):
+        raise ValueError(
+            f"a paired regression check needs one recorded run per seed ({len(current)} vs {len(baseline)} values)"
+        )
     n, today, recorded = min(len(current), len(baseline)), float(current.mean()), float(baseline.mean())
     if n < MIN_SEEDS:
         return undecided(_too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
-    v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
-    se = math.sqrt(v1 + v2)
     diff = today - recorded
+    se, df, design = _paired_se(current - baseline) if paired else _welch_se(current, baseline)
     if se <= SPREAD_FLOOR:
-        return _exact_change(diff, n, today, recorded, margin=margin, alpha=alpha)
-    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
+        return _exact_change(diff, n, today, recorded, margin=margin, alpha=alpha, paired=paired)
+    return _regression_verdict(diff, se, df, design, n, today, recorded, margin=margin, alpha=alpha)
+
+
+def _regression_verdict(
+    diff: float,
+    se: float,
+    df: float,
+    design: str,
+    n: int,
+    today: float,
+    recorded: float,
+    *,
+    margin: float,
+    alpha: float,
+) -> ClaimStats:
+    """REGRESSED, CHANGED or NO REGRESSION from the change ``diff`` and its standard error."""
     p_drop = float(_lower_tail((diff + margin) / se, df))
     p_rise = float(_upper_tail((diff - margin) / se, df))
     detectable = detectable_change(se, df, margin=margin, alpha=alpha)
@@ -404,7 +427,7 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
             today,
             p_value=p_drop,
             note=f"drop {-diff:.4f} > margin {margin}",
-            decided_by=f"Welch, drop > {margin}",
+            decided_by=f"{design}, drop > {margin}",
             **interval,
         )
     if p_rise < alpha:
@@ -414,7 +437,7 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
             today,
             p_value=p_rise,
             note=f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
-            decided_by=f"Welch, rise > {margin}",
+            decided_by=f"{design}, rise > {margin}",
             **interval,
         )
     return ClaimStats(
@@ -423,13 +446,32 @@ def regression_check(current: np.ndarray, baseline: np.ndarray, *, margin: float
         today,
         p_value=min(p_drop, p_rise),
         note=f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)",
-        decided_by=f"Welch, change > {margin}",
+        decided_by=f"{design}, change > {margin}",
         **interval,
     )
 
 
-def _exact_change(diff: float, n: int, today: float, recorded: float, *, margin: float, alpha: float) -> ClaimStats:
-    """The regression check without noise: every seed gave the same value on both sides."""
+def _paired_se(differences: np.ndarray) -> tuple[float, float, str]:
+    """The standard error and degrees of freedom of the mean per-seed difference."""
+    return float(differences.std(ddof=1)) / math.sqrt(len(differences)), float(len(differences) - 1), "paired t"
+
+
+def _welch_se(current: np.ndarray, baseline: np.ndarray) -> tuple[float, float, str]:
+    """Welch's standard error of the difference of means and its degrees of freedom (nan
+    without spread)."""
+    v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
+    if v1 + v2 <= SPREAD_FLOOR**2:
+        return math.sqrt(v1 + v2), math.nan, "Welch"
+    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
+    return math.sqrt(v1 + v2), float(df), "Welch"
+
+
+def _exact_change(
+    diff: float, n: int, today: float, recorded: float, *, margin: float, alpha: float, paired: bool
+) -> ClaimStats:
+    """The regression check without noise: every seed gave the same value on both sides, or
+    (paired) every seed changed by the same amount."""
+    alike = "every seed changed alike" if paired else "every seed identical"
     exact: dict[str, Any] = {
         "seeds": n,
         "estimate": today,
@@ -437,7 +479,7 @@ def _exact_change(diff: float, n: int, today: float, recorded: float, *, margin:
         "ci_high": today,
         "alpha": alpha,
         "paper": recorded,
-        "decided_by": "exact: no spread on either side",
+        "decided_by": "exact: every seed changed alike" if paired else "exact: no spread on either side",
         "extra": {"margin": margin, "difference": diff, "detectable_change": margin},
     }
     if diff < -margin:
@@ -450,7 +492,10 @@ def _exact_change(diff: float, n: int, today: float, recorded: float, *, margin:
             **exact,
         )
     return ClaimStats(
-        Verdict.NO_REGRESSION, p_value=1.0, note=f"change {diff:+.4f} (margin {margin}; every seed identical)", **exact
+        Verdict.NO_REGRESSION,
+        p_value=1.0,
+        note=f"change {diff:+.4f} (margin {margin}; {alike})",
+        **exact,
     )
 
 

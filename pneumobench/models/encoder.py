@@ -30,13 +30,23 @@ class EncoderWeightsError(RuntimeError):
     """Pretrained encoder weights that cannot be found, read or matched to the encoder."""
 
 
-def build_encoder(name: str, weights: str | None) -> nn.Module:
-    """smp's encoder ``name`` (depth 5) with ``weights`` loaded as described above."""
+def build_encoder(
+    name: str, weights: str | None, *, stem_width: int | None = None, widths: tuple[int, ...] | None = None
+) -> nn.Module:
+    """smp's encoder ``name`` (depth 5) with ``weights`` loaded as described above; a timm
+    ResNet ("tu-...") may be built with another ``stem_width`` and stage ``widths``."""
+    shape: dict[str, Any] = {}
+    if stem_width is not None:
+        shape["stem_width"] = stem_width
+    if widths is not None:
+        shape["channels"] = tuple(widths)
     if weights is None:
-        return get_encoder(name, weights=None)
+        return get_encoder(name, weights=None, **shape)
     if weights == "imagenet":
+        if shape:
+            raise EncoderWeightsError(f"ImageNet weights of {name!r} do not fit its narrowed widths {shape}")
         return _imagenet_encoder(name)
-    encoder = get_encoder(name, weights=None)
+    encoder = get_encoder(name, weights=None, **shape)
     load_encoder_weights(encoder, weights)
     return encoder
 

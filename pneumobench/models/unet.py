@@ -28,7 +28,9 @@ class PaperUNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = build_encoder(config.encoder, config.encoder_weights)
+        self.encoder = build_encoder(
+            config.encoder, config.encoder_weights, stem_width=config.encoder_stem_width, widths=config.encoder_widths
+        )
         channels: list[int] = list(self.encoder.out_channels)  # type: ignore[arg-type]  # resnet34: [3, 64, 64, 128, 256, 512]
         self.center = CENTER_BLOCKS.get(config.center)(channels[-1], config)
         skip_channels = channels[-2:0:-1]  # 256, 128, 64, 64

@@ -6,7 +6,10 @@
   training image and the achieved TFLOP/s;
 - ``metrics``: RLE decode+encode of 1024x1024 masks against a per-pixel loop, Dice per
   image against smp's metric, batched Lovász against smp's per-image loop;
-- ``ingest``: 1024x1024 JPEG DICOM files to the 256x256 prepared dataset, images/s.
+- ``ingest``: 1024x1024 JPEG DICOM files to the 256x256 prepared dataset, images/s;
+- ``smoke``: one whole smoke run (training and validation, one thread) of the smoke profile
+  against the same run at the previous smoke shape (the full-width ResNet-10-T encoder of
+  pneumobench 0.2), with each run's GFLOP/s as a share of this core's matrix-multiply rate.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pneumobench.training.metrics import dice_per_image
 __all__ = [
     "bench_ingest",
     "bench_metrics",
+    "bench_smoke_run",
     "bench_train",
     "make_train_step",
     "naive_decode",
@@ -189,6 +193,59 @@ def bench_train(
     row["gflop_per_image"] = flops / 1e9
     row["tflops_naive"] = flops * results["naive"] / 1e12
     row["tflops_fast"] = flops * results["fast"] / 1e12
+    return [row]
+
+
+def matmul_gflops(size: int = 512, repeats: int = 5) -> float:
+    """This CPU's fp32 matrix-multiply rate at the current thread count: the FLOP limit a run is
+    compared with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    seconds = _median_seconds(lambda: a @ b, repeats)
+    return 2 * size**3 / seconds / 1e9
+
+
+def previous_smoke_shape(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with the smoke encoder of pneumobench 0.2: ResNet-10-T at its own widths."""
+    return config.replace_model(encoder_stem_width=None, encoder_widths=None)
+
+
+def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int = 1) -> list[dict[str, Any]]:
+    """One whole run of the profile's baseline at the previous smoke shape (the reference) and at
+    today's, on the profile's dataset, with ``threads`` CPU threads: training images/s over the
+    run, each run's GFLOP/s and its share of the matrix-multiply rate."""
+    from pneumobench.data.cache import synthetic_dataset
+    from pneumobench.experiment.profiles import get_profile
+    from pneumobench.training.engine import train
+
+    profile = get_profile(profile_name)
+    if profile.synthetic is None:
+        raise ValueError(f"profile {profile_name!r} has no synthetic dataset to benchmark on")
+    dataset = synthetic_dataset(profile.synthetic)
+    configs = {"reference": previous_smoke_shape(profile.config()), "pneumobench": profile.config()}
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        limit = matmul_gflops()
+        rates, shares = {}, {}
+        for role, config in configs.items():
+            images = config.epochs * (len(dataset.train_indices) // config.batch_size) * config.batch_size
+            start = time.perf_counter()
+            train(config, dataset, seed, torch.device("cpu"), progress=False, cpu_threads=threads)
+            seconds = time.perf_counter() - start
+            rates[role] = images / seconds
+            work = images * training_flops_per_image(config, config.image_size, torch.device("cpu"))
+            shares[role] = work / seconds / 1e9 / limit
+    finally:
+        torch.set_num_threads(previous_threads)
+    row = _row(
+        f"smoke run {profile_name} baseline ({threads} thread)",
+        "train images/s",
+        rates["reference"],
+        rates["pneumobench"],
+    )
+    row["flop_limit_share_reference"] = shares["reference"]
+    row["flop_limit_share"] = shares["pneumobench"]
+    row["matmul_gflops"] = limit
     return [row]
 
 
