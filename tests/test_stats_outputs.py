@@ -223,6 +223,34 @@ def test_equivalence_claim_every_field(values, reference, margin, alpha):
          reference_equivalence(values, reference, margin, alpha))
 
 
+def exact_regression(diff, n, today, recorded, margin, alpha, alike, decided_by):
+    """The reference regression record without noise: the change itself against the margin."""
+    verdict = "REGRESSED" if diff < -margin else "CHANGED" if diff > margin else "NO REGRESSION"
+    note = {"REGRESSED": f"drop {-diff:.4f} > margin {margin}",
+            "CHANGED": f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
+            "NO REGRESSION": f"change {diff:+.4f} (margin {margin}; {alike})"}[verdict]
+    return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": today, "ci_high": today,
+            "p_value": 1.0 if verdict == "NO REGRESSION" else 0.0, "alpha": alpha, "paper": recorded,
+            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": decided_by,
+            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+
+
+def decided_regression(p_drop, p_rise, interval, detectable, diff, n, today, recorded, margin, alpha, design):
+    """The reference regression record from scipy's one-sided p-values and interval."""
+    if p_drop < alpha:
+        verdict, p, note, test = "REGRESSED", p_drop, f"drop {-diff:.4f} > margin {margin}", f"drop > {margin}"
+    elif p_rise < alpha:
+        verdict, p, test = "CHANGED", p_rise, f"rise > {margin}"
+        note = f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record"
+    else:
+        verdict, p, test = "NO REGRESSION", min(p_drop, p_rise), f"change > {margin}"
+        note = f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)"
+    return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": recorded + interval.low,
+            "ci_high": recorded + interval.high, "p_value": float(p), "alpha": alpha, "paper": recorded,
+            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"{design}, {test}",
+            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": detectable}}
+
+
 def reference_regression(current, baseline, margin, alpha):
     current, baseline = np.asarray(current, float), np.asarray(baseline, float)
     n, today, recorded = min(len(current), len(baseline)), float(current.mean()), float(baseline.mean())
@@ -230,14 +258,8 @@ def reference_regression(current, baseline, margin, alpha):
         return undecided_dict(too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
     diff = today - recorded
     if np.ptp(current) == 0 and np.ptp(baseline) == 0:  # exact: the change against the margin
-        verdict = "REGRESSED" if diff < -margin else "CHANGED" if diff > margin else "NO REGRESSION"
-        note = {"REGRESSED": f"drop {-diff:.4f} > margin {margin}",
-                "CHANGED": f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
-                "NO REGRESSION": f"change {diff:+.4f} (margin {margin}; every seed identical)"}[verdict]
-        return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": today, "ci_high": today,
-                "p_value": 1.0 if verdict == "NO REGRESSION" else 0.0, "alpha": alpha, "paper": recorded,
-                "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": "exact: no spread on either side",
-                "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+        return exact_regression(diff, n, today, recorded, margin, alpha, "every seed identical",
+                                "exact: no spread on either side")
     drop = sps.ttest_ind(current, baseline - margin, equal_var=False, alternative="less")
     rise = sps.ttest_ind(current, baseline + margin, equal_var=False, alternative="greater")
     interval = sps.ttest_ind(current, baseline, equal_var=False).confidence_interval(1 - 2 * alpha)
@@ -245,18 +267,8 @@ def reference_regression(current, baseline, margin, alpha):
     v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
     df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
     detectable = margin + (sps.t.ppf(1 - alpha, df) + sps.t.ppf(0.8, df)) * np.sqrt(v1 + v2)
-    if drop.pvalue < alpha:
-        verdict, p, note, test = "REGRESSED", drop.pvalue, f"drop {-diff:.4f} > margin {margin}", f"drop > {margin}"
-    elif rise.pvalue < alpha:
-        verdict, p, test = "CHANGED", rise.pvalue, f"rise > {margin}"
-        note = f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record"
-    else:
-        verdict, p, test = "NO REGRESSION", min(drop.pvalue, rise.pvalue), f"change > {margin}"
-        note = f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)"
-    return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": recorded + interval.low,
-            "ci_high": recorded + interval.high, "p_value": float(p), "alpha": alpha, "paper": recorded,
-            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"Welch, {test}",
-            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": detectable}}
+    return decided_regression(drop.pvalue, rise.pvalue, interval, detectable, diff, n, today, recorded, margin, alpha,
+                             "Welch")
 
 
 REGRESSION_CASES = [
@@ -285,31 +297,15 @@ def reference_paired_regression(current, baseline, margin, alpha):
     n, today, recorded = len(current), float(current.mean()), float(baseline.mean())
     diff = today - recorded
     if np.ptp(current - baseline) == 0:
-        verdict = "REGRESSED" if diff < -margin else "CHANGED" if diff > margin else "NO REGRESSION"
-        note = {"REGRESSED": f"drop {-diff:.4f} > margin {margin}",
-                "CHANGED": f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record",
-                "NO REGRESSION": f"change {diff:+.4f} (margin {margin}; every seed changed alike)"}[verdict]
-        return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": today, "ci_high": today,
-                "p_value": 1.0 if verdict == "NO REGRESSION" else 0.0, "alpha": alpha, "paper": recorded,
-                "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": "exact: every seed changed alike",
-                "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": margin}}
+        return exact_regression(diff, n, today, recorded, margin, alpha, "every seed changed alike",
+                                "exact: every seed changed alike")
     drop = sps.ttest_rel(current, baseline - margin, alternative="less")
     rise = sps.ttest_rel(current, baseline + margin, alternative="greater")
     interval = sps.ttest_rel(current, baseline).confidence_interval(1 - 2 * alpha)
     se = (current - baseline).std(ddof=1) / np.sqrt(n)
     detectable = margin + (sps.t.ppf(1 - alpha, n - 1) + sps.t.ppf(0.8, n - 1)) * se
-    if drop.pvalue < alpha:
-        verdict, p, note, test = "REGRESSED", drop.pvalue, f"drop {-diff:.4f} > margin {margin}", f"drop > {margin}"
-    elif rise.pvalue < alpha:
-        verdict, p, test = "CHANGED", rise.pvalue, f"rise > {margin}"
-        note = f"rise {diff:.4f} > margin {margin}: a leak, a metric bug, or an improvement to re-record"
-    else:
-        verdict, p, test = "NO REGRESSION", min(drop.pvalue, rise.pvalue), f"change > {margin}"
-        note = f"change {diff:+.4f} (margin {margin}; detects {detectable:.3f} either way)"
-    return {"verdict": verdict, "seeds": n, "estimate": today, "ci_low": recorded + interval.low,
-            "ci_high": recorded + interval.high, "p_value": float(p), "alpha": alpha, "paper": recorded,
-            "p_outperform": None, "seeds_needed": None, "note": note, "decided_by": f"paired t, {test}",
-            "ci_level": 1 - 2 * alpha, "extra": {"margin": margin, "difference": diff, "detectable_change": detectable}}
+    return decided_regression(drop.pvalue, rise.pvalue, interval, detectable, diff, n, today, recorded, margin, alpha,
+                             "paired t")
 
 
 PAIRED_CASES = [

@@ -215,7 +215,7 @@ def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int 
     run, each run's GFLOP/s and its share of the matrix-multiply rate."""
     from pneumobench.data.cache import synthetic_dataset
     from pneumobench.experiment.profiles import get_profile
-    from pneumobench.training.engine import train
+    from pneumobench.training.engine import steps_per_epoch, train
 
     profile = get_profile(profile_name)
     if profile.synthetic is None:
@@ -228,7 +228,7 @@ def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int 
         limit = matmul_gflops()
         rates, shares = {}, {}
         for role, config in configs.items():
-            images = config.epochs * (len(dataset.train_indices) // config.batch_size) * config.batch_size
+            images = config.epochs * steps_per_epoch(len(dataset.train_indices), config) * config.batch_size
             start = time.perf_counter()
             train(config, dataset, seed, torch.device("cpu"), progress=False, cpu_threads=threads)
             seconds = time.perf_counter() - start
