@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pneumobench import __version__
-from pneumobench.options import add_options, argparse_type, parse_count
+from pneumobench.options import add_options, argparse_type, parse_count, profiles_help
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -361,9 +361,15 @@ def _add_data_commands(commands: Any) -> None:
     synth.add_argument("out", type=Path, help="output directory")
     synth.add_argument("--positive", type=_count(0, "a count >= 0"), default=160, help="positive images (default 160)")
     synth.add_argument("--negative", type=_count(0, "a count >= 0"), default=160, help="negative images (default 160)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=_seed, default=0, help="generator seed, an integer >= 0 (default 0)")
     synth.add_argument("--difficulty", type=float, default=0.5, help="0 easy .. 1 hard (default 0.5)")
-    synth.add_argument("--csv-style", choices=("stage1", "stage2"), default="stage2")
+    synth.add_argument(
+        "--csv-style",
+        choices=("stage1", "stage2"),
+        default="stage2",
+        help="the label CSV's layout: stage1 (train-rle.csv, ImageId, EncodedPixels) or stage2 "
+        "(stage_2_train.csv, ImageId,EncodedPixels; default)",
+    )
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_data_synth)
 
@@ -398,7 +404,7 @@ def _add_data_commands(commands: Any) -> None:
     prep.set_defaults(handler=_data_prepare)
 
     show = data_commands.add_parser("show", help="check a prepared dataset and print its manifest")
-    show.add_argument("path", type=Path)
+    show.add_argument("path", type=Path, help="the prepared dataset directory (pneumobench data prepare)")
     show.set_defaults(handler=_data_show)
 
 
@@ -427,7 +433,7 @@ def _add_runs_command(commands: Any) -> None:
 
 def _add_run_command(commands: Any) -> None:
     run = commands.add_parser("run", help="train one configuration with one seed and print the result")
-    run.add_argument("--profile", default="smoke", help="smoke (default), paper, nightly or a registered one")
+    run.add_argument("--profile", default="smoke", help=profiles_help())
     run.add_argument(
         "--mod",
         action="append",
@@ -449,13 +455,24 @@ def _add_run_command(commands: Any) -> None:
 
 def _add_bench_command(commands: Any) -> None:
     bench = commands.add_parser("bench", help="throughput of the hot paths against plain references")
-    bench.add_argument("what", nargs="?", default="all", choices=("all", "train", "metrics", "ingest", "smoke"))
+    bench.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=("all", "train", "metrics", "ingest", "smoke"),
+        help="which benchmark: train, metrics, ingest, smoke (the smoke run side by side) or all (default)",
+    )
     bench.add_argument("--size", type=int, default=64, help="training image side (default 64)")
     bench.add_argument("--batch", type=int, default=32, help="training batch (default 32)")
     bench.add_argument("--steps", type=int, default=5, help="timed training steps per mode (default 5)")
     bench.add_argument("--mod", action="append", default=[], metavar="NAME", help="benchmark this modification")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--ingest-images", type=int, default=64)
+    bench.add_argument("--device", default="auto", help="auto (default: CUDA when there is a card), cpu, cuda or cuda:N")
+    bench.add_argument(
+        "--ingest-images",
+        type=_count(1, "at least 1 image"),
+        default=64,
+        help="synthetic DICOM files the ingest benchmark decodes (default 64)",
+    )
     bench.add_argument("--json", type=Path, help="also write the table and environment as JSON")
     bench.add_argument(
         "--gpu-check",
@@ -566,7 +583,10 @@ def _add_report_command(commands: Any) -> None:
         "--max-seeds", type=_count(5, "a cap of at least 5 seeds"), default=40, help="with --seeds auto (default 40)"
     )
     report.add_argument(
-        "--spending", choices=("obrien-fleming", "pocock"), default="obrien-fleming", help="with --seeds auto"
+        "--spending",
+        choices=("obrien-fleming", "pocock"),
+        default="obrien-fleming",
+        help="with --seeds auto: the alpha spending (default obrien-fleming)",
     )
     report.add_argument(
         "--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)"

@@ -24,6 +24,7 @@ __all__ = [
     "parse_count",
     "parse_gpu_share",
     "parse_option",
+    "profiles_help",
 ]
 
 
@@ -57,7 +58,7 @@ def parse_gpu_share(text: str) -> float:
     return value
 
 
-def _profiles_help() -> str:
+def profiles_help() -> str:
     from pneumobench.experiment.profiles import PROFILES
 
     return f"the protocol: {', '.join(PROFILES.names())} (default smoke: CPU, synthetic data; docs: Protocol)"
@@ -92,7 +93,7 @@ class Option:
 RUN_OPTIONS: dict[str, Option] = {
     option.name: option
     for option in (
-        Option("profile", _profiles_help, default="smoke"),
+        Option("profile", profiles_help, default="smoke"),
         Option(
             "data", "a prepared dataset (pneumobench data prepare); default: the profile's synthetic one", parse=Path
         ),

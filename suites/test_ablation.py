@@ -14,6 +14,6 @@ pytestmark = pytest.mark.paper
 ROWS = table6_claims(load_paper(Path(__file__).resolve().parents[1] / "baselines" / "paper.json"))
 
 
-@pytest.mark.parametrize("claim", ROWS, ids=lambda claim: claim.id.removeprefix("table6-"))
+@pytest.mark.parametrize("claim", ROWS, ids=lambda claim: claim.id)
 def test_table6_row(claim, pb, pb_judge):
     pb_judge(claim, pb.evaluate(claim))

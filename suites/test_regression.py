@@ -10,6 +10,6 @@ from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 pytestmark = pytest.mark.regression
 
 
-@pytest.mark.parametrize("check", regression_claims(), ids=lambda check: check.id.removeprefix("regression-"))
+@pytest.mark.parametrize("check", regression_claims(), ids=lambda check: check.id)
 def test_no_regression(check, pb, pb_judge):
     pb_judge(check, pb.evaluate(check))

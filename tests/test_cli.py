@@ -176,3 +176,35 @@ def test_bench_smoke_times_the_previous_shape_and_todays_in_one_run(tmp_path, mo
     assert row["unit"] == "train images/s" and row["ratio"] == pytest.approx(row["pneumobench"] / row["reference"])
     assert row["pneumobench"] > 0 and row["reference"] > 0
     assert 0 < row["flop_limit_share_reference"] < 2 and 0 < row["flop_limit_share"] < 2 and row["matmul_gflops"] > 0
+
+
+def _arguments(parser, path=()):
+    """Every argument of every command, as (command path, argparse action)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _arguments(sub, (*path, name))
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, action
+
+
+def test_every_argument_has_help_that_states_its_default():
+    """Once ``data synth --seed``, ``--csv-style``, ``bench --device`` and ``data show PATH`` had no help."""
+    from pneumobench.cli import build_parser
+
+    arguments = list(_arguments(build_parser()))
+    assert len(arguments) > 60
+    for path, action in arguments:
+        where = f"pneumobench {' '.join(path)} {action.dest}"
+        assert action.help, where
+        if action.default not in (None, False, []):
+            assert "default" in action.help, where
+
+
+def test_run_profile_help_lists_every_registered_profile():
+    from pneumobench.cli import build_parser
+
+    [profile] = [a for path, a in _arguments(build_parser()) if path == ("run",) and a.dest == "profile"]
+    assert all(name in profile.help for name in PROFILES.names()) and "smoke-authors" in profile.help

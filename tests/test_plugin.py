@@ -301,7 +301,7 @@ def test_adding_a_modification_gets_its_verdict(pytester, tiny_env, tiny_dataset
     result = pytester.runpytest(*args, "-m", "paper")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines([
-        "*family my-paper: alpha 0.05 over its 1 claims (Bonferroni, 0.05 per test)*",
+        "*family my-paper: alpha 0.05 over its 1 claim (Bonferroni, 0.05 per test)*",
         f"*gate-improves-dice*my paper*+0.0100*{verdict}*",
     ])
 
@@ -410,3 +410,27 @@ def test_a_failed_run_is_reported_then_retrained_with_pb_retry_failed(pytester, 
     retried = pytester.runpytest(*args, "-m", "regression", "--pb-retry-failed")
     retried.assert_outcomes(xfailed=1)  # trained now; INCONCLUSIVE only for want of a recorded baseline
     assert store.unfinished() == [] and store.done(key)
+
+
+def test_every_id_in_the_verdict_table_selects_its_claim_with_k(pytester):
+    """Once ``-k table6-aspp-dice`` (the id the table prints) collected nothing: the pytest id
+    was ``aspp-dice``. One collection, then each id through pytest's own ``-k`` matching."""
+    from _pytest.mark import KeywordMatcher
+    from _pytest.mark.expression import Expression
+
+    from pneumobench.judging.baselines import load_paper
+    from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS, regression_claims, table6_claims
+
+    suites = pytester.mkdir("suites")
+    for name in ("test_claims.py", "test_ablation.py", "test_regression.py"):  # renamed: tests/test_claims.py is imported
+        shutil.copy(SUITES / name, suites / name.replace("test_", "test_suite_"))
+    (pytester.path / "baselines").mkdir()
+    shutil.copy(BASELINES / "paper.json", pytester.path / "baselines" / "paper.json")
+    items, _ = pytester.inline_genitems("suites", "-p", "no:cacheprovider")
+    claim_of = {item.nodeid: item.callspec.params.get("claim", item.callspec.params.get("check")).id for item in items}
+    ids = [c.id for c in PAPER_CLAIMS + table6_claims(load_paper(BASELINES / "paper.json")) + regression_claims()]
+    assert len(ids) == 44 + 32 and sorted(claim_of.values()) == sorted(ids)
+    for claim_id in ids:
+        expression = Expression.compile(claim_id)
+        selected = [claim_of[item.nodeid] for item in items if expression.evaluate(KeywordMatcher.from_item(item))]
+        assert selected == [claim_id], claim_id

@@ -85,6 +85,7 @@ def test_summary_names_the_profile_each_family_and_the_synthetic_note():
     "family, text",
     [
         (Family("f", 0.05, ("a", "b", "c", "d")), "family f: alpha 0.05 over its 4 claims (Bonferroni, 0.0125 per test)"),
+        (Family("h", 0.05, ("a",)), "family h: alpha 0.05 over its 1 claim (Bonferroni, 0.05 per test)"),
         (Family("g", 0.01, ("a", "b"), "per-test"), "family g: alpha 0.01 per test"),
     ],
 )

@@ -75,8 +75,9 @@ class Family:
     def describe(self) -> str:
         """One phrase for tables and reports: the family's alpha and how its members share it."""
         if self.correction == "bonferroni":
+            count = len(self.members)
             return (
-                f"family {self.name}: alpha {self.alpha} over its {len(self.members)} claims "
+                f"family {self.name}: alpha {self.alpha} over its {count} claim{'' if count == 1 else 's'} "
                 f"(Bonferroni, {self.test_alpha:.3g} per test)"
             )
         return f"family {self.name}: alpha {self.alpha} per test"
