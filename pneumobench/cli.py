@@ -466,7 +466,7 @@ def _add_bench_command(commands: Any) -> None:
     bench.add_argument("--batch", type=int, default=32, help="training batch (default 32)")
     bench.add_argument("--steps", type=int, default=5, help="timed training steps per mode (default 5)")
     bench.add_argument("--mod", action="append", default=[], metavar="NAME", help="benchmark this modification")
-    bench.add_argument("--device", default="auto", help="auto (default: CUDA when there is a card), cpu, cuda or cuda:N")
+    bench.add_argument("--device", default="auto", help="auto (default: CUDA when there is a card), cpu or cuda:N")
     bench.add_argument(
         "--ingest-images",
         type=_count(1, "at least 1 image"),

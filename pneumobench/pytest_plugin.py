@@ -66,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
     session = PneumobenchSession(parse_options(config))
+    session.bind_terminal(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "pneumobench-session")
 

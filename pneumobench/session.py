@@ -10,8 +10,10 @@ executor the options name), judges each claim through the one ``JudgingContext``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,6 +196,21 @@ class PneumobenchSession:
         self._sequential: dict[str, Any] = {}
         self._judging: JudgingContext | None = None
         self._runs: dict[tuple[str, int], Any] = {}
+        self.write_line: Callable[[str], None] = print  # the plugin binds pytest's terminal reporter
+
+    def bind_terminal(self, config: pytest.Config) -> None:
+        """Write progress lines through pytest's terminal reporter, past its output capture
+        (as live logging does), so that they appear while a test trains its runs."""
+
+        def write(line: str) -> None:
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            capture = config.pluginmanager.get_plugin("capturemanager")
+            if reporter is None:
+                return
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                reporter.write_line(line)
+
+        self.write_line = write
 
     @property
     def synthetic(self) -> bool:
@@ -273,7 +290,7 @@ class PneumobenchSession:
 
     def _before_look(self, configs: list[tuple[str, ...]], seeds: tuple[int, ...]) -> None:
         runs = [(self.profile.config(*mods), seed) for mods in configs for seed in seeds]
-        self._prefetch(runs, self.options.requested_device, progress=True)
+        self._prefetch(runs, self.options.requested_device)
 
     @property
     def executor(self) -> Any:
@@ -332,7 +349,7 @@ class PneumobenchSession:
 
     def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
         """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
-        self._prefetch([(config, seed) for seed in seeds], self.device, progress=False)
+        self._prefetch([(config, seed) for seed in seeds], self.device)
         return [self.run(config, seed) for seed in seeds]
 
     def runs_for(self, mods: tuple[str, ...]) -> list:
@@ -342,27 +359,30 @@ class PneumobenchSession:
         if not self._prefetched:
             self._prefetched = True
             needed = [(self.profile.config(*m), seed) for m in sorted(self.needed) for seed in self.seeds]
-            self._prefetch(needed, self.options.requested_device, progress=True)
+            self._prefetch(needed, self.options.requested_device)
         config = self.profile.config(*mods)
         return [self.run(config, seed) for seed in self.seeds]
 
-    def _prefetch(self, runs: list[tuple[Any, int]], device: Any, *, progress: bool = False) -> None:
-        """Train the runs not yet stored on the executor: always on Ray, locally when more than
-        one worker and run (one run trains in this process)."""
-        ray = self.options.executor == "ray"
-        if ray or (self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None):
-            from pneumobench.runs.runner import prefetch
+    def _prefetch(self, runs: list[tuple[Any, int]], device: Any) -> None:
+        """Train the runs not yet stored, reporting each to the terminal: on the session's
+        executor (always on Ray; locally with more than one worker and run), else one after
+        another in this process."""
+        from pneumobench.runs.executors import InlineExecutor
+        from pneumobench.runs.progress import LineProgress
+        from pneumobench.runs.runner import prefetch
 
-            prefetch(
-                runs,
-                self.dataset,
-                device,
-                store=self.store,
-                checkpoint_every=self.profile.checkpoint_every,
-                progress=progress,
-                executor=self.executor,
-                checkpoint_dir=self.options.checkpoint_dir,
-            )
+        ray = self.options.executor == "ray"
+        pooled = ray or (self.default_workers > 1 and len(runs) > 1 and self.dataset.path is not None)
+        prefetch(
+            runs,
+            self.dataset,
+            device,
+            store=self.store,
+            checkpoint_every=self.profile.checkpoint_every,
+            executor=self.executor if pooled else InlineExecutor(),
+            checkpoint_dir=self.options.checkpoint_dir,
+            reporter=LineProgress(self.write_line),
+        )
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:
         """Record the verdict and end the test with the outcome it maps to."""

@@ -38,10 +38,12 @@ __all__ = [
     "Executor",
     "ExecutorError",
     "ExecutorSettings",
+    "InlineExecutor",
     "Job",
     "LocalExecutor",
     "RayExecutor",
     "Trained",
+    "checkpoint_epochs",
     "make_executor",
     "train_job",
 ]
@@ -138,6 +140,30 @@ class Executor(Protocol):
     def status(self, remaining: int) -> str:
         """Runs running and queued, and the nodes in use, for the progress bar."""
         ...
+
+
+class InlineExecutor:
+    """Runs trained one after another in this process: the pytest session's driver when it has
+    one worker, so that its runs report progress and are filed exactly as a pool's are."""
+
+    name = "in-process"
+
+    def run_device_kind(self, requested: str | None) -> str:
+        return device_kind(select_device(requested))
+
+    def job_device(self, requested: str | None, index: int) -> str | None:
+        return requested
+
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+        for job in jobs:
+            try:
+                trained: Trained | BaseException = train_job(job, dataset)
+            except Exception as error:  # filed as the run's failure; an interrupt propagates
+                trained = error
+            yield job, trained
+
+    def status(self, remaining: int) -> str:
+        return f"{min(1, remaining)} running, {max(0, remaining - 1)} queued, this process"
 
 
 def _local_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None) -> None:

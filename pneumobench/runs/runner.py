@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from pneumobench.core.environment import library_versions
 from pneumobench.core.results import RunResult
@@ -25,7 +24,8 @@ from pneumobench.data.prepared import PreparedDataset
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.models.encoder import weights_fingerprint
 from pneumobench.runs.devices import device_kind, select_device
-from pneumobench.runs.executors import Executor, Job, LocalExecutor, Trained
+from pneumobench.runs.executors import Executor, Job, LocalExecutor, Trained, checkpoint_epochs
+from pneumobench.runs.progress import BarProgress, RunProgress
 from pneumobench.runs.store import ResultStore, run_key, source_fingerprint
 from pneumobench.training.engine import CPU_THREADS, train
 
@@ -207,9 +207,11 @@ def prefetch(
     setup: Callable[[], None] | None = None,
     executor: Executor | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
+    reporter: RunProgress | None = None,
 ) -> PrefetchSummary:
     """Train every (config, seed) not yet stored on ``executor`` (default: ``workers`` local
-    processes), with one progress bar of runs done, running and queued and the nodes in use.
+    processes), reporting to ``reporter`` (default: one progress bar of runs done, running and
+    queued and the nodes in use, unless ``progress`` is False).
 
     This process (the driver) claims each run, the executor's workers train them and return
     their results, and the driver stores them: workers never open the store. A failure is
@@ -220,6 +222,7 @@ def prefetch(
     """
     store = store or ResultStore()
     executor = executor or LocalExecutor(workers, setup)
+    reporter = reporter or BarProgress(progress)
     requested = None if device is None else str(device)
     summary = PrefetchSummary()
     pending = [(config, seed) for config, seed in runs]
@@ -230,18 +233,33 @@ def prefetch(
     jobs = _claim_jobs(pending, dataset, store, executor, requested, kind, options)
     if not jobs:
         return summary  # everything stored or in another process's hands
-    unfinished = {job.key for job in jobs}
-    bar = tqdm(total=len(jobs), desc=f"runs ({executor.name})", unit="run", disable=not progress)
+    reporter.started(len(jobs), len(pending) - len(jobs), executor.name)
+    for job in jobs:
+        done = checkpoint_epochs(Path(job.checkpoint))
+        if done:
+            reporter.resuming(job.label, done, ExperimentConfig.from_json(job.config_json).epochs)
+    unfinished = {job.key: job for job in jobs}
     try:
         for job, outcome in executor.train(jobs, dataset):
             _file_result(store, job, outcome, kind, summary)
-            unfinished.discard(job.key)
-            bar.update(1)
-            bar.set_postfix_str(f"{job.label}; {executor.status(len(unfinished))}")
-            if isinstance(outcome, BaseException):
-                bar.write(f"run failed: {job.label}: {type(outcome).__name__}: {outcome}")
+            del unfinished[job.key]
+            failure = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, BaseException) else None
+            reporter.finished(job.label, executor.status(len(unfinished)), failure)
+    except BaseException:
+        reporter.interrupted(summary.trained, _with_checkpoints(unfinished.values()))
+        raise
     finally:
-        bar.close()
+        reporter.close()
         for key in unfinished:  # interrupted: the next session trains them, resuming checkpoints
             store.release(key)
     return summary
+
+
+def _with_checkpoints(jobs: Iterable[Job]) -> list[str]:
+    """The jobs that leave a checkpoint to resume from, as "<label> at epoch <n>"."""
+    kept = []
+    for job in jobs:
+        done = checkpoint_epochs(Path(job.checkpoint))
+        if done:
+            kept.append(f"{job.label} at epoch {done}")
+    return kept
