@@ -87,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     from pneumobench.models import EncoderWeightsError
     from pneumobench.runs.devices import DeviceError
     from pneumobench.training.engine import train
+    from pneumobench.training.preconditions import TrainingSetupError, check_runs
 
     if args.out is not None and args.out.is_dir():
         print(f"pneumobench run: --out {args.out} is a folder: give a file path for the result JSON", file=sys.stderr)
@@ -104,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         dataset = _run_dataset(args, profile)
         if dataset is None:
             return 2
+        check_runs([config], dataset)
         result = train(
             config,
             dataset,
@@ -114,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             compile_model=args.compile,
             progress=not args.quiet,
         )
-    except (DatasetError, EncoderWeightsError) as error:
+    except (DatasetError, EncoderWeightsError, TrainingSetupError) as error:
         print(f"pneumobench run: {error}", file=sys.stderr)
         return 2
     rows = [
@@ -154,9 +156,12 @@ def _runs(args: argparse.Namespace) -> int:
     from pneumobench.runs.executors import ExecutorError, make_executor
     from pneumobench.runs.runner import prefetch
     from pneumobench.runs.store import ResultStore, StoreError
+    from pneumobench.training.preconditions import TrainingSetupError, check_runs
 
     try:
         profile = get_profile(args.profile)
+        if args.encoder_weights is not None:
+            profile = profile.with_encoder_weights(None if args.encoder_weights == "none" else args.encoder_weights)
         seeds = parse_seeds(args.seeds) if args.seeds else profile.seeds
         rows = [_config_mods(name) for name in args.config] or table6_rows()
         configs = [profile.config(*mods) for mods in rows]
@@ -170,8 +175,17 @@ def _runs(args: argparse.Namespace) -> int:
         dataset = _run_dataset(args, profile)
         if dataset is None:
             return 2
+        check_runs(configs, dataset)
         store = ResultStore(args.store)
-    except (UnknownNameError, SeedError, DeviceError, ExecutorError, DatasetError, StoreError) as error:
+    except (
+        UnknownNameError,
+        SeedError,
+        DeviceError,
+        ExecutorError,
+        DatasetError,
+        StoreError,
+        TrainingSetupError,
+    ) as error:
         print(f"pneumobench runs: {error}", file=sys.stderr)
         return 2
     runs = [(config, seed) for config in configs for seed in seeds]

@@ -22,6 +22,7 @@ __all__ = [
     "add_options",
     "argparse_type",
     "parse_count",
+    "parse_encoder_weights",
     "parse_gpu_share",
     "parse_option",
     "profiles_help",
@@ -56,6 +57,17 @@ def parse_gpu_share(text: str) -> float:
     if not value > 0:
         raise OptionError(f"{value}: give a share of a GPU above 0 (0.5, 1, 2)")
     return value
+
+
+def parse_encoder_weights(text: str) -> str:
+    """``none``, ``imagenet`` or a state dict file that exists (made absolute, so workers started
+    elsewhere find it)."""
+    if text in ("none", "imagenet"):
+        return text
+    path = Path(text)
+    if not path.is_file():
+        raise OptionError(f"{text}: no such file: give none, imagenet or a state dict file (.pth, .pt, .safetensors)")
+    return str(path.resolve())
 
 
 def profiles_help() -> str:
@@ -110,6 +122,12 @@ RUN_OPTIONS: dict[str, Option] = {
             "with the ray executor: GPUs each run asks for (0.5 packs two runs per card; default 1)",
             default=1.0,
             parse=parse_gpu_share,
+        ),
+        Option(
+            "encoder-weights",
+            "the encoder's starting weights: none, imagenet or a state dict file (.pth, .safetensors); "
+            "default: the profile's",
+            parse=parse_encoder_weights,
         ),
         Option(
             "checkpoint-dir",

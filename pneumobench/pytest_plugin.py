@@ -83,8 +83,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """After -k/-m selection: note the runs the selected claims need (trained up front).
-    Selection never changes a verdict: each claim's alpha comes from its family."""
+    """After -k/-m selection: note the runs the selected claims need (trained up front) and
+    check what they need before any trains. Selection never changes a verdict: each claim's
+    alpha comes from its family."""
     pb_session = session.config.stash[_SESSION]
     judged = [
         item for item in session.items if item.get_closest_marker("paper") or item.get_closest_marker("regression")
@@ -97,6 +98,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 pb_session.needed.update(value.configs())
             elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
                 pb_session.needed.add(value)
+    if pb_session.needed and not session.config.option.collectonly:
+        pb_session.check_preconditions()
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,9 @@ def parse_options(config: pytest.Config) -> SessionOptions:
     except (UnknownNameError, SeedError) as error:
         raise pytest.UsageError(f"pneumobench: {error}") from None
     executor, ray_address, gpus_per_run = _executor_options(config)
+    weights = _shared(config, "encoder-weights")
+    if weights is not None:
+        profile = profile.with_encoder_weights(None if weights == "none" else weights)
     return SessionOptions(
         profile=profile,
         seeds=seeds,
@@ -240,8 +243,8 @@ class PneumobenchSession:
                 self._dataset = synthetic_dataset(self.profile.synthetic, progress=True)
             else:
                 raise pytest.UsageError(
-                    f"profile {self.profile.name!r} runs on the real SIIM-ACR data: pass --pb-data DIR, a dataset "
-                    "made with `pneumobench data prepare SIIM_DIR DIR`"
+                    f"pneumobench: profile {self.profile.name!r} runs on the real SIIM-ACR data: pass --pb-data DIR, "
+                    "a dataset made with `pneumobench data prepare SIIM_DIR DIR`"
                 )
         return self._dataset
 
@@ -273,6 +276,18 @@ class PneumobenchSession:
                 before_look=self._before_look,
             )
         return self._judging
+
+    def check_preconditions(self) -> None:
+        """Before any run trains: the dataset is at hand and suits every configuration the
+        selected claims need, and the encoder weights are available. A problem is one
+        ``pytest.UsageError`` line, and nothing is stored as a failed run."""
+        from pneumobench.training.preconditions import TrainingSetupError, check_runs
+
+        configs = [self.profile.config(*mods) for mods in sorted(self.needed)]
+        try:
+            check_runs(configs, self.dataset)
+        except TrainingSetupError as error:
+            raise pytest.UsageError(f"pneumobench: profile {self.profile.name!r}: {error}") from None
 
     def evaluate(self, claim: Any) -> Any:
         """Judge ``claim`` on this session's runs, at its family's alpha (with ``--pb-seeds auto``,

@@ -41,6 +41,29 @@ def test_run_without_data_for_a_real_data_profile_exits_2(cli_profile, capsys):
     assert "needs --data" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "runs"])
+@pytest.mark.parametrize("options, message", [
+    (["--profile", "paper"], "config.image_size is 256 but the dataset {data} is 32x32"),
+    (["--profile", "cli-tiny", "--encoder-weights", "{weights}"], "encoder weights file {weights} does not match"),
+])
+def test_run_and_runs_check_preconditions_before_training(cli_profile, tiny_dataset, tmp_path, capsys, command,
+                                                         options, message):
+    """Once ``run`` printed a TrainingSetupError traceback and ``runs`` stored the failures."""
+    import torch
+    from segmentation_models_pytorch.encoders import get_encoder
+
+    weights = tmp_path / "resnet34.pth"
+    torch.save(get_encoder("resnet34", weights=None).state_dict(), weights)
+    fill = {"data": tiny_dataset.path, "weights": weights.resolve()}
+    store = tmp_path / "store.sqlite"
+    extra = ["--store", str(store), "--config", "baseline"] if command == "runs" else []
+    code = main([command, *[o.format(**fill) for o in options], "--data", str(tiny_dataset.path), "--device", "cpu",
+                 "--quiet", *extra])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and message.format(**fill) in error and "\n" not in error and "Traceback" not in error
+    assert not store.exists()
+
+
 def test_bench_metrics_prints_ratios_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "metrics", "--json", str(out)]) == 0

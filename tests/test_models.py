@@ -190,6 +190,51 @@ def test_offline_imagenet_without_cache_says_how_to_provide_weights(tmp_path):
     assert "resnet34-333f7ec4.pth" in result.stderr and str(tmp_path / "hub") in result.stderr
 
 
+def test_imagenet_weights_in_the_hub_cache_load_at_once_when_the_hub_cannot_be_reached(tmp_path, monkeypatch):
+    """Once an unreachable hub cost about 75 s of retries. The cache holds resnet18's weights
+    (made here); this machine cannot reach the hub, so they load from the cache, in offline mode."""
+    import huggingface_hub.constants as hub
+    from safetensors.torch import save_file
+    from segmentation_models_pytorch.encoders import encoders, get_encoder
+
+    from pneumobench.models.encoder import build_encoder, hub_unreachable
+
+    settings = encoders["resnet18"]["pretrained_settings"]["imagenet"]
+    snapshot = tmp_path / f"models--{settings['repo_id'].replace('/', '--')}" / "snapshots" / settings["revision"]
+    snapshot.mkdir(parents=True)
+    torch.manual_seed(5)
+    cached = {k: v.contiguous() for k, v in get_encoder("resnet18", weights=None).state_dict().items()}
+    save_file(cached, str(snapshot / "model.safetensors"))
+    (snapshot / "config.json").write_text("{}")
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("pneumobench.models.encoder.hub_unreachable", lambda: "the test's hub is unreachable")
+    encoder = build_encoder("resnet18", "imagenet")
+    assert all(torch.equal(encoder.state_dict()[k], v) for k, v in cached.items())
+    assert hub.HF_HUB_OFFLINE is False  # offline for the load only
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    assert hub_unreachable() == "HF_HUB_OFFLINE is set"
+
+
+def test_without_cache_an_unreachable_hub_fails_at_once_with_no_retries(tmp_path, monkeypatch):
+    """No connection is attempted (each attempt was retried five times)."""
+    import socket
+
+    import huggingface_hub.constants as hub
+
+    from pneumobench.models.encoder import build_encoder
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("pneumobench.models.encoder.hub_unreachable", lambda: "huggingface.co cannot be reached")
+    connections = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, address: connections.append(address))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: connections.append(host) or [])
+    with pytest.raises(EncoderWeightsError, match="huggingface.co cannot be reached, and its cache does not hold them"):
+        build_encoder("resnet18", "imagenet")
+    assert connections == []
+
+
 class GatedAttention(nn.Module):
     """A researcher's block, defined outside the package: a learned per-channel gate."""
 

@@ -16,7 +16,8 @@ from pneumobench.experiment.config import ConfigError, ExperimentConfig, StageCo
 from pneumobench.experiment.profiles import get_profile
 from pneumobench.models import build_model, count_parameters
 from pneumobench.training import engine as training
-from pneumobench.training.engine import heldout_split, learning_rate, stage_loss_config, steps_per_epoch, train
+from pneumobench.training.engine import learning_rate, stage_loss_config, steps_per_epoch, train
+from pneumobench.training.preconditions import heldout_split
 from pneumobench.training.losses import SEG_LOSSES
 from pneumobench.training.metrics import batch_mean
 from pneumobench.training.selection import select_epoch

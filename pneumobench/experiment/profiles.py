@@ -49,6 +49,10 @@ class Profile:
             config = config.replace(epoch_selection=self.baseline_selection)
         return config
 
+    def with_encoder_weights(self, weights: str | None) -> Profile:
+        """This profile with every run starting from ``weights`` (None: random, "imagenet", or a file)."""
+        return dataclasses.replace(self, base=self.base.replace_model(encoder_weights=weights))
+
     def regression_margin(self, metric: str) -> float:
         """The regression check's margin for ``metric``."""
         margins = dict(self.regression_margins)

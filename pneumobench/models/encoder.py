@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
 
-__all__ = ["EncoderWeightsError", "build_encoder", "load_encoder_weights", "weights_fingerprint"]
+__all__ = ["EncoderWeightsError", "build_encoder", "hub_unreachable", "load_encoder_weights", "weights_fingerprint"]
 
 CLASSIFIER_PREFIXES = ("fc.", "classifier.", "head.")
 WRAPPER_PREFIXES = ("module.", "encoder.")
@@ -73,21 +77,59 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _imagenet_encoder(name: str) -> nn.Module:
+def hub_unreachable(timeout_s: float = 3.0) -> str | None:
+    """Why the model hub cannot be reached now (offline mode, no route, no name resolution),
+    or None when a connection to it opens within ``timeout_s``. Behind a proxy: None."""
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    host = urlparse(hub.ENDPOINT).hostname or "huggingface.co"
     try:
-        return get_encoder(name, weights="imagenet")
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as error:
+        return f"{host} cannot be reached ({type(error).__name__}: {error})"
+    return None
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """The model hub in offline mode for this block: its cache answers at once, with no retries."""
+    import huggingface_hub.constants as hub
+
+    before, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
+def _imagenet_encoder(name: str) -> nn.Module:
+    """smp's ImageNet encoder: from the hub cache first; from the hub only when it can be reached
+    (unreachable, the hub's client retries for over a minute before it fails)."""
+    unreachable = hub_unreachable()
+    try:
+        with _hub_offline() if unreachable is not None else nullcontext():
+            return get_encoder(name, weights="imagenet")
     except Exception as error:  # the hub raises connection, offline and cache-miss errors
-        cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
-        raise EncoderWeightsError(
-            f"ImageNet weights for encoder {name!r} are not available: smp downloads them from "
-            f"the Hugging Face model hub (smp-hub/{name}.imagenet) and neither the hub nor its "
-            f"cache ({cache}) could provide them ({type(error).__name__}: {error}). Provide them "
-            "in one of two ways: (1) run once with network access so the hub cache holds them "
-            "(later runs work offline, also with HF_HUB_OFFLINE=1), or copy such a cache and "
-            "point HF_HOME at it; (2) set encoder_weights to a state dict file, e.g. "
-            "torchvision's resnet34-333f7ec4.pth (the paper's weights) or a .safetensors file "
-            "(pneumobench run --encoder-weights PATH)."
-        ) from error
+        why = f"{unreachable}, and its cache does not hold them" if unreachable else f"{type(error).__name__}: {error}"
+        raise EncoderWeightsError(_imagenet_missing(name, why)) from error
+
+
+def _imagenet_missing(name: str, why: str) -> str:
+    import huggingface_hub.constants as hub
+
+    return (
+        f"ImageNet weights for encoder {name!r} are not available: smp downloads them from "
+        f"the Hugging Face model hub (smp-hub/{name}.imagenet) into its cache ({hub.HF_HUB_CACHE}), "
+        f"and neither could provide them ({why}). Provide them in one of two ways: (1) run once "
+        "with network access so the hub cache holds them (later runs work offline, also with "
+        "HF_HUB_OFFLINE=1), or copy such a cache and point HF_HOME at it; (2) give a state dict "
+        "file, e.g. torchvision's resnet34-333f7ec4.pth (the paper's weights) or a .safetensors "
+        "file: --pb-encoder-weights PATH in pytest, --encoder-weights PATH in pneumobench run and runs."
+    )
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,5 +1,5 @@
 """Runs in bulk: the results store, ``run`` and ``prefetch`` (the driver), the local and Ray
-executors, and device selection.
+executors, device selection and progress lines.
 """
 
 from pneumobench.core.lazy import lazy_exports
@@ -12,6 +12,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "EXECUTORS",
             "Executor",
             "ExecutorError",
+            "InlineExecutor",
             "Job",
             "LocalExecutor",
             "RayExecutor",
@@ -19,6 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "make_executor",
             "train_job",
         ),
+        "progress": ("BarProgress", "LineProgress", "RunProgress", "duration"),
         "runner": ("PrefetchSummary", "key_of", "prefetch", "run", "run_conditions"),
         "store": (
             "DEFAULT_STORE",

@@ -12,10 +12,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "CPU_THREADS",
             "DeviceData",
             "NonFiniteLossError",
-            "TrainingSetupError",
             "derive_seeds",
             "example_indices",
-            "heldout_split",
             "learning_rate",
             "stage_loss_config",
             "steps_per_epoch",
@@ -33,6 +31,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "correct_per_image",
             "dice_per_image",
         ),
+        "preconditions": ("TrainingSetupError", "check_runs", "check_trainable", "heldout_split"),
         "selection": ("RULES", "SelectionError", "reselect", "select_epoch"),
     },
 )

@@ -59,16 +59,15 @@ from pneumobench.models import PaperUNet, build_model, freeze_encoder, unfreeze_
 from pneumobench.training.checkpoints import load_verified, save_verified
 from pneumobench.training.losses import joint_loss
 from pneumobench.training.metrics import ScoreAccumulator, batch_mean
+from pneumobench.training.preconditions import TrainingSetupError, check_trainable, heldout_split
 from pneumobench.training.selection import select_epoch
 
 __all__ = [
     "CPU_THREADS",
     "DeviceData",
     "NonFiniteLossError",
-    "TrainingSetupError",
     "derive_seeds",
     "example_indices",
-    "heldout_split",
     "learning_rate",
     "stage_loss_config",
     "steps_per_epoch",
@@ -88,10 +87,6 @@ CPU_THREADS = 1  # torch CPU threads of every run, unless asked otherwise (part 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the run is abandoned, never reported."""
-
-
-class TrainingSetupError(ValueError):
-    """A configuration and dataset that cannot be trained together, or a foreign checkpoint."""
 
 
 def derive_seeds(seed: int) -> tuple[int, int]:
@@ -131,21 +126,6 @@ def stage_loss_config(config: ExperimentConfig, epoch: int) -> ExperimentConfig:
     if stage.seg_loss is None or stage.seg_loss == config.seg_loss:
         return config
     return config.replace(seg_loss=stage.seg_loss, cls_weight=None)
-
-
-def heldout_split(dataset: PreparedDataset, fraction: float, data_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The training half split into images trained on and a held-out slice for epoch selection:
-    ``round(fraction * n)`` of each label, drawn with the data seed; both in stored order."""
-    train = dataset.train_indices
-    if fraction <= 0:
-        return train, train[:0]
-    labels = np.asarray(dataset.labels[train])
-    rng = np.random.default_rng(data_seed)
-    held = np.zeros(len(train), bool)
-    for label in (0, 1):
-        members = np.flatnonzero(labels == label)
-        held[rng.permutation(members)[: round(fraction * len(members))]] = True
-    return train[~held], train[held]
 
 
 def _stage_of_epoch(config: ExperimentConfig, epoch: int) -> int:
@@ -410,24 +390,6 @@ class _Splits:
         return cls(split(train), split(dataset.val_indices), split(heldout) if len(heldout) else None)
 
 
-def _check_trainable(config: ExperimentConfig, dataset: PreparedDataset, cpu_threads: int, n_train: int) -> None:
-    if dataset.size != config.image_size:
-        raise TrainingSetupError(
-            f"config.image_size is {config.image_size} but the dataset {dataset.path} is {dataset.size}x{dataset.size}"
-        )
-    if n_train < config.batch_size:
-        raise TrainingSetupError(f"{n_train} training images are fewer than one batch of {config.batch_size}")
-    if not config.drop_last and n_train % config.batch_size == 1:
-        raise TrainingSetupError(
-            f"{n_train} training images in batches of {config.batch_size} leave a last batch of one image, which "
-            "batch normalisation cannot train on; set drop_last or change the batch size"
-        )
-    if len(dataset.val_indices) == 0:
-        raise TrainingSetupError(f"the dataset {dataset.path} has no validation images")
-    if cpu_threads < 1:
-        raise TrainingSetupError(f"cpu_threads must be at least 1, got {cpu_threads}")
-
-
 def _start_or_resume(
     config: ExperimentConfig,
     init_seed: int,
@@ -664,7 +626,7 @@ def train(
     device = torch.device(device)
     init_seed, data_seed = derive_seeds(seed)
     train_indices, heldout_indices = heldout_split(dataset, config.heldout_fraction, data_seed)
-    _check_trainable(config, dataset, cpu_threads, len(train_indices))
+    check_trainable(config, dataset, cpu_threads)
     channels_last = fast and device.type == "cuda"
     plan = _Plan(
         config,
