@@ -408,7 +408,7 @@ class PneumobenchSession:
         result = outcome(stats.verdict, evidence=self.evidence, strict=self.options.strict)
         if result == Outcome.PASS:
             return
-        message = outcome_message(record, stats.verdict, synthetic=self.synthetic, strict=self.options.strict)
+        message = outcome_message(record, stats.verdict, strict=self.options.strict)
         if result == Outcome.FAIL:
             pytest.fail(message, pytrace=False)
         pytest.xfail(message)
@@ -435,7 +435,7 @@ class PneumobenchSession:
             )
         if not self.records:
             return
-        from pneumobench.reporting.report import summary_lines
+        from pneumobench.reporting.summary import summary_lines
 
         terminalreporter.write_sep("=", "pneumobench verdicts")
         for line in summary_lines(self.records):

@@ -82,7 +82,11 @@ def recorded(tiny_dataset, tmp_path):
 
 def test_a_matching_recorded_baseline_judges_a_row(tiny_dataset, recorded):
     result = judge(ROW, {("aspp",): steady(runs(tiny_dataset, ("aspp",)))}, recorded=recorded)
-    assert result.verdict == Verdict.REPRODUCED and "against the recorded baseline" in result.note
+    assert result.verdict == Verdict.REPRODUCED and result.paper == pytest.approx(0.6)
+    assert result.extra["reference"] == "recorded baseline, same seeds"
+    other_seeds = [dataclasses.replace(r, seed=r.seed + 5) for r in steady(runs(tiny_dataset, ("aspp",)))]
+    other = judge(ROW, {("aspp",): other_seeds}, recorded=recorded)
+    assert other.extra["reference"] == "recorded baseline, 5 other seeds"
 
 
 @pytest.mark.parametrize("field", ["dataset", "device", "config", "threads", *MATCHED_VERSIONS])

@@ -13,7 +13,7 @@ from pneumobench.judging.verdicts import (
     outcome_message,
     verdict_line,
 )
-from pneumobench.reporting.report import summary_lines
+from pneumobench.reporting.summary import count_line, next_step, summary_lines
 
 P, F, X = Outcome.PASS, Outcome.FAIL, Outcome.XFAIL
 
@@ -56,19 +56,59 @@ def test_inconclusive_line_says_how_many_seeds_would_decide_and_skips_a_missing_
 
 
 @pytest.mark.parametrize(
-    "verdict, synthetic, strict, suffix",
+    "verdict, strict, suffix",
     [
-        (Verdict.CONTRADICTED, False, False, ""),
-        (Verdict.CONTRADICTED, True, True, f" [{SYNTHETIC_NOTE}]"),  # fails with or without --pb-strict
-        (Verdict.REGRESSED, False, True, ""),
-        (Verdict.INCONCLUSIVE, False, False, ""),  # an xfail
-        (Verdict.INCONCLUSIVE, False, True, " (--pb-strict)"),  # failed only because of --pb-strict
-        (Verdict.INCONCLUSIVE, True, True, f" [{SYNTHETIC_NOTE}] (--pb-strict)"),
+        (Verdict.CONTRADICTED, False, ""),
+        (Verdict.CONTRADICTED, True, ""),  # fails with or without --pb-strict
+        (Verdict.REGRESSED, True, ""),
+        (Verdict.INCONCLUSIVE, False, ""),  # an xfail
+        (Verdict.INCONCLUSIVE, True, " (--pb-strict)"),  # failed only because of --pb-strict
     ],
 )
-def test_outcome_message_says_when_strictness_failed_the_test(verdict, synthetic, strict, suffix):
+def test_outcome_message_says_when_strictness_failed_the_test(verdict, strict, suffix):
+    """The synthetic-data note is not repeated per test (once 37 xfail lines of ~300 characters)."""
     record = {**RECORD, "verdict": verdict.value}
-    assert outcome_message(record, verdict, synthetic=synthetic, strict=strict) == verdict_line(record) + suffix
+    assert outcome_message(record, verdict, strict=strict) == verdict_line(record) + suffix
+
+
+def test_a_row_judged_against_the_recorded_baseline_names_it_and_gives_the_papers_value():
+    """Once "measured +0.9450 (target +0.9450)" with no word of where the target came from."""
+    record = {**RECORD, "verdict": "REPRODUCED", "text": "aspp reaches the paper's dice", "estimate": 0.945,
+              "paper": 0.945, "paper_value": 0.592, "reference": "recorded baseline, same seeds", "p_value": 0.0008,
+              "decided_by": "TOST, margin 0.01", "seeds": 3, "note": "within +-0.01"}
+    assert verdict_line(record) == (
+        "REPRODUCED: aspp reaches the paper's dice: measured +0.9450 (target +0.9450 from the recorded baseline, "
+        "same seeds; paper +0.5920), p=0.0008 (TOST, margin 0.01) at alpha=0.00116, 3 seeds; within +-0.01"
+    )
+
+
+def _records(*rows):
+    return [{"kind": kind, "verdict": verdict, "synthetic": synthetic, "seeds_needed": needed, "note": note}
+            for kind, verdict, synthetic, needed, note in rows]
+
+
+def test_the_count_line_counts_claims_and_regression_checks_apart():
+    records = _records(("paired", "REPRODUCED", True, None, ""), ("row", "INCONCLUSIVE", True, None, ""),
+                       ("paired", "INCONCLUSIVE", True, 9, ""), ("regression", "NO REGRESSION", True, None, ""),
+                       ("regression", "REGRESSED", True, None, ""), ("best", "NOT RUN", True, None, "missing"))
+    assert count_line(records) == (
+        "4 claims: 1 REPRODUCED, 2 INCONCLUSIVE, 0 CONTRADICTED, 1 NOT RUN; "
+        "2 regression checks: 1 NO REGRESSION, 1 REGRESSED, 0 CHANGED, 0 INCONCLUSIVE"
+    )
+
+
+@pytest.mark.parametrize("rows, step", [
+    ([("paired", "REPRODUCED", False, None, "")], ""),
+    ([("paired", "INCONCLUSIVE", False, 9, ""), ("paired", "INCONCLUSIVE", False, 41, ""),
+      ("paired", "REPRODUCED", False, 3, "")],
+     "1 of 2 open claims would decide within 40 seeds at the paper's effect sizes: --pb-seeds auto trains only the "
+     "seeds each needs"),
+    ([("row", "INCONCLUSIVE", True, None, "no recorded baseline (record one with --pb-update-baselines)")],
+     "judge the paper on its data: pneumobench data prepare SIIM_DIR DIR, then pytest suites -m paper --pb-profile "
+     'paper --pb-data DIR; or record a baseline: pytest suites -m "paper or regression" --pb-update-baselines'),
+])
+def test_the_next_step_says_what_would_teach_more(rows, step):
+    assert next_step(_records(*rows)) == step
 
 
 def test_summary_names_the_profile_each_family_and_the_synthetic_note():
@@ -78,6 +118,8 @@ def test_summary_names_the_profile_each_family_and_the_synthetic_note():
     assert lines[0].startswith("profile smoke; family paper: alpha 0.05 over its ")
     assert lines[1] == f"NOTE: {SYNTHETIC_NOTE}"
     assert "aspp-improves-dice" in lines[2] and "CONTRADICTED" in lines[2]
+    assert lines[3] == "1 claim: 0 REPRODUCED, 0 INCONCLUSIVE, 1 CONTRADICTED"
+    assert lines[4].startswith("next: judge the paper on its data: ")
     assert summary_lines([{**record, "synthetic": False}])[1].split("\n")[0].startswith("claim")
 
 

@@ -218,8 +218,13 @@ def _judge_row(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
         return undecided(recorded, seeds=len(values), estimate=float(values.mean()), alpha=alpha, paper=claim.paper)
     reference = np.array(list(recorded.values()))
     result = equivalence_claim(values, reference, margin=EQUIVALENCE_MARGIN, alpha=alpha)
-    result.note = f"against the recorded baseline ({reference.mean():.4f}); paper {claim.paper}. {result.note}"
-    return result
+    return replace(result, extra={**result.extra, "reference": _recorded_reference(recorded, runs)})
+
+
+def _recorded_reference(recorded: dict[int, float], runs: list[RunResult]) -> str:
+    """Which recorded runs a claim is judged against: today's seeds, or others."""
+    same = set(recorded) == {run.seed for run in runs}
+    return "recorded baseline, same seeds" if same else f"recorded baseline, {len(recorded)} other seeds"
 
 
 def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
@@ -236,7 +241,8 @@ def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
     paired = set(recorded) == set(today)
     baseline = np.array([recorded[seed] for seed in (today if paired else sorted(recorded))])
     margin = get_profile(ctx.profile).regression_margin(claim.metric)
-    return regression_check(current, baseline, margin=margin, alpha=alpha, paired=paired)
+    result = regression_check(current, baseline, margin=margin, alpha=alpha, paired=paired)
+    return replace(result, extra={**result.extra, "reference": _recorded_reference(recorded, runs)})
 
 
 Judge = Callable[[Claim, JudgeInputs], ClaimStats]
@@ -303,4 +309,6 @@ def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile:
         "profile": profile,
         "degenerate": stats.extra.get("degenerate", []),
         **stats.to_dict(),
+        "paper_value": claim.paper,  # the paper's number; ``paper`` is the target the claim was judged against
+        "reference": stats.extra.get("reference", "paper"),  # where the target comes from
     }

@@ -38,12 +38,10 @@ def outcome(verdict: Verdict, *, evidence: bool, strict: bool) -> Outcome:
 FAILS_WITHOUT_STRICT = (Verdict.CONTRADICTED, Verdict.REGRESSED, Verdict.CHANGED)
 
 
-def outcome_message(record: dict[str, Any], verdict: Verdict, *, synthetic: bool, strict: bool) -> str:
-    """The text a test ends with: the verdict line, the synthetic-data note, and ``(--pb-strict)``
-    when only strictness turned the verdict into a failure."""
+def outcome_message(record: dict[str, Any], verdict: Verdict, *, strict: bool) -> str:
+    """The text a test ends with: the verdict line, and ``(--pb-strict)`` when only strictness
+    turned the verdict into a failure. The synthetic-data note is said once, in the summary."""
     line = verdict_line(record)
-    if synthetic:
-        line += f" [{SYNTHETIC_NOTE}]"
     if strict and verdict not in FAILS_WITHOUT_STRICT and outcome(verdict, evidence=True, strict=True) == Outcome.FAIL:
         line += " (--pb-strict)"
     return line
@@ -53,11 +51,22 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
 
 
+def _target(record: dict[str, Any]) -> str:
+    """ " (target +0.9198 from the recorded baseline, same seeds; paper +0.5860)": the value the
+    estimate is judged against, where it comes from when not the paper, and then the paper's."""
+    target, reference = record.get("paper"), record.get("reference", "paper")
+    if target is None:
+        return ""
+    if reference == "paper":
+        return f" (target {target:+.4f})"
+    paper = record.get("paper_value")
+    return f" (target {target:+.4f} from the {reference}" + ("" if paper is None else f"; paper {paper:+.4f}") + ")"
+
+
 def verdict_line(record: dict[str, Any]) -> str:
     """One line: verdict, claim, measured vs target, the deciding p and its test, seeds, why."""
     text = f"{record['verdict']}: {record['text'] or record['claim']}: measured {record['estimate']:+.4f}"
-    if record.get("paper") is not None:
-        text += f" (target {record['paper']:+.4f})"
+    text += _target(record)
     if _number(record.get("p_value")):
         text += f", p={record['p_value']:.3g}"
         if record.get("decided_by"):

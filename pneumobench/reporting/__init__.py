@@ -24,11 +24,10 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "RunGroup",
             "judge_group",
             "load_group",
-            "summary_lines",
-            "verdict_table",
             "write_authors_report",
             "write_report",
         ),
+        "summary": ("count_line", "next_step", "summary_lines", "verdict_table"),
         "sections": (
             "authors_section",
             "claims_by_rule",

@@ -25,17 +25,17 @@ from pneumobench.core.results import RunResult
 from pneumobench.data.prepared import DatasetError, load
 from pneumobench.experiment.config import config_name
 from pneumobench.experiment.profiles import PROFILES, Profile, get_profile
-from pneumobench.judging import families as family_registry
 from pneumobench.judging.baselines import load_paper, paper_path
 from pneumobench.judging.claims import degenerate_reasons
 from pneumobench.judging.context import JudgingContext, runs_by_config
 from pneumobench.judging.looks import SequentialPlan
-from pneumobench.judging.stats import MAX_SEEDS_FOR_POWER, Verdict
+from pneumobench.judging.stats import Verdict
 from pneumobench.judging.verdicts import SYNTHETIC_NOTE
 from pneumobench.papers.viel_orhan_2020.claims import all_claims
 from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 from pneumobench.reporting import sections as protocol_sections
 from pneumobench.reporting.sections import mean_t_interval, protocol_markdown
+from pneumobench.reporting.summary import count_line, next_step, verdict_table
 from pneumobench.runs.store import ResultStore, StoredRun
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
     "RunGroup",
     "judge_group",
     "load_group",
-    "summary_lines",
-    "verdict_table",
     "write_authors_report",
     "write_report",
 ]
@@ -216,90 +214,6 @@ def judge_group(
     return context.judge_available(all_claims(load_paper(paper_path(baselines_dir))))
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
-    """The verdict summary pytest prints at the end: the profile and families, the synthetic-data
-    note where it applies, and the verdict table."""
-    from tabulate import tabulate
-
-    registered = family_registry.FAMILIES  # looked up now: families register as claims are defined
-    families = sorted({r["family"] for r in records if r.get("family") in registered})
-    lines = [f"profile {records[0]['profile']}; " + "; ".join(registered[name].describe() for name in families)]
-    plans = {_plan_line(r["extra"]["sequential"]) for r in records if "sequential" in r.get("extra", {})}
-    lines.extend(sorted(plans))
-    if any(r["synthetic"] for r in records):
-        lines.append(f"NOTE: {SYNTHETIC_NOTE}")
-    lines.append(tabulate(verdict_table(records), headers="keys", disable_numparse=True))
-    return lines
-
-
-def _plan_line(look: dict[str, Any]) -> str:
-    return (
-        f"sequential (--pb-seeds auto): looks at {', '.join(map(str, look['looks']))} seeds, {look['spending']} "
-        "alpha spending; each claim stops at the look that decides it, INCONCLUSIVE means undecided at the cap"
-    )
-
-
-def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict table: one row per claim, with the p of the test that decided, its alpha and
-    the interval at the decision's level (1 - 2 alpha); "degenerate" flags a claim resting on a
-    degenerate configuration. Regression checks add the smallest change either way that each
-    detects with 80% power at its seeds and SDs."""
-    rows = []
-    detects = any("detectable_change" in r.get("extra", {}) for r in records)
-    sequential = any("sequential" in r.get("extra", {}) for r in records)
-    for r in records:
-        judged = r["verdict"] != NOT_RUN
-        ci = f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]" if _finite(r["ci_low"]) else ""
-        rows.append(
-            {
-                "claim": r["claim"],
-                "source": r["source"],
-                "target": "" if r.get("paper") is None else f"{r['paper']:+.4f}",
-                "measured": f"{r['estimate']:+.4f}" if judged and _finite(r["estimate"]) else "",
-                "CI (1-2 alpha)": ci,
-                "p": f"{r['p_value']:.3g}" if _finite(r["p_value"]) else "",
-                "alpha": f"{r['alpha']:.3g}" if _finite(r["alpha"]) else "",
-                "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
-                "seeds": r["seeds"],
-                "seeds needed": _seeds_needed(r, judged),
-                "flags": "degenerate" if r.get("degenerate") else "",
-                "verdict": r["verdict"],
-            }
-        )
-        if sequential:
-            rows[-1]["look"] = _look(r)
-        if detects:
-            change = r.get("extra", {}).get("detectable_change")
-            rows[-1]["detects"] = "" if change is None else f"{change:.3f}"
-    return rows
-
-
-def _look(record: dict[str, Any]) -> str:
-    """A sequential claim's look: "2/4 decided", or "4/4 at cap" for one still open at the cap."""
-    look = record.get("extra", {}).get("sequential")
-    if not look:
-        return ""
-    state = "decided" if look["decided"] else ("at cap" if look["look"] == len(look["looks"]) else "stopped")
-    return f"{look['look']}/{len(look['looks'])} {state}"
-
-
-def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
-    """The power analysis' seed count; "> 1000" where it found none up to its limit; for a
-    claim not run, what is missing."""
-
-    if not judged:
-        return record.get("note", "")
-    if record.get("seeds_needed"):
-        return str(record["seeds_needed"])
-    if record.get("kind") in ("paired", "best") and record.get("paper"):
-        return f"> {MAX_SEEDS_FOR_POWER}"
-    return ""
-
-
 def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
     """Mean and 95% t-interval over seeds, clipped to the metric's range [0, 1] (NaN bounds with fewer than two)."""
 
@@ -338,7 +252,7 @@ def table6_comparison(
 
 
 def _format_measured(entry: dict[str, Any]) -> str:
-    if _finite(entry["ci_low"]):
+    if math.isfinite(entry["ci_low"]):
         return f"{entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
     return f"{entry['mean']:.3f}"
 
@@ -631,6 +545,10 @@ def _summary_section(data: dict[str, Any]) -> list[str]:
         f"code `{data['source_fingerprint']}`.",
         "",
     ]
+    if data["claims"]:
+        lines += [f"{count_line(data['claims'])}.", ""]
+        step = next_step(data["claims"])
+        lines += [f"Next: {step}.", ""] if step else []
     lines += [f"- Note: {note}" for note in data["notes"]]
     return lines + ([""] if data["notes"] else [])
 
