@@ -199,16 +199,39 @@ def _runs(args: argparse.Namespace) -> int:
         executor=executor,
         checkpoint_dir=args.checkpoint_dir,
     )
+    elsewhere = _unfinished_elsewhere(store, runs, dataset, executor, args.device)
     resumed = f" ({len(summary.resumed)} resumed from a checkpoint)" if summary.resumed else ""
+    stored = len(runs) - summary.trained - len(summary.failed) - len(elsewhere)
     print(
         f"{len(runs)} runs of {len(configs)} configurations x {len(seeds)} seeds on the {executor.name} executor: "
-        f"{summary.trained} trained{resumed}, {len(summary.failed)} failed, "
-        f"{len(runs) - summary.trained - len(summary.failed)} already stored or trained elsewhere; "
+        f"{summary.trained} trained{resumed}, {len(summary.failed)} failed, {stored} already stored, "
+        f"{len(elsewhere)} still training in another process; "
         f"nodes used: {', '.join(sorted(summary.nodes)) or 'none'}; store {store.path}"
     )
     for failure in summary.failed:
         print(f"failed: {failure}", file=sys.stderr)
-    return 1 if summary.failed else 0
+    for line in elsewhere:
+        print(f"not finished: {line}", file=sys.stderr)
+    return 1 if summary.failed or elsewhere else 0
+
+
+def _unfinished_elsewhere(store: Any, runs: list, dataset: Any, executor: Any, device: str) -> list[str]:
+    """The runs another process holds (claimed, not finished): named with their owner and the
+    command that frees a dead owner's claim, never counted as stored."""
+    from pneumobench.runs.runner import key_of_kind
+
+    kind = executor.run_device_kind(None if device == "auto" else device)
+    lines = []
+    for config, seed in runs:
+        key = key_of_kind(config, seed, dataset.fingerprint, kind)
+        status = store.status(key)
+        if status is not None and status[0] == "running":
+            lines.append(
+                f"{config.name} seed {seed} is claimed by {status[1]} (if that process is gone its claim lapses "
+                f"{store.lease_seconds:.0f} s after its last heartbeat; free it now: pneumobench store forget "
+                f"{key[:12]} --store {store.path})"
+            )
+    return lines
 
 
 def _config_mods(name: str) -> tuple[str, ...]:

@@ -359,6 +359,7 @@ class PneumobenchSession:
                 progress=False,
                 kind=self.run_kind,
                 checkpoint_dir=self.options.checkpoint_dir,
+                on_wait=lambda message: self.write_line(f"pneumobench: {message}"),
             )
         return self._runs[config.key(), seed]
 

@@ -64,6 +64,31 @@ def test_run_and_runs_check_preconditions_before_training(cli_profile, tiny_data
     assert not store.exists()
 
 
+def test_runs_never_reports_success_for_a_run_another_process_holds(cli_profile, tiny_dataset, tmp_path, capsys):
+    """Once "0 trained, 0 failed, 1 already stored or trained elsewhere", exit 0, for a run whose
+    driver was killed on another host."""
+    import time
+
+    from pneumobench.runs.runner import key_of_kind
+
+    store = ResultStore(tmp_path / "store.sqlite")
+    key = key_of_kind(PROFILES.get(cli_profile).config(), 0, tiny_dataset.fingerprint, "cpu")
+    assert store.try_claim(key, config_key="c", config_name="baseline", seed=0,
+                           dataset_fingerprint=tiny_dataset.fingerprint, device_kind="cpu")
+    import sqlite3
+
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET owner='otherhost:4242', heartbeat_at=?", (time.time(),))
+    code = main(["runs", "--profile", cli_profile, "--config", "baseline", "--seeds", "1", "--data",
+                 str(tiny_dataset.path), "--device", "cpu", "--workers", "1", "--store", str(store.path), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "0 trained, 0 failed, 0 already stored, 1 still training in another process" in captured.out
+    assert (f"not finished: baseline seed 0 is claimed by otherhost:4242 (if that process is gone its claim lapses "
+            f"120 s after its last heartbeat; free it now: pneumobench store forget {key[:12]} --store "
+            f"{store.path})") in captured.err
+
+
 def test_bench_metrics_prints_ratios_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "metrics", "--json", str(out)]) == 0

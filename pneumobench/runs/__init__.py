@@ -21,7 +21,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "train_job",
         ),
         "progress": ("BarProgress", "LineProgress", "RunProgress", "duration"),
-        "runner": ("PrefetchSummary", "key_of", "prefetch", "run", "run_conditions"),
+        "runner": ("PrefetchSummary", "key_of", "key_of_kind", "prefetch", "run", "run_conditions"),
         "store": (
             "DEFAULT_STORE",
             "ResultStore",

@@ -33,6 +33,7 @@ __all__ = [
     "PrefetchSummary",
     "device_kind",
     "key_of",
+    "key_of_kind",
     "prefetch",
     "run",
     "run_conditions",
@@ -54,6 +55,13 @@ def key_of(
 ) -> str:
     """The store key this run is saved and looked up under."""
     return run_key(config.key(), seed, dataset_fingerprint, device_kind(device), run_conditions(config, cpu_threads))
+
+
+def key_of_kind(
+    config: ExperimentConfig, seed: int, dataset_fingerprint: str, kind: str, cpu_threads: int = CPU_THREADS
+) -> str:
+    """The store key of this run on a device of ``kind`` (``cpu``, ``cuda:<card>``), wherever it trains."""
+    return _run_identity(config, seed, dataset_fingerprint, kind, cpu_threads)[0]
 
 
 def _run_identity(
@@ -84,33 +92,36 @@ def run(
     cpu_threads: int = CPU_THREADS,
     kind: str | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunResult:
     """The stored result of this run, or train it now (resuming a checkpoint) and store it.
 
     ``kind``: the device kind the run is filed under when an executor trained it elsewhere (a
-    Ray cluster's cards); such a run is never trained here on a miss."""
+    Ray cluster's cards); such a run is never trained here on a miss. ``on_wait``: told once
+    when another process holds the run's claim (which run, whose, how to free it)."""
     store = store or ResultStore()
     device = select_device(device)
     here = device_kind(device)
     kind = kind or here
     key, identity = _run_identity(config, seed, dataset.fingerprint, kind, cpu_threads)
-    stored = store.fetch_or_claim(key, **identity, retry_failed=retry_failed)
+    stored = store.fetch_or_claim(key, **identity, retry_failed=retry_failed, on_wait=on_wait)
     if stored is not None:
         return stored
     if kind != here:
         store.release(key)
         raise RuntimeError(f"run {config.name} seed {seed} is for {kind}, not this machine's {here}: prefetch it")
     try:
-        result = train(
-            config,
-            dataset,
-            seed,
-            device,
-            checkpoint=_checkpoint_path(store, checkpoint_dir, key),
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-            cpu_threads=cpu_threads,
-        )
+        with store.keep_alive():
+            result = train(
+                config,
+                dataset,
+                seed,
+                device,
+                checkpoint=_checkpoint_path(store, checkpoint_dir, key),
+                checkpoint_every=checkpoint_every,
+                progress=progress,
+                cpu_threads=cpu_threads,
+            )
     except Exception as error:
         store.fail(key, error)
         raise
@@ -240,11 +251,12 @@ def prefetch(
             reporter.resuming(job.label, done, ExperimentConfig.from_json(job.config_json).epochs)
     unfinished = {job.key: job for job in jobs}
     try:
-        for job, outcome in executor.train(jobs, dataset):
-            _file_result(store, job, outcome, kind, summary)
-            del unfinished[job.key]
-            failure = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, BaseException) else None
-            reporter.finished(job.label, executor.status(len(unfinished)), failure)
+        with store.keep_alive():  # the claims are leases: refreshed while their runs train
+            for job, outcome in executor.train(jobs, dataset):
+                _file_result(store, job, outcome, kind, summary)
+                del unfinished[job.key]
+                failure = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, BaseException) else None
+                reporter.finished(job.label, executor.status(len(unfinished)), failure)
     except BaseException:
         reporter.interrupted(summary.trained, _with_checkpoints(unfinished.values()))
         raise

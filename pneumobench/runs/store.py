@@ -6,7 +6,12 @@ the device kind and the other conditions the numbers depend on (the versions of 
 torchvision, smp and numpy, the run's CPU thread count, the encoder weights' hash):
 changing any of them trains again. A run is claimed (status ``running``) before it starts,
 so concurrent processes (pytest-xdist workers) never train the same key twice: the others
-wait. A failed run is recorded with its error. A claim whose owner process died is taken over.
+wait. A failed run is recorded with its error.
+
+A claim is a lease: its owner refreshes ``heartbeat_at`` while it trains (``keep_alive``), and
+a claim whose heartbeat is older than ``LEASE_SECONDS`` is taken over from any host (a driver
+SIGKILLed on another login node leaves such a claim); a claim by a dead process on this host
+is taken over at once.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,9 +50,11 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL NOT NULL,
     finished_at REAL,
     result_json TEXT,
-    error TEXT
+    error TEXT,
+    heartbeat_at REAL
 )
 """
+LEASE_SECONDS = 120.0  # a claim not refreshed for this long is taken over, whatever host holds it
 
 
 class StoreError(RuntimeError):
@@ -102,10 +110,13 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(owner: str) -> bool:
+def _owner_alive(owner: str, heartbeat_at: float | None, lease_seconds: float) -> bool:
+    """Whether a claim still stands: its heartbeat is recent, and on this host its process lives."""
+    if heartbeat_at is None or time.time() - heartbeat_at > lease_seconds:
+        return False
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return True  # cannot tell for another host; assume alive
+        return True  # another host: its heartbeat says it lives
     return process_alive(int(pid))
 
 
@@ -123,7 +134,9 @@ COLUMNS = (
     "finished_at",
     "result_json",
     "error",
+    "heartbeat_at",
 )
+BEFORE_LEASES = COLUMNS[:-1]  # stores written before claims were leases: heartbeat_at is added on open
 
 
 def _check_schema(path: Path) -> None:
@@ -141,7 +154,7 @@ def _check_schema(path: Path) -> None:
             f"results store {path} is damaged or not a SQLite database ({error}); move it away "
             "(its runs will be trained again) or pass another --pb-store"
         ) from None
-    if columns != COLUMNS:
+    if columns not in (COLUMNS, BEFORE_LEASES):
         found = f"tables {sorted(tables)}" if tables else "no tables"
         raise StoreError(
             f"{path} is not a pneumobench results store ({found}; expected a 'runs' table with "
@@ -173,9 +186,16 @@ class StoredRun:
 class ResultStore:
     """Runs on disk. ``fetch_or_claim`` + ``finish``/``fail`` is the protocol the runner uses."""
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike = DEFAULT_STORE,
+        *,
+        poll_seconds: float = 1.0,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         self.path = Path(path)
         self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_file() and self.path.stat().st_size:
             _check_schema(self.path)  # read-only first: a foreign database is refused untouched
@@ -183,6 +203,8 @@ class ResultStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(SCHEMA)
+                if tuple(row[1] for row in db.execute("PRAGMA table_info(runs)")) == BEFORE_LEASES:
+                    db.execute("ALTER TABLE runs ADD COLUMN heartbeat_at REAL")
                 db.execute("SELECT COUNT(*) FROM runs").fetchone()
         except sqlite3.DatabaseError as error:
             raise StoreError(
@@ -208,23 +230,38 @@ class ResultStore:
         dataset_fingerprint: str,
         device_kind: str,
         retry_failed: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> RunResult | None:
         """The stored result of ``key``; or None after claiming it (the caller must train).
 
-        Waits while another live process holds the claim; raises ``RunFailedError`` for a
-        recorded failure unless ``retry_failed``.
+        Waits while another live process holds the claim (``on_wait`` is told once which run,
+        whose claim and how to free it); raises ``RunFailedError`` for a recorded failure
+        unless ``retry_failed``.
         """
         identity = (config_key, config_name, seed, dataset_fingerprint, device_kind)
+        told = False
         while True:
             row = self._claim_or_row(key, identity, retry_failed)
             if row is None:
                 return None
-            status, _, result_json, error = row
+            status, owner, result_json, error, heartbeat_at = row
             if status == "done":
                 return _result(key, result_json, self.path)
             if status == "failed":
                 raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
+            if on_wait is not None and not told:
+                on_wait(self.waiting_message(key, f"{config_name} seed {seed}", owner, heartbeat_at))
+                told = True
             time.sleep(self.poll_seconds)  # another live process is training this key
+
+    def waiting_message(self, key: str, label: str, owner: str, heartbeat_at: float) -> str:
+        """What a process waiting for another's claim says: the run, its owner, when the claim
+        lapses if that owner is gone, and the command that frees it now."""
+        lapses = max(0.0, heartbeat_at + self.lease_seconds - time.time())
+        return (
+            f"waiting for {label}, which {owner} is training (its claim lapses {lapses:.0f} s after that "
+            f"process stops; to free it now: pneumobench store forget {key[:12]} --store {self.path})"
+        )
 
     def try_claim(
         self,
@@ -245,24 +282,52 @@ class ResultStore:
 
     def _claim_or_row(self, key: str, identity: tuple[str, str, int, str, str], retry_failed: bool) -> Any:
         """Claim ``key`` (returns None) unless another row stands: then that row's status, owner,
-        result and error. A running row whose owner died, or a failed one with ``retry_failed``, is taken over."""
+        result, error and heartbeat. A running row whose claim lapsed, or a failed one with
+        ``retry_failed``, is taken over."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT status, owner, result_json, error FROM runs WHERE run_key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT status, owner, result_json, error, heartbeat_at FROM runs WHERE run_key = ?", (key,)
+            ).fetchone()
             if (
                 row is None
-                or (row[0] == "running" and not _owner_alive(row[1]))
+                or (row[0] == "running" and not _owner_alive(row[1], row[4], self.lease_seconds))
                 or (row[0] == "failed" and retry_failed)
             ):
+                now = time.time()
                 db.execute(
                     "INSERT OR REPLACE INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, "
-                    "source_fingerprint, device_kind, status, owner, started_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (key, *identity[:4], source_fingerprint(), identity[4], "running", _owner(), time.time()),
+                    "source_fingerprint, device_kind, status, owner, started_at, heartbeat_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (key, *identity[:4], source_fingerprint(), identity[4], "running", _owner(), now, now),
                 )
                 db.execute("COMMIT")
                 return None
             db.execute("COMMIT")
             return row
+
+    def heartbeat(self) -> None:
+        """Refresh every claim this process holds (a claim lapses ``lease_seconds`` after its last heartbeat)."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET heartbeat_at=? WHERE status='running' AND owner=?", (time.time(), _owner()))
+
+    @contextmanager
+    def keep_alive(self) -> Iterator[None]:
+        """Refresh this process's claims from a background thread, four times per lease, while
+        the block runs (the block trains them)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_seconds / 4):
+                self.heartbeat()
+
+        thread = threading.Thread(target=beat, name="pneumobench-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def done(self, key: str) -> bool:
         """Whether ``key`` has a finished run."""
@@ -294,14 +359,21 @@ class ResultStore:
         run's owner process is still alive (a dead owner's claim is taken over by the next caller)."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT run_key, config_name, seed, status, owner, started_at, error FROM runs "
+                "SELECT run_key, config_name, seed, status, owner, started_at, error, heartbeat_at FROM runs "
                 "WHERE status != 'done' ORDER BY started_at, run_key"
             ).fetchall()
-        names = ("run_key", "config_name", "seed", "status", "owner", "started_at", "error")
+        names = ("run_key", "config_name", "seed", "status", "owner", "started_at", "error", "heartbeat_at")
         entries = [dict(zip(names, row)) for row in rows]
         for entry in entries:
-            entry["owner_alive"] = entry["status"] == "running" and _owner_alive(entry["owner"])
+            alive = _owner_alive(entry["owner"], entry["heartbeat_at"], self.lease_seconds)
+            entry["owner_alive"] = entry["status"] == "running" and alive
         return entries
+
+    def status(self, key: str) -> tuple[str, str] | None:
+        """A run's status and owner (None when the store has no such run)."""
+        with self._connect() as db:
+            row = db.execute("SELECT status, owner FROM runs WHERE run_key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def clear_failed(self) -> int:
         """Delete every failed run, so the next session trains it again; returns how many."""
