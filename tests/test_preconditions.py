@@ -14,8 +14,8 @@ import pneumobench.judging.baselines
 import pneumobench.models.encoder
 import pneumobench.papers.viel_orhan_2020.claims
 import pneumobench.reporting.report  # noqa: F401 (the inner sessions' modules, imported once here)
-from pneumobench.runs.runner import key_of
 from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
+from pneumobench.runs.runner import key_of
 from pneumobench.runs.store import ResultStore
 from pneumobench.training.preconditions import TrainingSetupError, check_runs, check_trainable
 

@@ -17,9 +17,9 @@ from pneumobench.experiment.profiles import get_profile
 from pneumobench.models import build_model, count_parameters
 from pneumobench.training import engine as training
 from pneumobench.training.engine import learning_rate, stage_loss_config, steps_per_epoch, train
-from pneumobench.training.preconditions import heldout_split
 from pneumobench.training.losses import SEG_LOSSES
 from pneumobench.training.metrics import batch_mean
+from pneumobench.training.preconditions import heldout_split
 from pneumobench.training.selection import select_epoch
 from tests.test_training import TINY
 
