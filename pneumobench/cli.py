@@ -176,6 +176,7 @@ def _runs(args: argparse.Namespace) -> int:
         if dataset is None:
             return 2
         check_runs(configs, dataset)
+        kind = executor.run_device_kind(None if args.device == "auto" else args.device)  # joins a Ray cluster now
         store = ResultStore(args.store)
     except (
         UnknownNameError,
@@ -199,7 +200,7 @@ def _runs(args: argparse.Namespace) -> int:
         executor=executor,
         checkpoint_dir=args.checkpoint_dir,
     )
-    elsewhere = _unfinished_elsewhere(store, runs, dataset, executor, args.device)
+    elsewhere = _unfinished_elsewhere(store, runs, dataset.fingerprint, kind)
     resumed = f" ({len(summary.resumed)} resumed from a checkpoint)" if summary.resumed else ""
     stored = len(runs) - summary.trained - len(summary.failed) - len(elsewhere)
     print(
@@ -215,15 +216,14 @@ def _runs(args: argparse.Namespace) -> int:
     return 1 if summary.failed or elsewhere else 0
 
 
-def _unfinished_elsewhere(store: Any, runs: list, dataset: Any, executor: Any, device: str) -> list[str]:
+def _unfinished_elsewhere(store: Any, runs: list, fingerprint: str, kind: str) -> list[str]:
     """The runs another process holds (claimed, not finished): named with their owner and the
     command that frees a dead owner's claim, never counted as stored."""
     from pneumobench.runs.runner import key_of_kind
 
-    kind = executor.run_device_kind(None if device == "auto" else device)
     lines = []
     for config, seed in runs:
-        key = key_of_kind(config, seed, dataset.fingerprint, kind)
+        key = key_of_kind(config, seed, fingerprint, kind)
         status = store.status(key)
         if status is not None and status[0] == "running":
             lines.append(
@@ -251,7 +251,7 @@ def _run_dataset(args: argparse.Namespace, profile: Any) -> Any:
     from pneumobench.data.prepared import load
 
     if args.data is not None:
-        dataset = load(args.data)
+        dataset = load(args.data.resolve())  # absolute: the path workers on other nodes look for
         problem = profile.dataset_problem(dataset.preparation)
         if problem is None:
             return dataset

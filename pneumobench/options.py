@@ -49,13 +49,15 @@ def parse_count(minimum: int, what: str) -> Callable[[str], int]:
 
 
 def parse_gpu_share(text: str) -> float:
-    """GPUs one run asks for: a number above 0 (0.5 packs two runs per card)."""
+    """GPUs one run asks for: a share of one card (0 < x <= 1; 0.5 packs two runs per card) or
+    a whole number of cards (Ray cannot give a task 1.5 cards)."""
+    allowed = "give a share of one GPU (0 < x <= 1, e.g. 0.5) or a whole number of GPUs (1, 2)"
     try:
         value = float(text)
     except ValueError:
-        raise OptionError(f"{text!r} is not a number: give a share of a GPU above 0 (0.5, 1, 2)") from None
-    if not value > 0:
-        raise OptionError(f"{value}: give a share of a GPU above 0 (0.5, 1, 2)")
+        raise OptionError(f"{text!r} is not a number: {allowed}") from None
+    if not (0 < value <= 1 or (value > 1 and value.is_integer())):
+        raise OptionError(f"{value:g}: {allowed}")
     return value
 
 
@@ -119,7 +121,8 @@ RUN_OPTIONS: dict[str, Option] = {
         Option("ray-address", "with the ray executor: auto (the cluster this machine joined) or HOST:PORT"),
         Option(
             "gpus-per-run",
-            "with the ray executor: GPUs each run asks for (0.5 packs two runs per card; default 1)",
+            "with the ray executor: GPUs each run asks for, a share of one card (0.5 packs two runs per card) "
+            "or a whole number (default 1)",
             default=1.0,
             parse=parse_gpu_share,
         ),
@@ -132,8 +135,8 @@ RUN_OPTIONS: dict[str, Option] = {
         Option(
             "checkpoint-dir",
             "checkpoint directory (default: beside the store); with Ray, storage every node shares, so a run "
-            "whose node died resumes",
-            parse=Path,
+            "whose node died resumes (a relative path is made absolute here, on the driver)",
+            parse=lambda text: Path(text).resolve(),
         ),
     )
 }

@@ -135,7 +135,7 @@ def _data_option(data: Path | None, profile: Profile) -> Path | None:
     unsuited = profile.dataset_problem(prepared.preparation)
     if unsuited is not None:
         raise pytest.UsageError(f"pneumobench: --pb-data {data}: {unsuited}")
-    return data
+    return data.resolve()  # the path workers on other nodes look for
 
 
 def _sequential_plan(max_seeds: int | None, spending: str | None, auto: bool) -> SequentialPlan | None:
@@ -279,8 +279,10 @@ class PneumobenchSession:
 
     def check_preconditions(self) -> None:
         """Before any run trains: the dataset is at hand and suits every configuration the
-        selected claims need, and the encoder weights are available. A problem is one
-        ``pytest.UsageError`` line, and nothing is stored as a failed run."""
+        selected claims need, the encoder weights are available, and the executor can start (a
+        Ray cluster answers, a request some node can meet). A problem is one ``pytest.UsageError``
+        line, and nothing is stored as a failed run."""
+        from pneumobench.runs.executors import ExecutorError
         from pneumobench.training.preconditions import TrainingSetupError, check_runs
 
         configs = [self.profile.config(*mods) for mods in sorted(self.needed)]
@@ -288,6 +290,10 @@ class PneumobenchSession:
             check_runs(configs, self.dataset)
         except TrainingSetupError as error:
             raise pytest.UsageError(f"pneumobench: profile {self.profile.name!r}: {error}") from None
+        try:
+            self.run_kind  # noqa: B018 (joins the Ray cluster and asks its card model now)
+        except ExecutorError as error:
+            raise pytest.UsageError(f"pneumobench: --pb-executor {self.options.executor}: {error}") from None
 
     def evaluate(self, claim: Any) -> Any:
         """Judge ``claim`` on this session's runs, at its family's alpha (with ``--pb-seeds auto``,

@@ -101,7 +101,10 @@ def test_without_ray_the_executor_is_a_one_line_usage_error(monkeypatch, tiny_da
     (["--config", "nosuch"], "pneumobench runs: unknown modification 'nosuch'"),
     (["--seeds", "0,0"], "pneumobench runs: seed 0 is given more than once"),
     (["--device", "banana"], "pneumobench runs: device 'banana': give auto, cpu, cuda or cuda:N"),
-    (["--gpus-per-run", "0"], "argument --gpus-per-run: 0.0: give a share of a GPU above 0 (0.5, 1, 2)"),
+    (["--gpus-per-run", "0"], "argument --gpus-per-run: 0: give a share of one GPU (0 < x <= 1, e.g. 0.5) or a "
+                              "whole number of GPUs (1, 2)"),
+    (["--gpus-per-run", "1.5"], "argument --gpus-per-run: 1.5: give a share of one GPU"),  # Ray cannot split 1.5
+    (["--gpus-per-run", "x"], "argument --gpus-per-run: 'x' is not a number: give a share of one GPU"),
     (["--executor", "spark"], "argument --executor: invalid choice: 'spark'"),
 ])
 def test_cli_runs_usage_errors_are_one_line(args, message, tmp_path, capsys):

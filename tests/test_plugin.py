@@ -236,7 +236,9 @@ def test_usage_errors_are_one_line(pytester, tiny_dataset):
         ("--pb-seeds=auto --pb-spending=linear", "*pneumobench: --pb-spending linear: give obrien-fleming or pocock"),
         ("--pb-executor=spark", "*pneumobench: --pb-executor spark: unknown executor; registered: local, ray"),
         ("--pb-ray-address=auto", "*pneumobench: --pb-ray-address applies only with --pb-executor ray"),
-        ("--pb-gpus-per-run=0", "*pneumobench: --pb-gpus-per-run 0.0: give a share of a GPU above 0 (0.5, 1, 2)"),
+        ("--pb-gpus-per-run=0", "*pneumobench: --pb-gpus-per-run 0: give a share of one GPU (0 < x <= 1, e.g. 0.5) "
+                                "or a whole number of GPUs (1, 2)"),
+        ("--pb-gpus-per-run=1.5", "*pneumobench: --pb-gpus-per-run 1.5: give a share of one GPU*"),
         (
             f"--pb-profile=authors --pb-data={tiny_dataset.path}",
             f"*pneumobench: --pb-data {tiny_dataset.path}: it was prepared with --mask-rows union --resize area, and "

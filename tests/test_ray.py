@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
-from pneumobench.runs.executors import make_executor
+from pneumobench.runs.executors import ExecutorError, make_executor
 from pneumobench.runs.runner import prefetch, run
 from pneumobench.runs.store import ResultStore
 
@@ -30,8 +30,9 @@ TINY = ExperimentConfig(
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A real Ray instance on this machine: two CPUs, so two runs at a time."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """A real Ray instance on this machine: two CPUs, so two runs at a time, and one GPU it
+    advertises without having one (runs here ask for the CPU; the GPU probe must fail in one line)."""
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -113,3 +114,20 @@ def test_cli_runs_on_ray_prints_what_happened(cluster, tiny_dataset, tmp_path, c
     assert "1 runs of 1 configurations x 1 seeds on the ray executor: 1 trained, 0 failed, 0 already stored" in out
     assert ResultStore(store).counts() == {"done": 1}
     assert main(args) == 0 and "0 trained, 0 failed, 1 already stored" in capsys.readouterr().out
+
+
+def test_a_request_no_node_can_meet_is_refused_instead_of_queued_forever(cluster):
+    with pytest.raises(ExecutorError, match="each run asks for 4 CPUs, and no live node of the cluster has that many "
+                                            "[(]the largest has 2[)]"):
+        make_executor("ray", cpus_per_run=4).run_device_kind("cpu")
+    with pytest.raises(ExecutorError, match="each run asks for 2 GPUs, and no live node of the cluster has that many "
+                                            "[(]the largest has 1[)]: lower --gpus-per-run"):
+        make_executor("ray", gpus_per_run=2.0).run_device_kind(None)
+
+
+def test_a_node_that_advertises_a_gpu_it_cannot_use_is_named_in_one_line(cluster):
+    """Once the probe's "Found no NVIDIA driver" was a traceback."""
+    with pytest.raises(ExecutorError) as info:
+        make_executor("ray", gpus_per_run=0.5).run_device_kind(None)
+    message = str(info.value)
+    assert message.startswith("node ") and "advertises a GPU but cannot use it (" in message and "\n" not in message

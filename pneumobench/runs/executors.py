@@ -20,6 +20,7 @@ a result made by other code or on another kind of card than the run's key says.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -267,9 +268,11 @@ class RayExecutor:
         cpus_per_run: int = 1,
         max_retries: int = 3,
         setup: Callable[[], None] | None = None,
+        connect_timeout_s: float = 5.0,
     ) -> None:
         self.ray = import_ray()
         self.address = address
+        self.connect_timeout_s = connect_timeout_s
         self.gpus_per_run = gpus_per_run
         self.cpus_per_run = cpus_per_run
         self.max_retries = max_retries
@@ -279,34 +282,81 @@ class RayExecutor:
         self._use_gpus: bool | None = None
 
     def connect(self) -> None:
-        """Join (or start) the cluster once."""
+        """Join (or start) the cluster once. An address where nothing answers within
+        ``connect_timeout_s`` is an ``ExecutorError`` at once (Ray itself retries for minutes)."""
         if self.ray.is_initialized():
             return
+        address = self._bootstrap_address()
+        if address is not None:
+            _check_reachable(address, self.address, self.connect_timeout_s)
         try:
-            self.ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
-        except ConnectionError as error:
+            self.ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise ExecutorError(
-                f"--pb-ray-address {self.address}: no Ray cluster there ({error}); start one with "
-                "`ray start --head` (docs/scaling.md)"
+                f"ray address {self.address}: no Ray cluster there ({type(error).__name__}: {error}); start one "
+                "with `ray start --head` (docs/scaling.md)"
             ) from None
+
+    def _bootstrap_address(self) -> str | None:
+        """HOST:PORT of the cluster to join (``auto``: RAY_ADDRESS, else the cluster this machine
+        last joined with ``ray start``); None: start a Ray instance here."""
+        if self.address is None:
+            return None
+        if self.address.startswith("ray://"):
+            raise ExecutorError(
+                f"ray address {self.address}: Ray Client (ray://) is not supported; run the driver on a machine "
+                "of the cluster with --ray-address auto, or give the head's HOST:PORT (default port 6379)"
+            )
+        if self.address != "auto":
+            return self.address
+        from ray._private.services import find_bootstrap_address
+
+        found = os.environ.get("RAY_ADDRESS") or find_bootstrap_address(None)
+        if not found:
+            raise ExecutorError(
+                "ray address auto: this machine has joined no Ray cluster (no RAY_ADDRESS, and no `ray start` "
+                "here); start one with `ray start --head` or give the head's HOST:PORT (docs/scaling.md)"
+            )
+        return str(found)
 
     def _gpus(self, requested: str | None) -> bool:
         if self._use_gpus is None:
             self.connect()
             has_gpus = self.ray.cluster_resources().get("GPU", 0) > 0
             self._use_gpus = requested != "cpu" and has_gpus and self.gpus_per_run > 0
+            self._check_feasible()
         return self._use_gpus
 
+    def _check_feasible(self) -> None:
+        """A run's request that no live node can satisfy is an ``ExecutorError`` (Ray would queue it forever)."""
+        resource, wanted = ("GPU", self.gpus_per_run) if self._use_gpus else ("CPU", float(self.cpus_per_run))
+        largest = max((node["Resources"].get(resource, 0) for node in self.ray.nodes() if node.get("Alive")), default=0)
+        if largest < wanted:
+            option = "--gpus-per-run" if resource == "GPU" else "the run's CPU threads"
+            raise ExecutorError(
+                f"each run asks for {wanted:g} {resource}s, and no live node of the cluster has that many "
+                f"(the largest has {largest:g}): lower {option} or add such a node"
+            )
+
     def run_device_kind(self, requested: str | None) -> str:
-        """``cpu``, or the cluster's card model, asked of one GPU task."""
+        """``cpu``, or the cluster's card model, asked of one GPU task (a failure: one line naming the node)."""
         if not self._gpus(requested):
             return "cpu"
 
-        def card() -> str:
-            return device_kind(select_device("cuda"))
+        def card() -> tuple[str, str]:
+            import ray
+
+            node = ray.get_runtime_context().get_node_id()[:12]
+            try:
+                return node, device_kind(select_device("cuda"))
+            except Exception as error:  # a node that advertises a GPU without a working CUDA
+                return node, f"error: {type(error).__name__}: {error}"
 
         probe = self.ray.remote(num_gpus=min(self.gpus_per_run, 1.0), num_cpus=0)(card)
-        return str(self.ray.get(probe.remote()))
+        node, kind = self.ray.get(probe.remote())
+        if kind.startswith("error: "):
+            raise ExecutorError(f"node {node} advertises a GPU but cannot use it ({kind[7:]}); fix or remove that node")
+        return str(kind)
 
     def job_device(self, requested: str | None, index: int) -> str | None:
         return "cuda" if self._gpus(requested) else "cpu"
@@ -352,6 +402,21 @@ class RayExecutor:
         running = min(self._slots(), remaining)
         alive = sum(1 for node in self.ray.nodes() if node.get("Alive"))
         return f"{running} running, {remaining - running} queued, nodes {len(self._nodes_used)} used of {alive}"
+
+
+def _check_reachable(address: str, given: str | None, timeout_s: float) -> None:
+    """An ``ExecutorError`` unless a TCP connection to ``address`` (HOST:PORT) opens within ``timeout_s``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"ray address {given}: give auto or HOST:PORT (the head's port, 6379 by default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        where = address if given == address else f"{given} ({address})"
+        raise ExecutorError(
+            f"ray address {where}: nothing answers there within {timeout_s:g} s ({type(error).__name__}: {error}); "
+            "start the cluster with `ray start --head`, or give its head's HOST:PORT"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ class PrefetchSummary:
 def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
     """Where run ``key`` checkpoints: ``checkpoint_dir`` (storage every node shares), else beside the store."""
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
-    return folder / f"{key}.pt"
+    return folder.resolve() / f"{key}.pt"  # absolute: a worker on another node or in another cwd finds it
 
 
 def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
