@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -383,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pneumobench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands_added = (_add_data_commands, _add_run_command, _add_runs_command, _add_bench_command)
-    for add in (*commands_added, _add_report_command, _add_store_command):
+    for add in (*commands_added, _add_report_command, _add_history_command, _add_store_command):
         add(commands)
     return parser
 
@@ -629,6 +630,88 @@ def _add_report_command(commands: Any) -> None:
         "--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)"
     )
     report.set_defaults(handler=_report)
+
+
+def _add_history_command(commands: Any) -> None:
+    history = commands.add_parser(
+        "history", help="each code version's results per configuration, judged against the previous and the baseline"
+    )
+    history.add_argument(
+        "--store",
+        type=Path,
+        default=Path(".pneumobench") / "results.sqlite",
+        help="results store (default .pneumobench/results.sqlite)",
+    )
+    history.add_argument(
+        "--config", action="append", default=[], metavar="NAME", help="a configuration (repeatable; default: all)"
+    )
+    history.add_argument(
+        "--metric", choices=("dice", "accuracy"), action="append", help="dice or accuracy (repeatable; default: both)"
+    )
+    history.add_argument(
+        "--baselines", type=Path, default=Path("baselines"), help="recorded baselines (default baselines/)"
+    )
+    history.add_argument(
+        "--repo", type=Path, default=Path("."), help="the git repository that orders the versions (default: .)"
+    )
+    history.add_argument("--dataset", metavar="FINGERPRINT", help="the runs on this dataset (default: the newest)")
+    history.add_argument("--json", type=Path, help="also write the rows as JSON")
+    history.set_defaults(handler=_history)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from pneumobench.judging.baselines import BaselineError
+    from pneumobench.reporting.history import HistoryError, history_rows
+    from pneumobench.runs.store import StoreError
+
+    try:
+        rows = history_rows(
+            args.store,
+            configs=args.config,
+            metrics=args.metric or ("dice", "accuracy"),
+            baselines_dir=args.baselines,
+            repo=args.repo,
+            dataset_fingerprint=args.dataset,
+        )
+    except (HistoryError, StoreError, BaselineError) as error:
+        print(f"pneumobench history: {error}", file=sys.stderr)
+        return 2
+    for (config, metric), group in _grouped(rows, ("config", "metric")).items():
+        print(f"\n{config} {metric} (dataset {group[0]['dataset']})")
+        shown = [
+            {
+                "version": r["version"],
+                "source": r["source_fingerprint"],
+                "commits": r["commits"],
+                "first finished": r["first_finished"],
+                "seeds": r["seeds"],
+                "mean [95% CI]": f"{r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+                "vs previous": _judged(r["vs_previous"], r["vs_previous_p"]),
+                "vs baseline": _judged(r["vs_baseline"], r["vs_baseline_p"]),
+            }
+            for r in group
+        ]
+        print(tabulate(shown, headers="keys", disable_numparse=True))
+    if args.json:
+        from pneumobench.core.atomic import write_text_atomic
+
+        finite = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+        write_text_atomic(args.json, json.dumps(finite, indent=2, allow_nan=False))
+        print(f"\nwritten to {args.json}")
+    return 0
+
+
+def _judged(verdict: str, p: float) -> str:
+    return verdict if math.isnan(p) else f"{verdict} (p={p:.3g})"
+
+
+def _grouped(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(tuple(row[f] for f in fields), []).append(row)
+    return grouped
 
 
 class _Parser(argparse.ArgumentParser):

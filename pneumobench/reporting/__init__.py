@@ -17,6 +17,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "selection_effects",
             "table6_by_rule",
         ),
+        "history": ("HistoryError", "history", "history_rows"),
         "figures": ("DPI", "Written", "effects", "epoch_selection", "learning_curves", "overlays", "seed_spread"),
         "report": (
             "Report",
