@@ -74,7 +74,7 @@ def test_a_pytest_session_with_a_dead_address_stops_before_training(pytester, ti
             pb_judge(check, pb.evaluate(check))
     """)
     store = tmp_path / "s.sqlite"
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--pb-data={tiny_dataset.path}",
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--pb-data={tiny_dataset.path}",
                                            f"--pb-store={store}", "--pb-executor=ray", f"--pb-ray-address={NOBODY}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pneumobench: --pb-executor ray: ray address {NOBODY}: nothing answers*"])
