@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pneumobench import __version__
-from pneumobench.options import add_options, argparse_type, parse_count, profiles_help
+from pneumobench.options import add_options, argparse_type, encoder_weights, parse_count, profiles_help
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"pneumobench run: {error}", file=sys.stderr)
         return 2
     if args.encoder_weights is not None:
-        config = config.replace_model(encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights)
+        config = config.replace_model(encoder_weights=encoder_weights(args.encoder_weights))
     try:
         dataset = _run_dataset(args, profile)
         if dataset is None:
@@ -162,7 +162,7 @@ def _runs(args: argparse.Namespace) -> int:
     try:
         profile = get_profile(args.profile)
         if args.encoder_weights is not None:
-            profile = profile.with_encoder_weights(None if args.encoder_weights == "none" else args.encoder_weights)
+            profile = profile.with_encoder_weights(encoder_weights(args.encoder_weights))
         seeds = parse_seeds(args.seeds) if args.seeds else profile.seeds
         rows = [_config_mods(name) for name in args.config] or table6_rows()
         configs = [profile.config(*mods) for mods in rows]
@@ -227,11 +227,7 @@ def _unfinished_elsewhere(store: Any, runs: list, fingerprint: str, kind: str) -
         key = key_of_kind(config, seed, fingerprint, kind)
         status = store.status(key)
         if status is not None and status[0] == "running":
-            lines.append(
-                f"{config.name} seed {seed} is claimed by {status[1]} (if that process is gone its claim lapses "
-                f"{store.lease_seconds:.0f} s after its last heartbeat; free it now: pneumobench store forget "
-                f"{key[:12]} --store {store.path})"
-            )
+            lines.append(store.describe_claim(key, f"{config.name} seed {seed}", status[1], status[2]))
     return lines
 
 
@@ -446,6 +442,18 @@ def _add_data_commands(commands: Any) -> None:
     show.set_defaults(handler=_data_show)
 
 
+def _add_store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store``: the results store a command reads or writes."""
+    from pneumobench.runs.store import DEFAULT_STORE
+
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=DEFAULT_STORE,
+        help=f"results store (default {DEFAULT_STORE})",
+    )
+
+
 def _add_runs_command(commands: Any) -> None:
     runs = commands.add_parser(
         "runs", help="train many configurations and seeds into a results store (local processes or a Ray cluster)"
@@ -459,12 +467,7 @@ def _add_runs_command(commands: Any) -> None:
         help="a configuration, baseline or mods joined by + (aspp+hypercolumns); repeatable; default: all 16 rows",
     )
     runs.add_argument("--seeds", help="a count (5) or a list (0,1,2); default: the profile's")
-    runs.add_argument(
-        "--store",
-        type=Path,
-        default=Path(".pneumobench") / "results.sqlite",
-        help="results store (default .pneumobench/results.sqlite)",
-    )
+    _add_store_option(runs)
     runs.add_argument("--quiet", action="store_true", help="no progress bar")
     runs.set_defaults(handler=_runs)
 
@@ -529,12 +532,7 @@ def _add_store_command(commands: Any) -> None:
         ("forget", "delete runs by key (or a unique key prefix), whatever their status"),
     ):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--store",
-            type=Path,
-            default=Path(".pneumobench") / "results.sqlite",
-            help="results store (default .pneumobench/results.sqlite)",
-        )
+        _add_store_option(action)
         if name == "forget":
             action.add_argument("keys", nargs="+", metavar="KEY", help="run keys, as `store list` prints them")
         action.set_defaults(handler=_store)
@@ -586,12 +584,7 @@ def _add_report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report", help="write the reproduction report (Markdown, JSON, figures) from a results store"
     )
-    report.add_argument(
-        "--store",
-        type=Path,
-        default=Path(".pneumobench") / "results.sqlite",
-        help="results store (default .pneumobench/results.sqlite)",
-    )
+    _add_store_option(report)
     report.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
     report.add_argument(
         "--baselines",
@@ -636,12 +629,7 @@ def _add_history_command(commands: Any) -> None:
     history = commands.add_parser(
         "history", help="each code version's results per configuration, judged against the previous and the baseline"
     )
-    history.add_argument(
-        "--store",
-        type=Path,
-        default=Path(".pneumobench") / "results.sqlite",
-        help="results store (default .pneumobench/results.sqlite)",
-    )
+    _add_store_option(history)
     history.add_argument(
         "--config", action="append", default=[], metavar="NAME", help="a configuration (repeatable; default: all)"
     )

@@ -21,6 +21,7 @@ __all__ = [
     "OptionError",
     "add_options",
     "argparse_type",
+    "encoder_weights",
     "parse_count",
     "parse_encoder_weights",
     "parse_gpu_share",
@@ -70,6 +71,11 @@ def parse_encoder_weights(text: str) -> str:
     if not path.is_file():
         raise OptionError(f"{text}: no such file: give none, imagenet or a state dict file (.pth, .pt, .safetensors)")
     return str(path.resolve())
+
+
+def encoder_weights(text: str) -> str | None:
+    """The parsed ``encoder-weights`` option as ``ModelConfig.encoder_weights`` holds it (``none``: None)."""
+    return None if text == "none" else text
 
 
 def profiles_help() -> str:

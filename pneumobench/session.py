@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pneumobench.options import OptionError, parse_option
+from pneumobench.options import OptionError, encoder_weights, parse_option
 
 if TYPE_CHECKING:
     from pneumobench.experiment.profiles import Profile
@@ -85,7 +85,7 @@ def parse_options(config: pytest.Config) -> SessionOptions:
     executor, ray_address, gpus_per_run = _executor_options(config)
     weights = _shared(config, "encoder-weights")
     if weights is not None:
-        profile = profile.with_encoder_weights(None if weights == "none" else weights)
+        profile = profile.with_encoder_weights(encoder_weights(weights))
     return SessionOptions(
         profile=profile,
         seeds=seeds,

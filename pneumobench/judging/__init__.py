@@ -45,6 +45,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "per_image",
             "per_seed",
             "run_flags",
+            "seedwise_regression",
             "verdict_record",
         ),
         "families": (

@@ -49,6 +49,7 @@ __all__ = [
     "per_image",
     "per_seed",
     "run_flags",
+    "seedwise_regression",
     "verdict_record",
 ]
 
@@ -233,16 +234,23 @@ def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
     run), otherwise Welch, unpaired (an A/A control with other seeds)."""
     runs = ctx.runs_for(claim.treatment)
     today = per_seed(runs, claim.metric)
-    current = np.array(list(today.values()))
     alpha = ctx.level(claim)
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
-        return undecided(recorded, seeds=len(current), estimate=float(current.mean()), alpha=alpha)
+        return undecided(recorded, seeds=len(today), estimate=float(np.mean(list(today.values()))), alpha=alpha)
+    margin = get_profile(ctx.profile).regression_margin(claim.metric)
+    result = seedwise_regression(today, recorded, margin=margin, alpha=alpha)
+    return replace(result, extra={**result.extra, "reference": _recorded_reference(recorded, runs)})
+
+
+def seedwise_regression(
+    today: dict[int, float], recorded: dict[int, float], *, margin: float, alpha: float
+) -> ClaimStats:
+    """``regression_check`` of per-seed values: paired by seed when both have the same seeds
+    (the same seed on the same code is the same run), otherwise Welch, unpaired."""
     paired = set(recorded) == set(today)
     baseline = np.array([recorded[seed] for seed in (today if paired else sorted(recorded))])
-    margin = get_profile(ctx.profile).regression_margin(claim.metric)
-    result = regression_check(current, baseline, margin=margin, alpha=alpha, paired=paired)
-    return replace(result, extra={**result.extra, "reference": _recorded_reference(recorded, runs)})
+    return regression_check(np.array(list(today.values())), baseline, margin=margin, alpha=alpha, paired=paired)
 
 
 Judge = Callable[[Claim, JudgeInputs], ClaimStats]

@@ -22,12 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pneumobench.experiment.profiles import PROFILES, Profile
 from pneumobench.judging.baselines import MATCHED_VERSIONS, RecordedBaseline, load_recorded, mismatch, recorded_path
-from pneumobench.judging.claims import claim_alpha
-from pneumobench.judging.stats import regression_check
+from pneumobench.judging.claims import claim_alpha, seedwise_regression
 from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 from pneumobench.reporting.sections import mean_t_interval
@@ -110,11 +107,9 @@ def _alpha(mods: tuple[str, ...], metric: str) -> float:
 
 
 def _judge(current: dict[int, float], reference: dict[int, float], margin: float, alpha: float) -> dict[str, Any]:
-    """The regression suite's rule: paired by seed when the seeds are the same, Welch otherwise."""
-    paired = set(current) == set(reference)
-    baseline = np.array([reference[seed] for seed in (current if paired else sorted(reference))])
-    stats = regression_check(np.array(list(current.values())), baseline, margin=margin, alpha=alpha, paired=paired)
-    return {"verdict": stats.verdict.value, "p": stats.p_value, "change": stats.estimate - float(baseline.mean())}
+    """The regression suite's own rule (``seedwise_regression``): its verdict and p."""
+    stats = seedwise_regression(current, reference, margin=margin, alpha=alpha)
+    return {"verdict": stats.verdict.value, "p": stats.p_value}
 
 
 def _recorded(baselines_dir: str | os.PathLike | None, profile: Profile, device_kind: str) -> RecordedBaseline | None:

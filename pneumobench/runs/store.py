@@ -250,17 +250,18 @@ class ResultStore:
             if status == "failed":
                 raise RunFailedError(f"run {config_name} seed {seed} failed earlier: {error}")
             if on_wait is not None and not told:
-                on_wait(self.waiting_message(key, f"{config_name} seed {seed}", owner, heartbeat_at))
+                on_wait(f"waiting for {self.describe_claim(key, f'{config_name} seed {seed}', owner, heartbeat_at)}")
                 told = True
             time.sleep(self.poll_seconds)  # another live process is training this key
 
-    def waiting_message(self, key: str, label: str, owner: str, heartbeat_at: float) -> str:
-        """What a process waiting for another's claim says: the run, its owner, when the claim
-        lapses if that owner is gone, and the command that frees it now."""
-        lapses = max(0.0, heartbeat_at + self.lease_seconds - time.time())
+    def describe_claim(self, key: str, label: str, owner: str, heartbeat_at: float | None) -> str:
+        """A claim another process holds, for a person: the run, its owner, when the claim lapses
+        if that owner is gone, and the command that frees it now."""
+        since = 0.0 if heartbeat_at is None else heartbeat_at
+        lapses = max(0.0, since + self.lease_seconds - time.time())
         return (
-            f"waiting for {label}, which {owner} is training (its claim lapses {lapses:.0f} s after that "
-            f"process stops; to free it now: pneumobench store forget {key[:12]} --store {self.path})"
+            f"{label}, which {owner} is training (its claim lapses {lapses:.0f} s after that process "
+            f"stops; to free it now: pneumobench store forget {key[:12]} --store {self.path})"
         )
 
     def try_claim(
@@ -369,11 +370,11 @@ class ResultStore:
             entry["owner_alive"] = entry["status"] == "running" and alive
         return entries
 
-    def status(self, key: str) -> tuple[str, str] | None:
-        """A run's status and owner (None when the store has no such run)."""
+    def status(self, key: str) -> tuple[str, str, float | None] | None:
+        """A run's status, owner and last heartbeat (None when the store has no such run)."""
         with self._connect() as db:
-            row = db.execute("SELECT status, owner FROM runs WHERE run_key = ?", (key,)).fetchone()
-        return None if row is None else (row[0], row[1])
+            row = db.execute("SELECT status, owner, heartbeat_at FROM runs WHERE run_key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
 
     def clear_failed(self) -> int:
         """Delete every failed run, so the next session trains it again; returns how many."""
