@@ -8,7 +8,7 @@ import pytest
 from fakes import fake_run
 
 from pneumobench.experiment.profiles import get_profile
-from pneumobench.runs.executors import ExecutorError, Trained, make_executor
+from pneumobench.runs.executors import ExecutorError, Finished, Started, Trained, make_executor
 from pneumobench.runs.runner import prefetch
 from pneumobench.runs.store import ResultStore, source_fingerprint
 
@@ -35,15 +35,18 @@ class FakeExecutor:
         for index, job in enumerate(jobs):
             if self.interrupt_after is not None and index == self.interrupt_after:
                 raise KeyboardInterrupt
+            yield Started(job, "node-a")
             if self.fail is not None:
-                yield job, self.fail
+                yield Finished(job, self.fail)
                 continue
-            config = SMOKE.config()
-            result = fake_run(config, job.seed, self.dataset)
-            yield job, Trained(result.to_json(), 2 if job.seed == 1 else 0, "node-a", self.source or source_fingerprint(), self.kind)
+            yield Finished(job, self.trained(job, "node-a"))
 
-    def status(self, remaining):
-        return f"{remaining} left"
+    def trained(self, job, node):
+        result = fake_run(SMOKE.config(), job.seed, self.dataset)
+        return Trained(result.to_json(), 2 if job.seed == 1 else 0, node, self.source or source_fingerprint(), self.kind)
+
+    def nodes(self):
+        return 3
 
 
 def test_the_driver_files_every_result_once_and_notes_resumed_runs(tiny_dataset, tmp_path):
@@ -116,3 +119,37 @@ def test_cli_runs_usage_errors_are_one_line(args, message, tmp_path, capsys):
         code = exited.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+class OverlappingExecutor(FakeExecutor):
+    """Three tasks on two nodes, the third queued until the first ends: the events a cluster sends."""
+
+    def train(self, jobs, dataset):
+        first, second, third = jobs
+        yield Started(first, "node-a")
+        yield Started(second, "node-b")
+        yield Finished(first, self.trained(first, "node-a"))
+        yield Started(third, "node-a")
+        yield Finished(second, self.trained(second, "node-b"))
+        yield Finished(third, self.trained(third, "node-a"))
+
+
+def test_running_queued_and_nodes_are_counted_from_the_tasks_and_each_run_records_its_node(tiny_dataset, tmp_path):
+    """Once "running" was the free slots, the figures came only after the first run ended, and a
+    cluster whose three nodes all trained said "nodes 1 used of 3"."""
+    from pneumobench.runs.progress import LineProgress
+
+    store, lines = ResultStore(tmp_path / "s.sqlite"), []
+    runs = [(SMOKE.config(), seed) for seed in (0, 2, 3)]
+    prefetch(runs, tiny_dataset, "cpu", store=store, executor=OverlappingExecutor(tiny_dataset),
+             reporter=LineProgress(lines.append))
+    assert [line.split("; ")[:2] for line in lines[1:]] == [
+        ["pneumobench: baseline seed 0 started on node-a", "1 running, 2 queued, nodes 1 used of 3"],
+        ["pneumobench: baseline seed 2 started on node-b", "2 running, 1 queued, nodes 2 used of 3"],
+        ["pneumobench: [1/3] baseline seed 0 done", "1 running, 1 queued, nodes 2 used of 3"],
+        ["pneumobench: baseline seed 3 started on node-a", "2 running, 0 queued, nodes 2 used of 3"],
+        ["pneumobench: [2/3] baseline seed 2 done", "1 running, 0 queued, nodes 2 used of 3"],
+        ["pneumobench: [3/3] baseline seed 3 done", "0 running, 0 queued, nodes 2 used of 3"],
+    ]
+    frame = store.to_dataframe().sort_values("seed")
+    assert frame["node"].tolist() == ["node-a", "node-b", "node-a"]

@@ -30,16 +30,18 @@ def test_lines_count_runs_and_project_the_eta_from_the_pace_so_far():
     progress.started(4, 2, "local")
     progress.resuming("aspp seed 2", 3, 8)
     clock.now += 60
-    progress.finished("aspp seed 0", "2 running, 1 queued, 1 node", None)
+    progress.run_started("aspp seed 3", "node-b", "2 running, 1 queued, nodes 2 used of 3")
+    progress.finished("aspp seed 0", "2 running, 1 queued, nodes 2 used of 3", None)
     clock.now += 20  # two runs in 80 s: 40 s each, two left
-    progress.finished("aspp seed 1", "2 running, 0 queued, 1 node", "RuntimeError: out of memory")
+    progress.finished("aspp seed 1", "2 running, 0 queued, nodes 2 used of 3", "RuntimeError: out of memory")
     progress.interrupted(1, ["aspp seed 2 at epoch 5"])
     assert lines == [
         "pneumobench: training 4 runs on the local executor (2 more already stored)",
         "pneumobench: aspp seed 2 resumes from its checkpoint (3 of 8 epochs done)",
-        "pneumobench: [1/4] aspp seed 0 done; 2 running, 1 queued, 1 node; ETA 3 min 00 s",
-        "pneumobench: [2/4] run failed: aspp seed 1: RuntimeError: out of memory; 2 running, 0 queued, 1 node; "
-        "ETA 1 min 20 s",
+        "pneumobench: aspp seed 3 started on node-b; 2 running, 1 queued, nodes 2 used of 3",
+        "pneumobench: [1/4] aspp seed 0 done; 2 running, 1 queued, nodes 2 used of 3; ETA 3 min 00 s",
+        "pneumobench: [2/4] run failed: aspp seed 1: RuntimeError: out of memory; 2 running, 0 queued, "
+        "nodes 2 used of 3; ETA 1 min 20 s",
         "pneumobench: interrupted: 1 run stored; 1 unfinished run kept its checkpoint (aspp seed 2 at epoch 5), "
         "which the next session resumes",
     ]
@@ -50,8 +52,8 @@ def test_the_last_run_says_how_long_all_took():
     progress = LineProgress(lines.append, clock)
     progress.started(1, 0, "in-process")
     clock.now += 5
-    progress.finished("baseline seed 0", "0 running, 0 queued, this process", None)
-    assert lines[-1] == "pneumobench: [1/1] baseline seed 0 done; 0 running, 0 queued, this process; all 1 in 5 s"
+    progress.finished("baseline seed 0", "0 running, 0 queued, nodes 1 used of 1", None)
+    assert lines[-1] == "pneumobench: [1/1] baseline seed 0 done; 0 running, 0 queued, nodes 1 used of 1; all 1 in 5 s"
 
 
 INNER_CONFTEST = textwrap.dedent(
@@ -115,7 +117,9 @@ def test_progress_reaches_the_terminal_through_capture_and_names_the_resumed_run
     assert interrupted.ret == pytest.ExitCode.INTERRUPTED
     interrupted.stdout.fnmatch_lines([
         "pneumobench: training 2 runs on the in-process executor",
-        "pneumobench: [[]1/2] baseline seed 0 done; 1 running, 0 queued, this process; ETA *",
+        "pneumobench: baseline seed 0 started on *; 1 running, 1 queued, nodes 1 used of 1",
+        "pneumobench: [[]1/2] baseline seed 0 done; 0 running, 1 queued, nodes 1 used of 1; ETA *",
+        "pneumobench: baseline seed 1 started on *; 1 running, 0 queued, nodes 1 used of 1",
         "pneumobench: interrupted: 1 run stored; 1 unfinished run kept its checkpoint (baseline seed 1 at epoch 1), "
         "which the next session resumes",
     ])
@@ -125,6 +129,6 @@ def test_progress_reaches_the_terminal_through_capture_and_names_the_resumed_run
     resumed.stdout.fnmatch_lines([
         "pneumobench: training 1 run on the in-process executor (1 more already stored)",
         "pneumobench: baseline seed 1 resumes from its checkpoint (1 of 2 epochs done)",
-        "pneumobench: [[]1/1] baseline seed 1 done; 0 running, 0 queued, this process; all 1 in *",
+        "pneumobench: [[]1/1] baseline seed 1 done; 0 running, 0 queued, nodes 1 used of 1; all 1 in *",
     ])
     assert "Captured stderr" not in resumed.stdout.str()

@@ -1,11 +1,12 @@
-"""The Ray executor on a real local Ray cluster: the same per-image scores as a local run, each
-run stored once, the dataset through the object store where a node lacks its path, and a
-killed worker retried and resumed from its checkpoint. CI installs the ``ray`` extra and sets
+"""The Ray executor on a real multi-node Ray cluster on this machine (a head and two worker
+nodes, each its own raylet): the same per-image scores as a local run, each run stored once
+with the node that trained it, the dataset through the object store where a node lacks its
+path, and a node killed mid-run (its raylet and workers) with the run retried on the other
+node, resumed from the shared checkpoint. CI installs the ``ray`` extra and sets
 PNEUMOBENCH_REQUIRE_RAY=1, so there these tests can only pass or fail."""
 
 import dataclasses
 import os
-import signal
 import threading
 import time
 
@@ -30,11 +31,18 @@ TINY = ExperimentConfig(
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A real Ray instance on this machine: two CPUs, so two runs at a time, and one GPU it
-    advertises without having one (runs here ask for the CPU; the GPU probe must fail in one line)."""
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield
+    """A head without CPUs that advertises one GPU it does not have (runs here ask for the CPU;
+    the GPU probe must fail in one line), and two worker nodes of one CPU each, so two runs at
+    a time, one on each node."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 1})
+    workers = [nodes.add_node(num_cpus=1) for _ in range(2)]
+    nodes.wait_for_nodes()
+    ray.init(address=nodes.address, include_dashboard=False, log_to_driver=False)
+    yield nodes, workers
     ray.shutdown()
+    nodes.shutdown()
 
 
 def test_ray_runs_score_every_image_as_a_local_run_and_are_stored_once(cluster, tiny_dataset, tmp_path):
@@ -42,8 +50,9 @@ def test_ray_runs_score_every_image_as_a_local_run_and_are_stored_once(cluster, 
     store = ResultStore(tmp_path / "ray.sqlite")
     executor = make_executor("ray", gpus_per_run=1.0)
     summary = prefetch([(TINY, 0), (TINY, 1)], tiny_dataset, "cpu", store=store, executor=executor, progress=False)
-    assert summary.trained == 2 and not summary.failed and len(summary.nodes) == 1
+    assert summary.trained == 2 and not summary.failed and len(summary.nodes) == 2  # one CPU per node
     assert store.counts() == {"done": 2}
+    assert set(store.to_dataframe()["node"]) == summary.nodes
     stored = run(TINY, 0, tiny_dataset, "cpu", store=store, progress=False)  # read back, not trained
     assert stored.dice_per_image == local.dice_per_image and stored.cls_prob == local.cls_prob
     assert stored.epoch_scores == local.epoch_scores
@@ -72,7 +81,18 @@ def _ray_task_pids() -> list[int]:
     return found
 
 
-def test_a_killed_worker_is_retried_resumes_its_checkpoint_and_is_stored_once(cluster, tiny_dataset, tmp_path):
+def _node_of(pid, cluster):
+    """The cluster's worker node whose raylet started process ``pid``."""
+    import psutil
+
+    ancestors = {process.pid for process in psutil.Process(pid).parents()}
+    [node] = [node for node in cluster[1] if node.all_processes["raylet"][0].process.pid in ancestors]
+    return node
+
+
+def test_a_killed_node_is_retried_on_the_other_resumes_its_checkpoint_and_is_stored_once(
+    cluster, tiny_dataset, tmp_path
+):
     config = TINY.replace(stages=(StageConfig(1, 3e-3, 1e-3, True), StageConfig(6, 3e-3, 1e-4)))
     store, shared = ResultStore(tmp_path / "ray.sqlite"), tmp_path / "shared-checkpoints"
     outcome = {}
@@ -90,17 +110,21 @@ def test_a_killed_worker_is_retried_resumes_its_checkpoint_and_is_stored_once(cl
     while not checkpoints() and time.time() < deadline and driver.is_alive():
         time.sleep(0.05)
     assert checkpoints(), "the run wrote no checkpoint before it ended"
-    pids = _ray_task_pids()
-    assert len(pids) == 1, pids
-    os.kill(pids[0], signal.SIGKILL)
+    [pid] = _ray_task_pids()
+    killed = _node_of(pid, cluster)
+    cluster[0].remove_node(killed, allow_graceful=False)  # the node's raylet and every process it started
     driver.join(timeout=300)
     summary = outcome["summary"]
     assert summary.trained == 1 and not summary.failed, summary.failed
     label = f"{config.name} seed 3"
-    assert 1 <= summary.resumed[label] < config.epochs  # the retry resumed the dead worker's checkpoint
+    assert 1 <= summary.resumed[label] < config.epochs  # the retry resumed the dead node's checkpoint
+    assert summary.nodes == set(store.to_dataframe()["node"]) and killed.unique_id[:12] not in summary.nodes
     assert store.counts() == {"done": 1} and not checkpoints()
     uninterrupted = run(config, 3, tiny_dataset, "cpu", store=ResultStore(tmp_path / "local.sqlite"), progress=False)
     assert run(config, 3, tiny_dataset, "cpu", store=store, progress=False).dice_per_image == uninterrupted.dice_per_image
+    cluster[1].remove(killed)
+    cluster[1].append(cluster[0].add_node(num_cpus=1))  # the next tests have two worker nodes again
+    cluster[0].wait_for_nodes()
 
 
 def test_cli_runs_on_ray_prints_what_happened(cluster, tiny_dataset, tmp_path, capsys):
@@ -118,7 +142,7 @@ def test_cli_runs_on_ray_prints_what_happened(cluster, tiny_dataset, tmp_path, c
 
 def test_a_request_no_node_can_meet_is_refused_instead_of_queued_forever(cluster):
     with pytest.raises(ExecutorError, match="each run asks for 4 CPUs, and no live node of the cluster has that many "
-                                            "[(]the largest has 2[)]"):
+                                            "[(]the largest has 1[)]"):
         make_executor("ray", cpus_per_run=4).run_device_kind("cpu")
     with pytest.raises(ExecutorError, match="each run asks for 2 GPUs, and no live node of the cluster has that many "
                                             "[(]the largest has 1[)]: lower --gpus-per-run"):

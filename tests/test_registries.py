@@ -194,13 +194,16 @@ def test_every_registered_executor_trains_a_job_as_this_process_does(executor_fa
         return Job(TINY.to_json(), 0, "k", device, str(tmp_path / where / "ckpt.pt"), 1, 1)
 
     here = train_job(job("here"), tiny_dataset)
-    outcomes = list(executor.train([job("there")], tiny_dataset))
-    assert len(outcomes) == 1 and not isinstance(outcomes[0][1], BaseException), outcomes
-    there = json.loads(outcomes[0][1].result_json)
+    events = list(executor.train([job("there")], tiny_dataset))
+    assert [type(event).__name__ for event in events] == ["Started", "Finished"], events
+    trained = events[1].outcome
+    assert not isinstance(trained, BaseException), trained
+    assert events[0].node == trained.node
+    there = json.loads(trained.result_json)
     mine = json.loads(here.result_json)
     for field in ("dice_per_image", "cls_prob", "correct", "epoch_scores", "config_key", "seed"):
         assert there[field] == mine[field], field
-    assert outcomes[0][1].source == here.source and outcomes[0][1].device_kind == "cpu"
+    assert trained.source == here.source and trained.device_kind == "cpu"
 
 
 # Report sections ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pneumobench.runs.store import BEFORE_LEASES, SCHEMA, ResultStore
+from pneumobench.runs.store import COLUMNS, KNOWN_LAYOUTS, SCHEMA, ResultStore
 
 IDENTITY = {"config_key": "c", "config_name": "aspp", "seed": 1, "dataset_fingerprint": "d", "device_kind": "cpu"}
 
@@ -72,18 +72,38 @@ def test_a_waiting_process_names_the_run_its_owner_and_the_command_that_frees_it
     assert told[0].endswith(f"to free it now: pneumobench store forget abcdef123456 --store {store.path})")
 
 
-def test_a_store_from_before_leases_opens_and_its_old_claims_count_as_lapsed(tmp_path):
+@pytest.mark.parametrize("dropped", [",\n    heartbeat_at REAL,\n    node TEXT", ",\n    node TEXT"])
+def test_a_store_from_before_leases_or_nodes_opens_and_its_old_claims_count_as_lapsed(tmp_path, dropped):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute(SCHEMA.replace(",\n    heartbeat_at REAL", ""))
+        db.execute(SCHEMA.replace(dropped, ""))
         db.execute(
             "INSERT INTO runs (run_key, config_key, config_name, seed, dataset_fingerprint, source_fingerprint, "
             "device_kind, status, owner, started_at) VALUES ('k', 'c', 'aspp', 1, 'd', 's', 'cpu', 'running', "
             "'otherhost:1', 0)"
         )
-        assert tuple(row[1] for row in db.execute("PRAGMA table_info(runs)")) == BEFORE_LEASES
+        assert tuple(row[1] for row in db.execute("PRAGMA table_info(runs)")) in KNOWN_LAYOUTS[1:]
     store = ResultStore(path)
+    with sqlite3.connect(path) as db:
+        assert tuple(row[1] for row in db.execute("PRAGMA table_info(runs)")) == COLUMNS
     assert store.try_claim("k", **IDENTITY)
+
+
+def test_only_the_claims_owner_files_its_result_or_failure_or_releases_it(tmp_path, tiny_dataset):
+    """A session whose claim was taken over (its lease lapsed) once overwrote the new owner's run."""
+    from fakes import fake_run
+
+    from pneumobench.experiment.profiles import get_profile
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    result = fake_run(get_profile("smoke").config(), 1, tiny_dataset)
+    _claim_by(store, "k", "otherhost:77", heartbeat_age=0)
+    assert not store.finish("k", result, node="n1") and not store.fail("k", RuntimeError("x"))
+    store.release("k")
+    assert store.status("k") == ("running", "otherhost:77", pytest.approx(time.time(), abs=5))
+    store.forget(["k"])
+    assert store.try_claim("k", **IDENTITY) and store.finish("k", result, node="n1")
+    assert store.to_dataframe()["node"].tolist() == ["n1"]
 
 
 @pytest.mark.parametrize("columns", ["run_key TEXT, other TEXT"])

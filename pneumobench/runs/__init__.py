@@ -1,5 +1,5 @@
 """Runs in bulk: the results store, ``run`` and ``prefetch`` (the driver), the local and Ray
-executors, device selection and progress lines.
+executors, the claim fence on checkpoints, device selection and progress lines.
 """
 
 from pneumobench.core.lazy import lazy_exports
@@ -12,14 +12,17 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "EXECUTORS",
             "Executor",
             "ExecutorError",
+            "Finished",
             "InlineExecutor",
             "Job",
             "LocalExecutor",
             "RayExecutor",
+            "Started",
             "Trained",
             "make_executor",
             "train_job",
         ),
+        "fence": ("ClaimFence", "ClaimTakenOver"),
         "progress": ("BarProgress", "LineProgress", "RunProgress", "duration"),
         "runner": ("PrefetchSummary", "key_of", "key_of_kind", "prefetch", "run", "run_conditions"),
         "store": (

@@ -13,8 +13,12 @@ implementations of one interface:
   dies is retried by Ray; it resumes from its checkpoint when the checkpoint directory is
   storage the nodes share, else starts over, and is stored once either way.
 
-A worker reports its source fingerprint and device kind with each result; the driver refuses
-a result made by other code or on another kind of card than the run's key says.
+An executor yields a ``Started`` event when a task begins (and the node it runs on, reported
+by the task itself) and a ``Finished`` event with its result or error, so the driver counts
+running and queued runs and the nodes in use from the tasks. A worker reports its source
+fingerprint and device kind with each result; the driver refuses a result made by other code
+or on another kind of card than the run's key says. A task checks its claim before it writes
+its checkpoint (``pneumobench.runs.fence``) and stops when another session took it over.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import multiprocessing
 import os
 import socket
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,17 +36,21 @@ from pneumobench.core.registry import Registry, UnknownNameError, extension_modu
 from pneumobench.data.prepared import PreparedDataset, load
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.runs.devices import device_kind, select_device
+from pneumobench.runs.fence import ClaimFence
 from pneumobench.runs.store import pin_source_fingerprint, source_fingerprint
 
 __all__ = [
     "EXECUTORS",
+    "Event",
     "Executor",
     "ExecutorError",
     "ExecutorSettings",
+    "Finished",
     "InlineExecutor",
     "Job",
     "LocalExecutor",
     "RayExecutor",
+    "Started",
     "Trained",
     "checkpoint_epochs",
     "make_executor",
@@ -67,6 +75,7 @@ class Job:
     checkpoint: str
     checkpoint_every: int
     cpu_threads: int
+    claim: str = ""  # the claim's token (pneumobench.runs.fence); "": no fence (a run outside a driver)
 
     @property
     def label(self) -> str:
@@ -84,6 +93,26 @@ class Trained:
     device_kind: str
 
 
+@dataclass(frozen=True)
+class Started:
+    """A task began training ``job`` on ``node`` (again, when Ray retries it elsewhere)."""
+
+    job: Job
+    node: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A task ended: its ``Trained`` result, or the error that ended it."""
+
+    job: Job
+    outcome: Trained | BaseException
+
+
+Event = Started | Finished
+POLL_SECONDS = 0.25  # how often a driver waiting for results looks for tasks that started
+
+
 def checkpoint_epochs(path: Path) -> int:
     """Epochs done in the checkpoint at ``path`` (0 when there is none or it cannot be read;
     training itself verifies it before resuming)."""
@@ -97,12 +126,23 @@ def checkpoint_epochs(path: Path) -> int:
         return 0
 
 
-def train_job(job: Job, dataset: PreparedDataset, node: str | None = None) -> Trained:
-    """Train ``job`` here (resuming its checkpoint if one exists) and return the result."""
+def train_job(
+    job: Job, dataset: PreparedDataset, node: str | None = None, on_start: Callable[[str], None] | None = None
+) -> Trained:
+    """Train ``job`` here (resuming its checkpoint if one exists) and return the result.
+
+    ``on_start`` is told this task's node once its claim is checked; a claim another session
+    took over stops the task (``ClaimTakenOver``) before it writes anything."""
     from pneumobench.training.engine import train
 
+    node = node or socket.gethostname()
     checkpoint = Path(job.checkpoint)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    fence = ClaimFence(checkpoint, job.claim, job.label) if job.claim else None
+    if fence is not None:
+        fence.adopt()
+    if on_start is not None:
+        on_start(node)
     resumed_from = checkpoint_epochs(checkpoint)
     device = select_device(job.device)
     config = ExperimentConfig.from_json(job.config_json)
@@ -115,10 +155,9 @@ def train_job(job: Job, dataset: PreparedDataset, node: str | None = None) -> Tr
         checkpoint_every=job.checkpoint_every,
         progress=False,
         cpu_threads=job.cpu_threads,
+        checkpoint_guard=fence.check if fence is not None else None,
     )
-    return Trained(
-        result.to_json(), resumed_from, node or socket.gethostname(), source_fingerprint(), device_kind(device)
-    )
+    return Trained(result.to_json(), resumed_from, node, source_fingerprint(), device_kind(device))
 
 
 class Executor(Protocol):
@@ -134,12 +173,13 @@ class Executor(Protocol):
         """The device the ``index``-th job asks for."""
         ...
 
-    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
-        """Each job with its ``Trained`` result or the error that ended it, as they finish."""
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[Event]:
+        """``Started`` as each job's task begins (reported by the task), ``Finished`` with its
+        ``Trained`` result or the error that ended it."""
         ...
 
-    def status(self, remaining: int) -> str:
-        """Runs running and queued, and the nodes in use, for the progress bar."""
+    def nodes(self) -> int:
+        """How many nodes can train runs now (for the progress line)."""
         ...
 
 
@@ -155,27 +195,32 @@ class InlineExecutor:
     def job_device(self, requested: str | None, index: int) -> str | None:
         return requested
 
-    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[Event]:
         for job in jobs:
+            yield Started(job, socket.gethostname())
             try:
                 trained: Trained | BaseException = train_job(job, dataset)
             except Exception as error:  # filed as the run's failure; an interrupt propagates
                 trained = error
-            yield job, trained
+            yield Finished(job, trained)
 
-    def status(self, remaining: int) -> str:
-        return f"{min(1, remaining)} running, {max(0, remaining - 1)} queued, this process"
+    def nodes(self) -> int:
+        return 1
 
 
-def _local_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None) -> None:
+_STARTS: list[Any] = []  # in a local worker: the queue its tasks report their start to
+
+
+def _local_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None, starts: Any) -> None:
     pin_source_fingerprint(fingerprint)
     import_extensions(extensions)
+    _STARTS[:] = [starts]
     if setup is not None:
         setup()
 
 
 def _local_job(job: Job, dataset_path: str) -> Trained:
-    return train_job(job, load(dataset_path, verify=False))
+    return train_job(job, load(dataset_path, verify=False), on_start=lambda node: _STARTS[0].put((job.key, node)))
 
 
 class LocalExecutor:
@@ -203,22 +248,39 @@ class LocalExecutor:
             return f"cuda:{index % torch.cuda.device_count()}"
         return None
 
-    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[Event]:
         if dataset.path is None:
             raise ValueError("the local executor needs a dataset loaded from disk (its path is passed to the workers)")
         context = multiprocessing.get_context("spawn")
-        initargs = (source_fingerprint(), extension_modules(), self.setup)
+        starts = context.Queue()
+        initargs = (source_fingerprint(), extension_modules(), self.setup, starts)
+        by_key = {job.key: job for job in jobs}
         with ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_local_init, initargs=initargs
         ) as pool:
             futures: dict[Future[Trained], Job] = {pool.submit(_local_job, job, str(dataset.path)): job for job in jobs}
-            for future in as_completed(futures):
-                error = future.exception()
-                yield futures[future], (error if error is not None else future.result())
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                yield from _drain_starts(starts, by_key)
+                for future in done:
+                    error = future.exception()
+                    yield Finished(futures[future], error if error is not None else future.result())
 
-    def status(self, remaining: int) -> str:
-        running = min(self.workers, remaining)
-        return f"{running} running, {remaining - running} queued, 1 node"
+    def nodes(self) -> int:
+        return 1
+
+
+def _drain_starts(starts: Any, by_key: dict[str, Job]) -> Iterator[Started]:
+    """The starts the local workers reported since the last look."""
+    import queue
+
+    while True:
+        try:
+            key, node = starts.get_nowait()
+        except queue.Empty:
+            return
+        yield Started(by_key[key], node)
 
 
 def import_ray() -> Any:
@@ -237,6 +299,7 @@ def _ray_job(
     dataset_ref: list[Any],
     extensions: list[str],
     setup: Callable[[], None] | None,
+    board: Any,
 ) -> Trained:
     """A Ray task: the dataset from the node's disk when it holds the same one, else from the object store."""
     import ray
@@ -251,7 +314,21 @@ def _ray_job(
         dataset = local if local.fingerprint == fingerprint else None
     if dataset is None:
         dataset = ray.get(dataset_ref[0])
-    return train_job(job, dataset, node=ray.get_runtime_context().get_node_id()[:12])
+    node = ray.get_runtime_context().get_node_id()[:12]
+    return train_job(job, dataset, node=node, on_start=lambda where: board.started.remote(job.key, where))
+
+
+class _StartBoard:
+    """A Ray actor the tasks of one ``train`` call report their start to; the driver reads it."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[str, str]] = []
+
+    def started(self, key: str, node: str) -> None:
+        self.starts.append((key, node))
+
+    def since(self, seen: int) -> list[tuple[str, str]]:
+        return self.starts[seen:]
 
 
 class RayExecutor:
@@ -278,7 +355,6 @@ class RayExecutor:
         self.max_retries = max_retries
         self.setup = setup
         self._dataset_refs: dict[str, Any] = {}  # one put per dataset per session
-        self._nodes_used: set[str] = set()
         self._use_gpus: bool | None = None
 
     def connect(self) -> None:
@@ -366,42 +442,50 @@ class RayExecutor:
             self._dataset_refs[dataset.fingerprint] = self.ray.put(dataset)
         return self._dataset_refs[dataset.fingerprint]
 
-    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[tuple[Job, Trained | BaseException]]:
+    def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[Event]:
         self.connect()
         gpus = self.gpus_per_run if self._use_gpus else 0
         task = self.ray.remote(_ray_job).options(
             num_gpus=gpus, num_cpus=0 if gpus else self.cpus_per_run, max_retries=self.max_retries
         )
+        board = self._start_board()
         reference = self._dataset_ref(dataset)
         extensions = extension_modules()
         path = str(dataset.path or "")
-        refs = {task.remote(job, path, dataset.fingerprint, [reference], extensions, self.setup): job for job in jobs}
-        pending = list(refs)
+        refs = {
+            task.remote(job, path, dataset.fingerprint, [reference], extensions, self.setup, board): job for job in jobs
+        }
+        by_key = {job.key: job for job in jobs}
+        pending, seen = list(refs), 0
         try:
             while pending:
-                done, pending = self.ray.wait(pending, num_returns=1)
-                job = refs[done[0]]
-                try:
-                    trained = self.ray.get(done[0])
-                except Exception as error:
-                    yield job, getattr(error, "cause", None) or error
-                    continue
-                self._nodes_used.add(trained.node)
-                yield job, trained
+                done, pending = self.ray.wait(pending, num_returns=1, timeout=POLL_SECONDS)
+                starts = self.ray.get(board.since.remote(seen))
+                seen += len(starts)
+                for key, node in starts:
+                    yield Started(by_key[key], node)
+                for ref in done:
+                    try:
+                        trained = self.ray.get(ref)
+                    except Exception as error:
+                        yield Finished(refs[ref], getattr(error, "cause", None) or error)
+                        continue
+                    yield Finished(refs[ref], trained)
         finally:
             for ref in pending:  # an interrupted driver: the runs it released must not go on training
                 self.ray.cancel(ref, force=True)
+            self.ray.kill(board)
 
-    def _slots(self) -> int:
-        resources = self.ray.cluster_resources()
-        if self._use_gpus:
-            return max(1, int(resources.get("GPU", 0) / self.gpus_per_run))
-        return max(1, int(resources.get("CPU", 1) / self.cpus_per_run))
+    def _start_board(self) -> Any:
+        """The actor the tasks report their start to, on the driver's own node (a worker node
+        that dies must not take it along)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    def status(self, remaining: int) -> str:
-        running = min(self._slots(), remaining)
-        alive = sum(1 for node in self.ray.nodes() if node.get("Alive"))
-        return f"{running} running, {remaining - running} queued, nodes {len(self._nodes_used)} used of {alive}"
+        here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        return self.ray.remote(num_cpus=0, scheduling_strategy=here)(_StartBoard).remote()
+
+    def nodes(self) -> int:
+        return sum(1 for node in self.ray.nodes() if node.get("Alive"))
 
 
 def _check_reachable(address: str, given: str | None, timeout_s: float) -> None:

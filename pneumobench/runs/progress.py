@@ -4,7 +4,8 @@
 bar. ``LineProgress`` writes one line per event through a function: the pytest plugin hands
 it its terminal reporter, whose output pytest does not capture (a bar written to stderr inside
 a test is captured and shown only when the test fails). Each line says the runs done, running
-and queued and an ETA from the pace of the runs done so far in this session.
+and queued (counted from the tasks' own start events) and the nodes used, and an ETA from the
+pace of the runs done so far in this session.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ class RunProgress(Protocol):
     def resuming(self, label: str, epochs_done: int, epochs: int) -> None:
         """A run starts from its checkpoint, ``epochs_done`` of ``epochs`` done."""
 
+    def run_started(self, label: str, node: str, status: str) -> None:
+        """A task began training a run on ``node``; ``status``: runs running and queued, nodes used."""
+
     def finished(self, label: str, status: str, failure: str | None) -> None:
-        """A run came back (``failure``: why it failed); ``status``: the executor's running / queued."""
+        """A run came back (``failure``: why it failed); ``status``: runs running and queued, nodes used."""
 
     def interrupted(self, stored: int, kept: list[str]) -> None:
         """The session was interrupted after ``stored`` runs; ``kept``: unfinished runs with a checkpoint."""
@@ -76,6 +80,9 @@ class LineProgress:
     def resuming(self, label: str, epochs_done: int, epochs: int) -> None:
         self.write(f"pneumobench: {label} resumes from its checkpoint ({epochs_done} of {epochs} epochs done)")
 
+    def run_started(self, label: str, node: str, status: str) -> None:
+        self.write(f"pneumobench: {label} started on {node}; {status}")
+
     def finished(self, label: str, status: str, failure: str | None) -> None:
         self.done += 1
         what = f"run failed: {label}: {failure}" if failure is not None else f"{label} done"
@@ -111,6 +118,10 @@ class BarProgress:
 
     def resuming(self, label: str, epochs_done: int, epochs: int) -> None:
         self._line(f"{label} resumes from its checkpoint ({epochs_done} of {epochs} epochs done)")
+
+    def run_started(self, label: str, node: str, status: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{label} started on {node}; {status}")
 
     def finished(self, label: str, status: str, failure: str | None) -> None:
         if failure is not None:

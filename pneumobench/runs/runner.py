@@ -24,7 +24,8 @@ from pneumobench.data.prepared import PreparedDataset
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.models.encoder import weights_fingerprint
 from pneumobench.runs.devices import device_kind, select_device
-from pneumobench.runs.executors import Executor, Job, LocalExecutor, Trained, checkpoint_epochs
+from pneumobench.runs.executors import Executor, Job, LocalExecutor, Started, Trained, checkpoint_epochs
+from pneumobench.runs.fence import ClaimTakenOver, new_claim_token, release_claim_file, stamp_claim_file
 from pneumobench.runs.progress import BarProgress, RunProgress
 from pneumobench.runs.store import ResultStore, run_key, source_fingerprint
 from pneumobench.training.engine import CPU_THREADS, train
@@ -134,12 +135,38 @@ def run(
 
 @dataclass
 class PrefetchSummary:
-    """What one ``prefetch`` did: runs trained, failed and resumed, and the nodes used."""
+    """What one ``prefetch`` did: runs trained, failed and resumed, runs another session took
+    over, and the nodes used."""
 
     trained: int = 0
     failed: list[str] = field(default_factory=list)  # "<config> seed <n>: <error>"
     resumed: dict[str, int] = field(default_factory=dict)  # run label -> epochs done in its checkpoint
     nodes: set[str] = field(default_factory=set)
+    taken_over: list[str] = field(default_factory=list)  # labels of runs whose claim another session took
+
+
+@dataclass
+class _Tally:
+    """Runs running and queued and the nodes used, counted from the tasks' own start and end events."""
+
+    queued: set[str]
+    running: dict[str, str] = field(default_factory=dict)  # run key -> the node training it
+    nodes_used: set[str] = field(default_factory=set)
+
+    def started(self, key: str, node: str) -> None:
+        self.queued.discard(key)
+        self.running[key] = node  # a retried task: its new node
+        self.nodes_used.add(node)
+
+    def finished(self, key: str) -> None:
+        self.queued.discard(key)
+        self.running.pop(key, None)
+
+    def line(self, nodes_alive: int) -> str:
+        return (
+            f"{len(self.running)} running, {len(self.queued)} queued, "
+            f"nodes {len(self.nodes_used)} used of {nodes_alive}"
+        )
 
 
 def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
@@ -150,7 +177,8 @@ def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | Non
 
 def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
     """Store one job's outcome (the driver alone writes the store); a result made by other code
-    or on another kind of device than its key says is recorded as a failure, naming both."""
+    or on another kind of device than its key says is recorded as a failure, naming both. A run
+    whose claim another session took over is left to that session."""
     problem: BaseException | None = outcome if isinstance(outcome, BaseException) else None
     if isinstance(outcome, Trained):
         if outcome.source != source_fingerprint():
@@ -162,12 +190,17 @@ def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException,
             problem = RuntimeError(
                 f"node {outcome.node} trained on {outcome.device_kind}, not {kind}: give the cluster one kind of card"
             )
+    release_claim_file(Path(job.checkpoint), job.claim)
     if problem is not None:
-        store.fail(job.key, problem)
+        if isinstance(problem, ClaimTakenOver) or not store.fail(job.key, problem):
+            summary.taken_over.append(job.label)
+            return
         summary.failed.append(f"{job.label}: {type(problem).__name__}: {problem}")
         return
     assert isinstance(outcome, Trained)
-    store.finish(job.key, RunResult.from_json(outcome.result_json))
+    if not store.finish(job.key, RunResult.from_json(outcome.result_json), node=outcome.node):
+        summary.taken_over.append(job.label)
+        return
     summary.trained += 1
     summary.nodes.add(outcome.node)
     if outcome.resumed_from:
@@ -189,7 +222,9 @@ def _claim_jobs(
     for config, seed in runs:
         key, identity = _run_identity(config, seed, dataset.fingerprint, kind, options["cpu_threads"])
         if store.try_claim(key, **identity):
-            checkpoint = str(_checkpoint_path(store, options["checkpoint_dir"], key))
+            checkpoint = _checkpoint_path(store, options["checkpoint_dir"], key)
+            token = new_claim_token()
+            stamp_claim_file(checkpoint, token)  # the claim's tasks alone may write this checkpoint
             job_device = executor.job_device(device, len(jobs))
             jobs.append(
                 Job(
@@ -197,9 +232,10 @@ def _claim_jobs(
                     seed,
                     key,
                     job_device,
-                    checkpoint,
+                    str(checkpoint),
                     options["checkpoint_every"],
                     options["cpu_threads"],
+                    token,
                 )
             )
     return jobs
@@ -250,20 +286,28 @@ def prefetch(
         if done:
             reporter.resuming(job.label, done, ExperimentConfig.from_json(job.config_json).epochs)
     unfinished = {job.key: job for job in jobs}
+    tally = _Tally(set(unfinished))
     try:
         with store.keep_alive():  # the claims are leases: refreshed while their runs train
-            for job, outcome in executor.train(jobs, dataset):
+            for event in executor.train(jobs, dataset):
+                if isinstance(event, Started):
+                    tally.started(event.job.key, event.node)
+                    reporter.run_started(event.job.label, event.node, tally.line(executor.nodes()))
+                    continue
+                job, outcome = event.job, event.outcome
                 _file_result(store, job, outcome, kind, summary)
                 del unfinished[job.key]
+                tally.finished(job.key)
                 failure = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, BaseException) else None
-                reporter.finished(job.label, executor.status(len(unfinished)), failure)
+                reporter.finished(job.label, tally.line(executor.nodes()), failure)
     except BaseException:
         reporter.interrupted(summary.trained, _with_checkpoints(unfinished.values()))
         raise
     finally:
         reporter.close()
-        for key in unfinished:  # interrupted: the next session trains them, resuming checkpoints
-            store.release(key)
+        for job in unfinished.values():  # interrupted: the next session trains them, resuming checkpoints
+            store.release(job.key)
+            release_claim_file(Path(job.checkpoint), job.claim)  # a task still running stops at its next save
     return summary
 
 

@@ -11,7 +11,9 @@ wait. A failed run is recorded with its error.
 A claim is a lease: its owner refreshes ``heartbeat_at`` while it trains (``keep_alive``), and
 a claim whose heartbeat is older than ``LEASE_SECONDS`` is taken over from any host (a driver
 SIGKILLed on another login node leaves such a claim); a claim by a dead process on this host
-is taken over at once.
+is taken over at once. A result or failure is written only by the claim's owner, so a
+session whose claim was taken over cannot overwrite the new owner's run; each run records
+the node that trained it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     result_json TEXT,
     error TEXT,
-    heartbeat_at REAL
+    heartbeat_at REAL,
+    node TEXT
 )
 """
 LEASE_SECONDS = 120.0  # a claim not refreshed for this long is taken over, whatever host holds it
@@ -135,8 +138,12 @@ COLUMNS = (
     "result_json",
     "error",
     "heartbeat_at",
+    "node",
 )
-BEFORE_LEASES = COLUMNS[:-1]  # stores written before claims were leases: heartbeat_at is added on open
+# Columns added since the first stores, each added on open to a store that lacks it: heartbeat_at
+# (claims became leases), node (which node trained a run).
+ADDED_COLUMNS = {"heartbeat_at": "REAL", "node": "TEXT"}
+KNOWN_LAYOUTS = tuple(COLUMNS[: len(COLUMNS) - n] for n in range(len(ADDED_COLUMNS) + 1))
 
 
 def _check_schema(path: Path) -> None:
@@ -154,7 +161,7 @@ def _check_schema(path: Path) -> None:
             f"results store {path} is damaged or not a SQLite database ({error}); move it away "
             "(its runs will be trained again) or pass another --pb-store"
         ) from None
-    if columns not in (COLUMNS, BEFORE_LEASES):
+    if columns not in KNOWN_LAYOUTS:
         found = f"tables {sorted(tables)}" if tables else "no tables"
         raise StoreError(
             f"{path} is not a pneumobench results store ({found}; expected a 'runs' table with "
@@ -203,8 +210,10 @@ class ResultStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(SCHEMA)
-                if tuple(row[1] for row in db.execute("PRAGMA table_info(runs)")) == BEFORE_LEASES:
-                    db.execute("ALTER TABLE runs ADD COLUMN heartbeat_at REAL")
+                present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+                for column, kind in ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
                 db.execute("SELECT COUNT(*) FROM runs").fetchone()
         except sqlite3.DatabaseError as error:
             raise StoreError(
@@ -336,23 +345,32 @@ class ResultStore:
             row = db.execute("SELECT status FROM runs WHERE run_key = ?", (key,)).fetchone()
         return row is not None and row[0] == "done"
 
-    def finish(self, key: str, result: RunResult) -> None:
+    def finish(self, key: str, result: RunResult, node: str | None = None) -> bool:
+        """Store the result of a run this process claimed (``node``: where it trained); False,
+        and nothing written, when the claim is no longer this process's (taken over)."""
         with self._connect() as db:
-            db.execute(
-                "UPDATE runs SET status='done', finished_at=?, result_json=?, error=NULL WHERE run_key=?",
-                (time.time(), result.to_json(), key),
+            return bool(
+                db.execute(
+                    "UPDATE runs SET status='done', finished_at=?, result_json=?, error=NULL, node=? "
+                    "WHERE run_key=? AND status='running' AND owner=?",
+                    (time.time(), result.to_json(), node, key, _owner()),
+                ).rowcount
             )
 
     def release(self, key: str) -> None:
-        """Drop an unfinished claim (an interrupted run), so the next call trains it again."""
+        """Drop this process's unfinished claim (an interrupted run), so the next call trains it again."""
         with self._connect() as db:
-            db.execute("DELETE FROM runs WHERE run_key=? AND status='running'", (key,))
+            db.execute("DELETE FROM runs WHERE run_key=? AND status='running' AND owner=?", (key, _owner()))
 
-    def fail(self, key: str, error: BaseException) -> None:
+    def fail(self, key: str, error: BaseException) -> bool:
+        """Record the failure of a run this process claimed; False when the claim was taken over."""
         with self._connect() as db:
-            db.execute(
-                "UPDATE runs SET status='failed', finished_at=?, error=? WHERE run_key=?",
-                (time.time(), f"{type(error).__name__}: {error}", key),
+            return bool(
+                db.execute(
+                    "UPDATE runs SET status='failed', finished_at=?, error=? "
+                    "WHERE run_key=? AND status='running' AND owner=?",
+                    (time.time(), f"{type(error).__name__}: {error}", key, _owner()),
+                ).rowcount
             )
 
     def unfinished(self) -> list[dict[str, Any]]:
@@ -417,13 +435,14 @@ class ResultStore:
             return dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
 
     def to_dataframe(self):
-        """One row per run (finished or not): keys, status, Dice, accuracy, wall time, error."""
+        """One row per run (finished or not): keys, status, the node that trained it, Dice, accuracy,
+        wall time, error."""
         import pandas as pd
 
         with self._connect() as db:
             rows = db.execute(
                 "SELECT run_key, config_name, config_key, seed, dataset_fingerprint, source_fingerprint, "
-                "device_kind, status, started_at, finished_at, result_json, error FROM runs ORDER BY started_at"
+                "device_kind, status, node, started_at, finished_at, result_json, error FROM runs ORDER BY started_at"
             ).fetchall()
         records: list[dict[str, Any]] = []
         for *head, result_json, error in rows:
@@ -438,6 +457,7 @@ class ResultStore:
                         "source_fingerprint",
                         "device_kind",
                         "status",
+                        "node",
                         "started_at",
                         "finished_at",
                     ],

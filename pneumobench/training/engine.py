@@ -41,7 +41,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -527,6 +527,7 @@ class _Plan:
     identity: dict[str, Any]
     where: str  # "<configuration> seed <seed>", for progress and errors
     progress: bool
+    checkpoint_guard: Callable[[], None] | None  # raises when this process may no longer write the checkpoint
 
 
 def _validate_epoch(
@@ -591,10 +592,30 @@ def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, 
         bar.set_postfix(loss=f"{values[0]:.4f}", dice=f"{values[1]:.3f}" if validated else "-")
         bar.update(1)
         if plan.checkpoint and not last_epoch and (epoch + 1) % plan.checkpoint_every == 0:
+            if plan.checkpoint_guard is not None:
+                plan.checkpoint_guard()
             _save_checkpoint(
                 state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
             )
     bar.close()
+
+
+def _timing(config: ExperimentConfig, state: _RunState, train_images: int, started: float) -> dict[str, float]:
+    """The run's wall time (with the epochs before a resume) and this process's training throughput."""
+    steps = steps_per_epoch(train_images, config)
+    trained_images = (config.epochs - state.start_epoch) * min(steps * config.batch_size, train_images)
+    return {
+        "wall_time_s": state.elapsed_before + time.perf_counter() - started,
+        "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9),
+    }
+
+
+def _remove_checkpoint(plan: _Plan) -> None:
+    """Delete a finished run's checkpoint, if this process may still touch it."""
+    assert plan.checkpoint is not None
+    if plan.checkpoint_guard is not None:
+        plan.checkpoint_guard()
+    plan.checkpoint.unlink(missing_ok=True)
 
 
 def train(
@@ -612,6 +633,7 @@ def train(
     validate_every: int = 1,
     progress: bool = True,
     cpu_threads: int = CPU_THREADS,
+    checkpoint_guard: Callable[[], None] | None = None,
 ) -> RunResult:
     """Train ``config`` with ``seed`` on ``dataset`` and score the validation split.
 
@@ -622,6 +644,9 @@ def train(
     ``deterministic`` asks torch for deterministic kernels. ``cpu_threads``: torch's CPU
     thread count for the run (results depend on it). The reported epoch follows
     ``config.epoch_selection``; every validated epoch's per-image scores are kept.
+    ``checkpoint_guard``: called before each checkpoint write and before the checkpoint is
+    removed; it raises to stop a run whose claim another session took over
+    (``pneumobench.runs.fence``).
     """
     device = torch.device(device)
     init_seed, data_seed = derive_seeds(seed)
@@ -638,6 +663,7 @@ def train(
         identity=_run_identity(config, seed, dataset),
         where=f"{config.name} seed {seed}",
         progress=progress,
+        checkpoint_guard=checkpoint_guard,
     )
     started = time.perf_counter()
     with _numerics(device, fast, deterministic, cpu_threads):
@@ -658,12 +684,7 @@ def train(
         predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
         examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
 
-    steps = steps_per_epoch(len(splits.train), config)
-    trained_images = (config.epochs - state.start_epoch) * min(steps * config.batch_size, len(splits.train))
-    timing = {
-        "wall_time_s": state.elapsed_before + time.perf_counter() - started,
-        "train_images_per_s": trained_images / max(time.perf_counter() - started, 1e-9),
-    }
+    timing = _timing(config, state, len(splits.train), started)
     if plan.checkpoint and not keep_checkpoint:
-        plan.checkpoint.unlink(missing_ok=True)
+        _remove_checkpoint(plan)
     return _build_result(config, dataset, seed, state, examples, timing, environment(device, cpu_threads=cpu_threads))
