@@ -36,12 +36,16 @@ __all__ = [
     "ErrorRate",
     "SequentialPower",
     "error_rate_table",
+    "misbehaving_error_rates",
     "sequential_error_rates",
     "sequential_power",
     "simulate_best",
     "simulate_equivalence",
     "simulate_paired",
     "simulate_regression",
+    "simulate_regression_unequal",
+    "simulate_row_unequal",
+    "simulate_saturated_record",
 ]
 
 IMAGES = 20  # per-image scores per run in the simulations (the rules see per-seed means)
@@ -225,9 +229,8 @@ def _equivalence_looks(
         seen = values[:, :n]
         if m == 1:
             se, df = seen.std(axis=1, ddof=1) * math.sqrt(1 / n + 1), n - 1
-        else:
-            pooled = ((n - 1) * seen.var(axis=1, ddof=1) + (m - 1) * reference.var(axis=1, ddof=1)) / (n + m - 2)
-            se, df = np.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
+        else:  # Welch's standard error at min(n, m) - 1 degrees of freedom, as stats.two_sample_se
+            se, df = np.sqrt(seen.var(axis=1, ddof=1) / n + reference.var(axis=1, ddof=1) / m), min(n, m) - 1
         d = seen.mean(axis=1) - reference.mean(axis=1)
         low, high = (d + margin) / se, (d - margin) / se
         within = np.maximum(st.t.sf(low, df), st.t.cdf(high, df))
@@ -332,3 +335,105 @@ def sequential_power(
     rates, mean_seeds = _sequential_rates(_paired_looks(diffs, design(looks, alpha, spending).nominal, looks), looks)
     fixed = float(paired_power(effect, sd, max_seeds, alpha))
     return SequentialPower(effect, sd, alpha, max_seeds, simulations, rates[Verdict.REPRODUCED], mean_seeds, fixed)
+
+
+def simulate_row_unequal(
+    seeds: int,
+    reference_seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    sd: float,
+    reference_sd: float,
+    margin: float = 0.01,
+    rng_seed: int = 3,
+) -> dict[Verdict, float]:
+    """Verdict rates of a Table 6 row against a recorded baseline with another spread, today's
+    true mean exactly ``margin`` from the record's (``seeds`` at ``sd`` against ``reference_seeds`` at
+    ``reference_sd``)."""
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        values = 0.6 + margin + rng.normal(0.0, sd, seeds)
+        return equivalence_claim(
+            values, 0.6 + rng.normal(0.0, reference_sd, reference_seeds), margin=margin, alpha=alpha
+        )
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def simulate_regression_unequal(
+    seeds: int,
+    recorded_seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    sd: float,
+    recorded_sd: float,
+    margin: float = 0.02,
+    rng_seed: int = 4,
+) -> dict[Verdict, float]:
+    """Verdict rates of the unpaired (Welch) regression check when today's runs truly lose
+    exactly ``margin``: ``seeds`` at ``sd`` against ``recorded_seeds`` at ``recorded_sd``."""
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        current = rng.normal(0.6 - margin, sd, seeds)
+        return regression_check(current, rng.normal(0.6, recorded_sd, recorded_seeds), margin=margin, alpha=alpha)
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def simulate_saturated_record(
+    seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    images: int = 48,
+    lag_chance: float = 0.1,
+    lag: float = 0.1,
+    sd: float = 0.002,
+    margin: float = 0.02,
+    rng_seed: int = 5,
+) -> dict[Verdict, float]:
+    """Verdict rates of the regression check on accuracy against a saturated record: each
+    recorded seed is 1.000, or with ``lag_chance`` a lagging seed ``lag`` lower; today's runs are
+    tight (``sd``) at a true drop of exactly ``margin`` from the record's true mean. Unpaired
+    (today's seeds are other seeds), ``images`` validation images."""
+    recorded_mean = 1.0 - lag_chance * lag
+
+    def judge(rng: np.random.Generator) -> ClaimStats:
+        recorded = 1.0 - lag * (rng.random(seeds) < lag_chance)
+        current = rng.normal(recorded_mean - margin, sd, seeds)
+        return regression_check(current, recorded, margin=margin, alpha=alpha, images=images)
+
+    return _verdict_rates(simulations, rng_seed, judge)
+
+
+def misbehaving_error_rates(alpha: float = 0.01, simulations: int = 20_000) -> list[ErrorRate]:
+    """Wrong-verdict rates where runs misbehave (issue 26's cases 3-5), each at its least
+    favourable truth (exactly the margin): a Table 6 row against a recorded baseline with five
+    times its spread; the unpaired regression check at 3 to 10 seeds with unequal sizes or a
+    five-fold SD ratio; the regression check on accuracy against a record saturated at 1.000
+    with an occasional lagging seed. The rules before the fix: 0.19, 0.11, 0.018, 0.017, 0.016
+    and 0.57 at a nominal 0.01 (Welch-Satterthwaite and pooled degrees of freedom, no floor)."""
+    rows = []
+
+    def add(rule: str, truth: str, seeds: int, rates: dict[Verdict, float], error: Verdict) -> None:
+        rows.append(ErrorRate(rule, truth, f"false {error.value}", seeds, simulations, rates[error], alpha))
+
+    margin_away = "exactly the margin away"
+    for n, m in ((40, 5), (10, 3)):
+        rates = simulate_row_unequal(n, m, alpha, simulations, sd=0.002, reference_sd=0.01)
+        add(f"Table 6 row vs {m} recorded seeds at 5x the SD", margin_away, n, rates, Verdict.REPRODUCED)
+    for n, m, sd, recorded_sd in ((3, 5, 0.01, 0.002), (5, 3, 0.002, 0.01), (10, 3, 0.01, 0.01)):
+        rates = simulate_regression_unequal(n, m, alpha, simulations, sd=sd, recorded_sd=recorded_sd)
+        rule = f"regression, unpaired, {n} vs {m} recorded seeds, SD {sd:g} vs {recorded_sd:g}"
+        add(rule, "a drop of exactly the margin", n, rates, Verdict.REGRESSED)
+    rates = simulate_saturated_record(3, alpha, simulations)
+    add(
+        "regression on accuracy vs a record at 1.000, 10% lagging seeds",
+        "a drop of exactly the margin",
+        3,
+        rates,
+        Verdict.REGRESSED,
+    )
+    return rows

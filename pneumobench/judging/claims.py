@@ -42,6 +42,7 @@ __all__ = [
     "JudgeInputs",
     "Mods",
     "RunsFor",
+    "accuracy_images",
     "claim_alpha",
     "config_name",
     "degenerate_reasons",
@@ -239,18 +240,28 @@ def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
     if isinstance(recorded, str):
         return undecided(recorded, seeds=len(today), estimate=float(np.mean(list(today.values()))), alpha=alpha)
     margin = get_profile(ctx.profile).regression_margin(claim.metric)
-    result = seedwise_regression(today, recorded, margin=margin, alpha=alpha)
+    result = seedwise_regression(
+        today, recorded, margin=margin, alpha=alpha, images=accuracy_images(runs, claim.metric)
+    )
     return replace(result, extra={**result.extra, "reference": _recorded_reference(recorded, runs)})
 
 
 def seedwise_regression(
-    today: dict[int, float], recorded: dict[int, float], *, margin: float, alpha: float
+    today: dict[int, float], recorded: dict[int, float], *, margin: float, alpha: float, images: int | None = None
 ) -> ClaimStats:
     """``regression_check`` of per-seed values: paired by seed when both have the same seeds
-    (the same seed on the same code is the same run), otherwise Welch, unpaired."""
+    (the same seed on the same code is the same run), otherwise Welch, unpaired. ``images``: an
+    accuracy's validation images per run (``accuracy_images``), for its binomial variance floor."""
     paired = set(recorded) == set(today)
     baseline = np.array([recorded[seed] for seed in (today if paired else sorted(recorded))])
-    return regression_check(np.array(list(today.values())), baseline, margin=margin, alpha=alpha, paired=paired)
+    current = np.array(list(today.values()))
+    return regression_check(current, baseline, margin=margin, alpha=alpha, paired=paired, images=images)
+
+
+def accuracy_images(runs: list[RunResult], metric: str) -> int | None:
+    """The validation images per run when ``metric`` is the accuracy (whose per-seed variance has
+    a binomial floor in the regression check), else None."""
+    return len(runs[0].correct) if metric == "accuracy" and runs else None
 
 
 Judge = Callable[[Claim, JudgeInputs], ClaimStats]

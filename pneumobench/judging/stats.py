@@ -40,6 +40,7 @@ __all__ = [
     "ClaimStats",
     "NonFiniteScoreError",
     "Verdict",
+    "accuracy_variance_floor",
     "best_claim",
     "check_finite",
     "detectable_change",
@@ -50,6 +51,7 @@ __all__ = [
     "paired_power",
     "regression_check",
     "seeds_for_power",
+    "two_sample_se",
     "undecided",
 ]
 
@@ -296,19 +298,33 @@ def _reference_values(reference: float | Sequence[float] | np.ndarray) -> np.nda
     return check_finite(np.atleast_1d(reference), "reference values")
 
 
-def _equivalence_se(values: np.ndarray, reference: np.ndarray) -> tuple[float, int]:
+def _equivalence_se(values: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """(standard error of mean(values) - mean(reference), degrees of freedom), n >= 2.
 
     One reference number is one run from the same distribution as each seed: the
     difference's variance is sigma^2 (1/n + 1), sigma estimated from the n seeds (n - 1 df).
-    Several reference values (a recorded baseline of m seeds): pooled two-sample variance,
-    sigma^2 (1/n + 1/m) with n + m - 2 df.
+    Several reference values (a recorded baseline of m seeds): Welch's standard error, each
+    side with its own variance (a record made elsewhere may have another spread), at the
+    conservative ``min(n, m) - 1`` degrees of freedom (``two_sample_se``).
     """
     n, m = len(values), len(reference)
     if m == 1:
         return float(values.std(ddof=1)) * math.sqrt(1 / n + 1), n - 1
-    pooled = ((n - 1) * values.var(ddof=1) + (m - 1) * reference.var(ddof=1)) / (n + m - 2)
-    return math.sqrt(pooled * (1 / n + 1 / m)), n + m - 2
+    return two_sample_se(values, reference)
+
+
+def two_sample_se(first: np.ndarray, second: np.ndarray, variance_floor: float = 0.0) -> tuple[float, float]:
+    """Welch's standard error of mean(first) - mean(second), each sample's variance at least
+    ``variance_floor``, and ``min(n, m) - 1`` degrees of freedom.
+
+    Welch-Satterthwaite's degrees of freedom are liberal at 3 to 5 seeds when the sizes or
+    spreads differ (a nominal 0.01 test rejects 0.016-0.018 of the time at its least
+    favourable case, ``calibration.misbehaving_error_rates``); the smaller sample's n - 1 makes
+    the test conservative at every ratio of variances (Hsu's rule).
+    """
+    v1 = max(float(first.var(ddof=1)), variance_floor) / len(first)
+    v2 = max(float(second.var(ddof=1)), variance_floor) / len(second)
+    return math.sqrt(v1 + v2), min(len(first), len(second)) - 1
 
 
 def equivalence_claim(
@@ -359,7 +375,13 @@ def equivalence_claim(
 
 
 def regression_check(
-    current: np.ndarray, baseline: np.ndarray, *, margin: float, alpha: float, paired: bool = False
+    current: np.ndarray,
+    baseline: np.ndarray,
+    *,
+    margin: float,
+    alpha: float,
+    paired: bool = False,
+    images: int | None = None,
 ) -> ClaimStats:
     """Today's per-seed values against the recorded ones, in both directions.
 
@@ -370,9 +392,13 @@ def regression_check(
     ``baseline[i]`` are runs of the same seed (same initialisation, same batches), so the test
     is on the per-seed differences, which carry only what changed between the two runs (none on
     the same code and machine, cross-machine noise on another); otherwise Welch, unpaired (other
-    seeds, as the A/A control). Fewer than ``MIN_SEEDS`` seeds on either side is INCONCLUSIVE.
-    With no spread (Welch: on either side; paired: in the differences) there is no noise to
-    test against and the comparison is exact: the change itself against the margin.
+    seeds, as the A/A control; at ``min(n, m) - 1`` degrees of freedom, which holds the level at
+    3 to 5 seeds). Fewer than ``MIN_SEEDS`` seeds on either side is INCONCLUSIVE. ``images``
+    (accuracy): the validation images per run; each side's per-seed variance (paired: the
+    differences') is then at least ``accuracy_variance_floor``, since an accuracy saturated at
+    1.000 on a few seeds says nothing of its noise. Otherwise, with no spread (Welch: on either
+    side; paired: in the differences) there is no noise to test against and the comparison is
+    exact: the change itself against the margin.
     ``estimate`` is today's mean and ``paper`` the baseline's; the interval is the ``1 - 2
     alpha`` interval of current - baseline added to the baseline's mean (REGRESSED exactly when
     it ends below baseline - margin, CHANGED exactly when it starts above baseline + margin).
@@ -389,7 +415,8 @@ def regression_check(
     if n < MIN_SEEDS:
         return undecided(_too_few(n), seeds=n, estimate=today, alpha=alpha, paper=recorded)
     diff = today - recorded
-    se, df, design = _paired_se(current - baseline) if paired else _welch_se(current, baseline)
+    floor = 0.0 if images is None else accuracy_variance_floor(float(np.r_[current, baseline].mean()), images)
+    se, df, design = _paired_se(current - baseline, floor) if paired else _welch_se(current, baseline, floor)
     if se <= SPREAD_FLOOR:
         return _exact_change(diff, n, today, recorded, margin=margin, alpha=alpha, paired=paired)
     return _regression_verdict(diff, se, df, design, n, today, recorded, margin=margin, alpha=alpha)
@@ -451,19 +478,25 @@ def _regression_verdict(
     )
 
 
-def _paired_se(differences: np.ndarray) -> tuple[float, float, str]:
-    """The standard error and degrees of freedom of the mean per-seed difference."""
-    return float(differences.std(ddof=1)) / math.sqrt(len(differences)), float(len(differences) - 1), "paired t"
+def _paired_se(differences: np.ndarray, variance_floor: float = 0.0) -> tuple[float, float, str]:
+    """The standard error (the differences' variance at least ``variance_floor``) and degrees of
+    freedom of the mean per-seed difference."""
+    variance = max(float(differences.var(ddof=1)), variance_floor)
+    return math.sqrt(variance / len(differences)), float(len(differences) - 1), "paired t"
 
 
-def _welch_se(current: np.ndarray, baseline: np.ndarray) -> tuple[float, float, str]:
-    """Welch's standard error of the difference of means and its degrees of freedom (nan
-    without spread)."""
-    v1, v2 = current.var(ddof=1) / len(current), baseline.var(ddof=1) / len(baseline)
-    if v1 + v2 <= SPREAD_FLOOR**2:
-        return math.sqrt(v1 + v2), math.nan, "Welch"
-    df = (v1 + v2) ** 2 / (v1**2 / (len(current) - 1) + v2**2 / (len(baseline) - 1))
-    return math.sqrt(v1 + v2), float(df), "Welch"
+def _welch_se(current: np.ndarray, baseline: np.ndarray, variance_floor: float = 0.0) -> tuple[float, float, str]:
+    """Welch's standard error of the difference of means, at the conservative degrees of freedom."""
+    se, df = two_sample_se(current, baseline, variance_floor)
+    return se, df, "Welch (min-n df)"
+
+
+def accuracy_variance_floor(accuracy: float, images: int) -> float:
+    """The binomial variance of an accuracy over ``images`` validation images, at the accuracy
+    shrunk half an image toward 1/2: what a run's accuracy varies by at the least, so that a
+    record saturated at 1.000 (no spread over its seeds) is not taken for a noiseless one."""
+    q = (accuracy * images + 0.5) / (images + 1)
+    return q * (1 - q) / images
 
 
 def _exact_change(

@@ -24,7 +24,7 @@ from typing import Any
 
 from pneumobench.experiment.profiles import PROFILES, Profile
 from pneumobench.judging.baselines import MATCHED_VERSIONS, RecordedBaseline, load_recorded, mismatch, recorded_path
-from pneumobench.judging.claims import claim_alpha, seedwise_regression
+from pneumobench.judging.claims import accuracy_images, claim_alpha, seedwise_regression
 from pneumobench.papers.viel_orhan_2020.claims import regression_claims
 from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 from pneumobench.reporting.sections import mean_t_interval
@@ -106,9 +106,11 @@ def _alpha(mods: tuple[str, ...], metric: str) -> float:
     return claim_alpha(claim)
 
 
-def _judge(current: dict[int, float], reference: dict[int, float], margin: float, alpha: float) -> dict[str, Any]:
+def _judge(
+    current: dict[int, float], reference: dict[int, float], margin: float, alpha: float, images: int | None
+) -> dict[str, Any]:
     """The regression suite's own rule (``seedwise_regression``): its verdict and p."""
-    stats = seedwise_regression(current, reference, margin=margin, alpha=alpha)
+    stats = seedwise_regression(current, reference, margin=margin, alpha=alpha, images=images)
     return {"verdict": stats.verdict.value, "p": stats.p_value}
 
 
@@ -160,7 +162,8 @@ def _version_rows(
             margin, alpha = profile.regression_margin(metric), _alpha(mods, metric)
             before = last_in.get(version.environment)
             if before is not None:
-                judged = _judge(values, before.values(metric), margin, alpha)
+                images = accuracy_images([stored.result for stored in version.runs], metric)
+                judged = _judge(values, before.values(metric), margin, alpha, images)
                 row["vs_previous"], row["vs_previous_p"] = judged["verdict"], judged["p"]
             elif previous is not None:
                 row["vs_previous"] = _environment_change(previous.environment, version.environment)
@@ -190,7 +193,7 @@ def _against_baseline(
     problem = mismatch(recorded, runs, name, profile=profile.name)
     if problem is not None:
         return problem, float("nan")
-    judged = _judge(version.values(metric), recorded.values(name, metric), margin, alpha)
+    judged = _judge(version.values(metric), recorded.values(name, metric), margin, alpha, accuracy_images(runs, metric))
     return judged["verdict"], judged["p"]
 
 

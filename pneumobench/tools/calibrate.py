@@ -13,6 +13,7 @@ from pneumobench.judging.calibration import (
     POWER_SDS,
     ErrorRate,
     error_rate_table,
+    misbehaving_error_rates,
     sequential_error_rates,
     sequential_power,
 )
@@ -92,8 +93,14 @@ def main() -> None:
         f"verdicts over all looks, at alpha {alpha} and at the paper family's per-test alpha {family_alpha:.3g}:"
     )
     _print_rates(sequential)
+    misbehaving = misbehaving_error_rates(0.01, 10_000)
+    print(
+        "\nWhere runs misbehave: records with another spread or size, and an accuracy saturated at 1.000 "
+        "(the regression alpha 0.01):"
+    )
+    _print_rates(misbehaving)
     _print_power(family_alpha)
-    failed = [r for r in rows + sequential if not r.within_bound]
+    failed = [r for r in rows + sequential + misbehaving if not r.within_bound]
     if failed:
         raise SystemExit(
             f"{len(failed)} rule(s) exceed their bound: " + "; ".join(f"{r.rule} ({r.error})" for r in failed)
