@@ -72,6 +72,20 @@ def test_a_clear_effect_on_a_degenerate_configuration_is_inconclusive(tiny_datas
     assert result.note == "rests on a degenerate configuration: aspp seed 3: constant classifier (every image positive)"
     assert result.extra["degenerate"] == ["aspp seed 3: constant classifier (every image positive)",
                                           "aspp seed 4: constant classifier (every image positive)"]
+    assert result.seeds_needed is None  # once "about 848 seeds would decide": no number of seeds can
+
+
+def test_seeds_needed_is_said_only_where_more_seeds_can_decide():
+    """Once a degenerate claim's table cell read "> 1000", computed at a first sequential look's
+    level of 4e-20, and an untested claim (no spread) read the same."""
+    from pneumobench.reporting.summary import _seeds_needed
+
+    open_claim = {"kind": "paired", "paper": 0.005, "p_value": 0.2, "seeds_needed": None, "degenerate": []}
+    assert _seeds_needed(open_claim, True) == "> 1000"
+    assert _seeds_needed({**open_claim, "seeds_needed": 37}, True) == "37"
+    degenerate = {**open_claim, "seeds_needed": 848, "degenerate": ["aspp seed 3: constant classifier"]}
+    assert _seeds_needed(degenerate, True) == "none can decide (degenerate)"
+    assert _seeds_needed({**open_claim, "p_value": float("nan")}, True) == ""
 
 
 @pytest.fixture

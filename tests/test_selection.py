@@ -49,7 +49,9 @@ def test_reselect_reads_the_rules_epoch_image_by_image():
     assert best.dice_per_image == pytest.approx([0.9, 0.8, 0.7]) and best.correct == [True, True, True]
     assert all(type(value) is float for value in best.dice_per_image)
     assert best.dice == run.curves[1]["val_dice"] and best.accuracy == 1.0
-    assert best.cls_prob == [] and best.mask_fraction == [] and best.examples == {}  # not stored per epoch
+    # labels from epoch 3 (predicted F T F, correct F T F): 1, 1, 1; epoch 2 was right on all three
+    assert best.cls_prob == [1.0, 1.0, 1.0]
+    assert best.mask_fraction == [] and best.examples == {}  # not stored per epoch
     assert run.selected_epoch == 3 and run.dice_per_image == pytest.approx([0.4, 0.5, 0.6])  # untouched
     with pytest.raises(SelectionError, match="heldout_dice"):
         reselect(run, "best-heldout")
@@ -60,3 +62,24 @@ def test_reselect_needs_stored_epoch_scores():
     run.epoch_scores = {}
     with pytest.raises(SelectionError, match="aspp seed 0 was stored without per-epoch scores"):
         reselect(run, "best-val")
+
+
+def test_a_classifier_constant_at_the_reselected_epoch_is_still_flagged():
+    """Once reselect emptied the class probabilities, and a run flagged degenerate came back with
+    no flags at another rule's epoch."""
+    from pneumobench.judging.claims import run_flags
+
+    dice = np.array([[0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6]], np.float32)
+    correct = np.array([[True, False, True, False], [True, True, False, False]])  # epoch 1: every image positive
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    curves = [{"epoch": 1, "val_dice": 0.9, "val_accuracy": 0.5}, {"epoch": 2, "val_dice": 0.75, "val_accuracy": 0.5}]
+    run = RunResult(
+        {}, "k", "aspp", 0, "f", list("abcd"), dice[1].astype(float).tolist(), [0.9, 0.1, 0.2, 0.8],
+        correct[1].tolist(), 0.75, 0.5, curves, 2, 1.0, 1.0, mask_fraction=[0.1] * 4, selected_epoch=2,
+        epoch_scores=encode_epoch_scores([1, 2], dice, correct),
+    )
+    assert ((np.asarray(run.cls_prob) > 0.5) == run.correct).tolist() == labels.astype(bool).tolist()
+    assert run_flags(run) == []
+    early = reselect(run, "best-val")
+    assert early.selected_epoch == 1 and early.cls_prob == [1.0] * 4
+    assert run_flags(early) == ["constant classifier (every image positive)"]

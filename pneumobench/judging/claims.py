@@ -309,6 +309,7 @@ def evaluate(
         result,
         verdict=Verdict.INCONCLUSIVE,
         note=f"rests on a degenerate configuration: {degenerate[0]}",
+        seeds_needed=None,  # more seeds of a degenerate configuration cannot decide
         extra={**result.extra, "degenerate": degenerate},
     )
 

@@ -147,13 +147,16 @@ def _look(record: dict[str, Any]) -> str:
 
 
 def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
-    """The power analysis' seed count; "> 1000" where it found none up to its limit; for a
+    """The power analysis' seed count; "> 1000" where a test ran and the analysis found none up
+    to its limit; "none can decide" for a claim resting on a degenerate configuration; for a
     claim not run, what is missing."""
-
     if not judged:
         return record.get("note", "")
+    if record.get("degenerate") and record.get("kind") != "regression":
+        return "none can decide (degenerate)"
     if record.get("seeds_needed"):
         return str(record["seeds_needed"])
-    if record.get("kind") in ("paired", "best") and record.get("paper"):
+    tested = isinstance(record.get("p_value"), float) and math.isfinite(record["p_value"])
+    if tested and record.get("kind") in ("paired", "best") and record.get("paper"):
         return f"> {MAX_SEEDS_FOR_POWER}"
     return ""

@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from pneumobench.core.results import RunResult
 
 __all__ = ["RULES", "SelectionError", "reselect", "select_epoch"]
@@ -49,9 +51,10 @@ def select_epoch(curves: Sequence[dict[str, Any]], rule: str) -> int:
 
 def reselect(run: RunResult, rule: str) -> RunResult:
     """``run`` as if ``rule`` had chosen its reported epoch: per-image Dice and correctness, Dice and
-    accuracy of that epoch, from the stored per-epoch scores (no retraining). Class probabilities and
-    mask fractions are kept only where the epoch is the one the run reported; elsewhere they are
-    empty, because only the reported epoch's are stored."""
+    accuracy of that epoch, from the stored per-epoch scores (no retraining). The class probabilities
+    of another epoch are not stored; its predicted classes are (``_predicted_classes``), as
+    probabilities 0 and 1, so that a classifier constant at that epoch is still flagged. Mask
+    fractions and example masks are kept only where the epoch is the one the run reported."""
     scores = run.per_epoch()
     if scores is None:
         raise SelectionError(f"{run.config_name} seed {run.seed} was stored without per-epoch scores")
@@ -64,10 +67,21 @@ def reselect(run: RunResult, rule: str) -> RunResult:
         run,
         dice_per_image=scores.dice[row].tolist(),
         correct=scores.correct[row].tolist(),
-        cls_prob=[],
+        cls_prob=_predicted_classes(run, scores.correct[row]),
         mask_fraction=[],
         examples={},
         dice=entry["val_dice"],
         accuracy=entry["val_accuracy"],
         selected_epoch=epoch,
     )
+
+
+def _predicted_classes(run: RunResult, correct: np.ndarray) -> list[float]:
+    """Each image's predicted class (1.0 positive, 0.0 negative) at the epoch whose per-image
+    correctness is ``correct``: the image's label where it was right, the other class where it
+    was wrong; the label is the reported epoch's prediction where that one was right, the
+    other class where not. Empty when the run holds no reported probabilities."""
+    if not run.cls_prob:
+        return []
+    label = (np.asarray(run.cls_prob) > 0.5) == np.asarray(run.correct, bool)
+    return np.where(np.asarray(correct, bool), label, ~label).astype(float).tolist()
