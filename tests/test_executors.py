@@ -153,3 +153,29 @@ def test_running_queued_and_nodes_are_counted_from_the_tasks_and_each_run_record
     ]
     frame = store.to_dataframe().sort_values("seed")
     assert frame["node"].tolist() == ["node-a", "node-b", "node-a"]
+
+
+def test_a_task_stopped_by_the_fence_leaves_the_run_to_whoever_holds_it(tiny_dataset, tmp_path):
+    """A ClaimTakenOver is no failure: a claim still this driver's is released (the next session
+    trains the run), one another session took is left alone."""
+    import sqlite3
+
+    from pneumobench.runs.fence import ClaimTakenOver
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    stopped = FakeExecutor(tiny_dataset, fail=ClaimTakenOver("baseline seed 0: taken over"))
+    summary = prefetch([(SMOKE.config(), 0)], tiny_dataset, "cpu", store=store, executor=stopped, progress=False)
+    assert summary.taken_over == ["baseline seed 0"] and summary.failed == [] and store.counts() == {}
+
+    class TakenMidRun(FakeExecutor):
+        def train(self, jobs, dataset):
+            [job] = jobs
+            with sqlite3.connect(store.path) as db:  # another session took the claim over meanwhile
+                db.execute("UPDATE runs SET owner='otherhost:9'")
+            yield Finished(job, self.trained(job, "node-a"))
+
+    summary = prefetch([(SMOKE.config(), 1)], tiny_dataset, "cpu", store=store, executor=TakenMidRun(tiny_dataset),
+                       progress=False)
+    assert summary.taken_over == ["baseline seed 1"] and summary.trained == 0
+    [entry] = store.unfinished()
+    assert entry["owner"] == "otherhost:9" and entry["status"] == "running"  # its run, untouched

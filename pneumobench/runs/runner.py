@@ -191,8 +191,12 @@ def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException,
                 f"node {outcome.node} trained on {outcome.device_kind}, not {kind}: give the cluster one kind of card"
             )
     release_claim_file(Path(job.checkpoint), job.claim)
+    if isinstance(problem, ClaimTakenOver):
+        store.release(job.key)  # a no-op where another session holds it now; else the next one trains it
+        summary.taken_over.append(job.label)
+        return
     if problem is not None:
-        if isinstance(problem, ClaimTakenOver) or not store.fail(job.key, problem):
+        if not store.fail(job.key, problem):
             summary.taken_over.append(job.label)
             return
         summary.failed.append(f"{job.label}: {type(problem).__name__}: {problem}")
