@@ -43,8 +43,6 @@ __all__ = [
     "simulate_equivalence",
     "simulate_paired",
     "simulate_regression",
-    "simulate_regression_unequal",
-    "simulate_row_unequal",
     "simulate_saturated_record",
 ]
 
@@ -130,17 +128,20 @@ def simulate_equivalence(
     distance: float,
     margin: float,
     reference_runs: int = 1,
+    sd: float = SEED_SD,
+    reference_sd: float = SEED_SD,
     rng_seed: int = 0,
 ) -> dict[Verdict, float]:
     """Verdict rates of TOST when the true mean lies ``distance`` from the reference's true mean.
 
-    The reference is itself ``reference_runs`` draws of the same run-to-run distribution (one:
-    the paper's single published run; several: a recorded baseline's seeds).
+    The reference is itself ``reference_runs`` draws of a run-to-run distribution (one: the
+    paper's single published run; several: a recorded baseline's seeds), of SD ``reference_sd``
+    against today's ``sd`` (a record made elsewhere may have another spread).
     """
 
     def judge(rng: np.random.Generator) -> ClaimStats:
-        values = 0.6 + distance + rng.normal(0.0, SEED_SD, seeds)
-        reference = 0.6 + rng.normal(0.0, SEED_SD, reference_runs)
+        values = 0.6 + distance + rng.normal(0.0, sd, seeds)
+        reference = 0.6 + rng.normal(0.0, reference_sd, reference_runs)
         return equivalence_claim(
             values, float(reference[0]) if reference_runs == 1 else reference, margin=margin, alpha=alpha
         )
@@ -149,13 +150,25 @@ def simulate_equivalence(
 
 
 def simulate_regression(
-    seeds: int, alpha: float, simulations: int, *, drop: float, margin: float, rng_seed: int = 0
+    seeds: int,
+    alpha: float,
+    simulations: int,
+    *,
+    drop: float,
+    margin: float,
+    recorded_seeds: int | None = None,
+    sd: float = SEED_SD,
+    recorded_sd: float = SEED_SD,
+    rng_seed: int = 0,
 ) -> dict[Verdict, float]:
-    """Verdict rates of the regression check when today's runs truly lose ``drop`` (gain, if negative)."""
+    """Verdict rates of the unpaired regression check when today's runs truly lose ``drop``
+    (gain, if negative): ``seeds`` at ``sd`` against ``recorded_seeds`` (default: as many) at
+    ``recorded_sd``."""
 
     def judge(rng: np.random.Generator) -> ClaimStats:
-        current = rng.normal(0.6 - drop, SEED_SD, seeds)
-        return regression_check(current, rng.normal(0.6, SEED_SD, seeds), margin=margin, alpha=alpha)
+        current = rng.normal(0.6 - drop, sd, seeds)
+        recorded = rng.normal(0.6, recorded_sd, recorded_seeds or seeds)
+        return regression_check(current, recorded, margin=margin, alpha=alpha)
 
     return _verdict_rates(simulations, rng_seed, judge)
 
@@ -337,51 +350,6 @@ def sequential_power(
     return SequentialPower(effect, sd, alpha, max_seeds, simulations, rates[Verdict.REPRODUCED], mean_seeds, fixed)
 
 
-def simulate_row_unequal(
-    seeds: int,
-    reference_seeds: int,
-    alpha: float,
-    simulations: int,
-    *,
-    sd: float,
-    reference_sd: float,
-    margin: float = 0.01,
-    rng_seed: int = 3,
-) -> dict[Verdict, float]:
-    """Verdict rates of a Table 6 row against a recorded baseline with another spread, today's
-    true mean exactly ``margin`` from the record's (``seeds`` at ``sd`` against ``reference_seeds`` at
-    ``reference_sd``)."""
-
-    def judge(rng: np.random.Generator) -> ClaimStats:
-        values = 0.6 + margin + rng.normal(0.0, sd, seeds)
-        return equivalence_claim(
-            values, 0.6 + rng.normal(0.0, reference_sd, reference_seeds), margin=margin, alpha=alpha
-        )
-
-    return _verdict_rates(simulations, rng_seed, judge)
-
-
-def simulate_regression_unequal(
-    seeds: int,
-    recorded_seeds: int,
-    alpha: float,
-    simulations: int,
-    *,
-    sd: float,
-    recorded_sd: float,
-    margin: float = 0.02,
-    rng_seed: int = 4,
-) -> dict[Verdict, float]:
-    """Verdict rates of the unpaired (Welch) regression check when today's runs truly lose
-    exactly ``margin``: ``seeds`` at ``sd`` against ``recorded_seeds`` at ``recorded_sd``."""
-
-    def judge(rng: np.random.Generator) -> ClaimStats:
-        current = rng.normal(0.6 - margin, sd, seeds)
-        return regression_check(current, rng.normal(0.6, recorded_sd, recorded_seeds), margin=margin, alpha=alpha)
-
-    return _verdict_rates(simulations, rng_seed, judge)
-
-
 def simulate_saturated_record(
     seeds: int,
     alpha: float,
@@ -422,10 +390,14 @@ def misbehaving_error_rates(alpha: float = 0.01, simulations: int = 20_000) -> l
 
     margin_away = "exactly the margin away"
     for n, m in ((40, 5), (10, 3)):
-        rates = simulate_row_unequal(n, m, alpha, simulations, sd=0.002, reference_sd=0.01)
+        rates = simulate_equivalence(
+            n, alpha, simulations, distance=0.01, margin=0.01, reference_runs=m, sd=0.002, reference_sd=0.01, rng_seed=3
+        )
         add(f"Table 6 row vs {m} recorded seeds at 5x the SD", margin_away, n, rates, Verdict.REPRODUCED)
     for n, m, sd, recorded_sd in ((3, 5, 0.01, 0.002), (5, 3, 0.002, 0.01), (10, 3, 0.01, 0.01)):
-        rates = simulate_regression_unequal(n, m, alpha, simulations, sd=sd, recorded_sd=recorded_sd)
+        rates = simulate_regression(
+            n, alpha, simulations, drop=0.02, margin=0.02, recorded_seeds=m, sd=sd, recorded_sd=recorded_sd, rng_seed=4
+        )
         rule = f"regression, unpaired, {n} vs {m} recorded seeds, SD {sd:g} vs {recorded_sd:g}"
         add(rule, "a drop of exactly the margin", n, rates, Verdict.REGRESSED)
     rates = simulate_saturated_record(3, alpha, simulations)
