@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ from pneumobench.models.extensions import ATTENTIONS
 from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS
 from pneumobench.runs import runner
 from pneumobench.runs.runner import key_of, prefetch, run
-from pneumobench.runs.store import ResultStore
+from pneumobench.runs.store import _SOURCE_OVERRIDE, ResultStore, hash_sources, pin_source_fingerprint
 from pneumobench.training.engine import CPU_THREADS
 
 SMOKE = get_profile("smoke")
@@ -163,3 +164,85 @@ def test_workers_know_the_blocks_a_user_registered(tiny_dataset, tmp_path, user_
 def test_a_module_a_worker_cannot_import_is_named():
     with pytest.raises(ExtensionImportError, match="cannot import 'no_such_user_module'.*--pb-workers 1"):
         import_extensions(["no_such_user_module"])
+
+
+RESULT_DECIDING = (  # issue 26: the modules an edit to which must make the next session retrain
+    "training/selection.py",
+    "training/engine.py",
+    "training/losses.py",
+    "training/metrics.py",
+    "training/checkpoints.py",
+    "experiment/config.py",
+    "experiment/profiles.py",
+    "core/results.py",
+    "models/unet.py",
+    "models/blocks.py",
+    "data/prepared.py",
+    "data/synthetic.py",
+    "runs/executors.py",
+    "papers/viel_orhan_2020/modifications.py",
+    "brand_new_module.py",  # a module nobody listed counts too
+)
+JUDGING_ONLY = ("judging/stats.py", "reporting/report.py", "cli.py", "pytest_plugin.py", "tools/bench.py",
+                "papers/viel_orhan_2020/claims.py", "runs/store.py")
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    import shutil
+
+    import pneumobench
+
+    copy = tmp_path / "pneumobench"
+    shutil.copytree(Path(pneumobench.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _edited(copy: Path, module: str) -> str:
+    """The fingerprint of ``copy`` with ``module`` edited (or added); the copy is put back after."""
+    path = copy / module
+    before = path.read_text() if path.exists() else None
+    path.write_text((before or "") + "\n# an edit\n")
+    try:
+        return hash_sources(copy)
+    finally:
+        if before is None:
+            path.unlink()
+        else:
+            path.write_text(before)
+
+
+def test_editing_any_result_deciding_module_makes_the_store_miss_and_judging_code_does_not(
+    package_copy, tiny_dataset, tmp_path
+):
+    """The fingerprint hashes every module but a named list: each edit below is a store miss (the
+    next session retrains), an edit to statistics, reports or the CLI a hit."""
+    store = ResultStore(tmp_path / "store.sqlite")
+    result = fake_run(SMOKE.base, 0, tiny_dataset)
+    original = hash_sources(package_copy)
+    fields = dict(config_key=result.config_key, config_name=result.config_name, seed=0,
+                  dataset_fingerprint=tiny_dataset.fingerprint, device_kind="cpu")
+
+    def stored_under(fingerprint: str) -> bool:
+        pin_source_fingerprint(fingerprint)
+        try:
+            key = key_of(SMOKE.base, 0, tiny_dataset.fingerprint, CPU)
+            found = store.fetch_or_claim(key, **fields) is not None
+            store.release(key) if not found else None
+            return found
+        finally:
+            _SOURCE_OVERRIDE.clear()
+
+    pin_source_fingerprint(original)
+    try:
+        store_runs(store, [result])
+    finally:
+        _SOURCE_OVERRIDE.clear()
+    assert stored_under(original)
+    assert {module: stored_under(_edited(package_copy, module)) for module in RESULT_DECIDING} == dict.fromkeys(
+        RESULT_DECIDING, False
+    )
+    assert {module: stored_under(_edited(package_copy, module)) for module in JUDGING_ONLY} == dict.fromkeys(
+        JUDGING_ONLY, True
+    )
+    assert hash_sources(package_copy) == original  # every edit undone

@@ -82,21 +82,48 @@ def source_fingerprint() -> str:
     return _SOURCE_OVERRIDE[0] if _SOURCE_OVERRIDE else _hash_sources()
 
 
-# The subpackages whose code decides a run's numbers (training: the engine, losses, metrics,
-# epoch selection, checkpoints; models); the configuration itself is in its key and the data
-# in the dataset fingerprint, so statistics, reports and the CLI may change freely.
-RESULT_SOURCES = ("training", "models")
+# Fail-safe: every module of the package decides a run's numbers unless it is named here.
+# These only read, judge, report or schedule finished runs (the store reads each result with
+# today's code, so a change here applies to every run alike); a module added anywhere else,
+# or moved, enters the fingerprint by default.
+NON_RESULT_SOURCES = (
+    "__main__.py",
+    "_moved.py",
+    "cli.py",
+    "options.py",
+    "pytest_plugin.py",
+    "session.py",
+    "judging",
+    "reporting",
+    "tools",
+    "papers/viel_orhan_2020/claims.py",
+    "runs/fence.py",
+    "runs/progress.py",
+    "runs/store.py",
+)
+
+
+def result_source_paths(root: Path) -> list[Path]:
+    """The package's ``.py`` files (under ``root``) whose code can change a run's numbers."""
+
+    def excluded(relative: str) -> bool:
+        return any(relative == name or relative.startswith(name + "/") for name in NON_RESULT_SOURCES)
+
+    return sorted(path for path in root.rglob("*.py") if not excluded(path.relative_to(root).as_posix()))
+
+
+def hash_sources(root: Path) -> str:
+    """The source fingerprint of the package at ``root``: its result-deciding files and their paths."""
+    digest = hashlib.sha256()
+    for path in result_source_paths(root):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)
 def _hash_sources() -> str:
-    root = Path(__file__).resolve().parent.parent  # the package
-    paths = sorted(path for name in RESULT_SOURCES for path in (root / name).rglob("*.py"))
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return hash_sources(Path(__file__).resolve().parent.parent)
 
 
 def run_key(
