@@ -325,7 +325,7 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from pneumobench.core.registry import UnknownNameError
-    from pneumobench.judging.baselines import BaselineError, default_baselines_dir
+    from pneumobench.judging.baselines import BaselineError
     from pneumobench.judging.looks import SequentialPlan
     from pneumobench.reporting.report import ReportError, write_report
     from pneumobench.runs.store import StoreError
@@ -345,7 +345,7 @@ def _report(args: argparse.Namespace) -> int:
         report = write_report(
             args.store,
             args.out,
-            baselines_dir=args.baselines or default_baselines_dir(args.store) or Path("baselines"),
+            baselines_dir=args.baselines,
             data=args.data,
             profile=args.profile,
             dataset_fingerprint=args.dataset,

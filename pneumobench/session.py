@@ -275,6 +275,9 @@ class PneumobenchSession:
                 sequential=self.options.sequential,
                 before_look=self._before_look,
             )
+            baseline = self._judging.baseline
+            if baseline is not None and self.needed:  # kept with the runs, so a report judges as this session
+                self.store.remember_judged_with(self.profile.name, self.device.type, baseline.path, baseline.text)
         return self._judging
 
     def check_preconditions(self) -> None:

@@ -328,8 +328,9 @@ def _verdict_lines(records):
     return {r["claim"]: verdict_line(r) for r in records}
 
 
-def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_dataset, tmp_path):
-    """The same runs judged three ways give the same verdict line for every claim."""
+def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_dataset, tmp_path, monkeypatch):
+    """The same runs judged four ways give the same verdict line for every claim, the last a report
+    from a folder with no ``baselines/`` (the store keeps the recorded baseline the session used)."""
     args, store = tiny_env
     shifts = {("aspp",): 0.1, ("scse",): 0.12, ("aspp", "hypercolumns"): 0.15}  # scSE raises Dice: contradicted
     runs = [run for mods in table6_rows()
@@ -357,6 +358,10 @@ def test_full_session_k_selection_and_report_agree(pytester, tiny_env, tiny_data
 
     report = write_report(store.path, tmp_path / "cli", baselines_dir=pytester.path / "baselines")
     assert _verdict_lines(report.data["claims"]) == full_lines
+    assert "from the recorded baseline" in full_lines["table6-baseline-dice"]
+    monkeypatch.chdir(tmp_path)  # no baselines/ here or beside the store
+    from_elsewhere = write_report(store.path, tmp_path / "elsewhere")
+    assert _verdict_lines(from_elsewhere.data["claims"]) == full_lines
 
 
 def test_sequential_session_stops_decided_claims_and_the_report_agrees(pytester, tiny_env, tiny_dataset, tmp_path):

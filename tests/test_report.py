@@ -252,3 +252,64 @@ def test_a_damaged_stored_result_is_a_store_error_naming_the_run(small_store, tm
     db.close()
     with pytest.raises(StoreError, match=f"the stored result of run {key} is damaged.*pneumobench store forget {key}"):
         ResultStore(copy).results()
+
+
+def _claim_lines(report) -> dict[str, str]:
+    return {r["claim"]: f"{r['verdict']} {r.get('note') or ''}" for r in report.data["claims"]}
+
+
+@pytest.fixture
+def judged_store(small_store, tmp_path):
+    """A copy of the small store that remembers being judged with the shipped smoke-cpu baseline."""
+    path = tmp_path / "judged" / "results.sqlite"
+    path.parent.mkdir()
+    with ResultStore(small_store)._connect() as source, ResultStore(path)._connect() as target:
+        source.backup(target)
+    recorded = BASELINES / "smoke-cpu.json"
+    ResultStore(path).remember_judged_with("smoke", "cpu", recorded, recorded.read_text())
+    return path
+
+
+def test_a_store_is_judged_with_the_baseline_its_session_used_from_any_folder(judged_store, tmp_path, monkeypatch):
+    """Issue 26 (11): outside the repository no ``baselines/`` is found, yet the verdicts equal those
+    with the session's own file; a different ``./baselines`` file does not change them either, and
+    the first lines say which baseline judged and that the local file differs."""
+    in_repository = write_report(judged_store, tmp_path / "repo", baselines_dir=BASELINES)
+    rows = {claim for claim, line in _claim_lines(in_repository).items() if claim.startswith("table6-")}
+    assert any(not _claim_lines(in_repository)[c].startswith(("NOT RUN", "INCONCLUSIVE no recorded")) for c in rows)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert _claim_lines(write_report(judged_store, tmp_path / "out")) == _claim_lines(in_repository)
+    other = json.loads((BASELINES / "smoke-cpu.json").read_text())
+    other["configs"]["baseline"]["dice"] = {seed: 0.5 for seed in other["configs"]["baseline"]["dice"]}
+    (elsewhere / "baselines").mkdir()
+    (elsewhere / "baselines" / "smoke-cpu.json").write_text(json.dumps(other))
+    local = write_report(judged_store, tmp_path / "local")
+    assert _claim_lines(local) == _claim_lines(in_repository)
+    first_note = local.markdown.split("- Note: ")[1].splitlines()[0]
+    assert first_note.startswith("judged with the recorded baseline the session used") and "differs" in first_note
+    assert local.markdown.index("- Note: judged with") < local.markdown.index("## Table 6")
+
+
+def test_a_named_baselines_folder_that_differs_from_the_sessions_is_refused(judged_store, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "smoke-cpu.json").write_text((BASELINES / "smoke-cpu.json").read_text().replace("0.9", "0.8", 1))
+    args = ["report", "--store", str(judged_store), "--out", str(tmp_path / "r"), "--baselines", str(other)]
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "the session judged this store with" in error
+    assert str(other / "smoke-cpu.json") in error and str(BASELINES / "smoke-cpu.json") in error
+    assert not (tmp_path / "r" / "report.md").exists()
+
+
+def test_a_store_judged_without_a_baseline_says_so_first_and_stays_so(small_store, tmp_path):
+    path = tmp_path / "results.sqlite"
+    with ResultStore(small_store)._connect() as source, ResultStore(path)._connect() as target:
+        source.backup(target)
+    ResultStore(path).remember_judged_with("smoke", "cpu", tmp_path / "none" / "smoke-cpu.json", None)
+    report = write_report(path, tmp_path / "out", baselines_dir=tmp_path / "none")
+    assert report.data["notes"][0].startswith("judged without a recorded baseline, as the session was")
+    row = next(r for r in report.data["claims"] if r["claim"] == "table6-baseline-dice")
+    assert row["verdict"] == "INCONCLUSIVE" and "no recorded baseline" in row["note"]

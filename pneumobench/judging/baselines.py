@@ -8,6 +8,7 @@ Both are versioned JSON validated strictly: an unknown, missing or mistyped fiel
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.resources
 import json
 import os
@@ -24,11 +25,15 @@ __all__ = [
     "BaselineError",
     "PaperNumbers",
     "RecordedBaseline",
+    "RecordedChoice",
+    "choose_recorded",
+    "content_hash",
     "default_baselines_dir",
     "load_paper",
     "load_recorded",
     "mismatch",
     "paper_path",
+    "parse_recorded",
     "record",
     "recorded_path",
     "run_device_kind",
@@ -66,12 +71,18 @@ def _fields(
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise BaselineError(f"{path}: no such baseline file") from None
+    return _parse_json(text, str(path))
+
+
+def _parse_json(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise BaselineError(f"{path}: not valid JSON ({error})") from None
-    return _require(data, "(top level)", dict, str(path))
+        raise BaselineError(f"{where}: not valid JSON ({error})") from None
+    return _require(data, "(top level)", dict, where)
 
 
 def _metric(value: Any, path: str, where: str) -> float:
@@ -202,9 +213,15 @@ def recorded_path(directory: str | os.PathLike, profile: str, device_type: str) 
 
 
 def load_recorded(path: str | os.PathLike) -> RecordedBaseline:
-    path = Path(path)
-    where = str(path)
-    data = _read_json(path)
+    return _read_recorded(_read_json(Path(path)), str(path))
+
+
+def parse_recorded(text: str, where: str) -> RecordedBaseline:
+    """A recorded baseline from its file's text (``where`` names it in errors)."""
+    return _read_recorded(_parse_json(text, where), where)
+
+
+def _read_recorded(data: dict[str, Any], where: str) -> RecordedBaseline:
     _fields(
         data,
         "",
@@ -255,3 +272,58 @@ def record(path: str | os.PathLike, *, profile: str, device_kind: str, results: 
     }
     write_text_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
     return load_recorded(path)
+
+
+def content_hash(text: str) -> str:
+    """A recorded baseline file's identity: the SHA-256 of its text (12 hex digits shown)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class RecordedChoice:
+    """The recorded baseline a profile's claims are judged with: ``text`` is the file's (None:
+    there is none), read from ``path`` or, ``from_store``, kept in the results store by the
+    session that judged it; ``note``: what a report should say about it in its first lines."""
+
+    recorded: RecordedBaseline | None
+    text: str | None
+    path: Path
+    from_store: bool = False
+    note: str | None = None
+
+
+def choose_recorded(
+    baselines_dir: str | os.PathLike,
+    profile: str,
+    device_type: str,
+    *,
+    judged_with: tuple[str, str | None] | None = None,
+    explicit: bool = False,
+) -> RecordedChoice:
+    """The recorded baseline of ``profile`` on ``device_type``: the one a session judged the store
+    with (``judged_with``: its path and text, None when it found none), whatever folder this
+    runs from, so a store has one verdict wherever it is judged; else the file in
+    ``baselines_dir``. An ``explicit`` folder whose file differs from the session's is refused
+    (``BaselineError``) rather than judged into another verdict."""
+    path = recorded_path(baselines_dir, profile, device_type)
+    text = path.read_text() if path.is_file() else None
+    if judged_with is None:
+        recorded = parse_recorded(text, str(path)) if text is not None else None
+        note = None if text is not None else f"no recorded baseline {path} found: claims needing one are undecided"
+        return RecordedChoice(recorded, text, path, note=note)
+    used_path, used_text = judged_with
+    if text != used_text:
+        used = f"none ({used_path} absent)" if used_text is None else f"{used_path} (sha256 {content_hash(used_text)})"
+        found = f"{path} (sha256 {content_hash(text)})" if text is not None else f"no {path}"
+        if explicit:
+            raise BaselineError(
+                f"recorded baseline {profile}-{device_type}: the session judged this store with {used}, "
+                f"here there is {found}; pass that file's folder with --baselines, or run the session "
+                "again to judge with this one"
+            )
+        note = f"judged with the recorded baseline the session used, {used}, kept in the store ({found} differs)"
+    else:
+        absent = f"judged without a recorded baseline, as the session was ({used_path} absent)"
+        note = None if used_text is not None else absent
+    recorded = parse_recorded(used_text, f"{used_path} (as kept in the store)") if used_text is not None else None
+    return RecordedChoice(recorded, used_text, Path(used_path), from_store=True, note=note)

@@ -19,7 +19,7 @@ from typing import Any
 from pneumobench.core.results import RunResult
 from pneumobench.experiment.config import config_name
 from pneumobench.experiment.profiles import Profile
-from pneumobench.judging.baselines import RecordedBaseline, load_recorded, recorded_path
+from pneumobench.judging.baselines import RecordedBaseline, RecordedChoice, choose_recorded
 from pneumobench.judging.claims import Claim, Mods, RunsFor, evaluate, verdict_record
 from pneumobench.judging.looks import SEQUENTIAL_KINDS, BeforeLook, RunsForSeeds, SequentialPlan, judge_sequentially
 from pneumobench.judging.stats import ClaimStats, Verdict
@@ -46,6 +46,7 @@ class JudgingContext:
     runs_for_seeds: RunsForSeeds
     sequential: SequentialPlan | None = None
     before_look: BeforeLook | None = None
+    baseline: RecordedChoice | None = None  # where ``recorded`` came from
 
     @classmethod
     def load(
@@ -59,12 +60,16 @@ class JudgingContext:
         runs_for_seeds: RunsForSeeds,
         sequential: SequentialPlan | None = None,
         before_look: BeforeLook | None = None,
+        judged_with: tuple[str, str | None] | None = None,
+        explicit: bool = False,
     ) -> JudgingContext:
         """The context with the recorded baseline of ``profile`` and ``device_type`` (``cpu``,
-        ``cuda``) from ``baselines_dir``, when one is recorded."""
-        path = recorded_path(Path(baselines_dir), profile.name, device_type)
-        recorded = load_recorded(path) if path.exists() else None
-        return cls(profile, recorded, synthetic, runs_for, runs_for_seeds, sequential, before_look)
+        ``cuda``) from ``baselines_dir``, when one is recorded, or the one a session judged the
+        store with (``judged_with``, see ``baselines.choose_recorded``)."""
+        choice = choose_recorded(
+            Path(baselines_dir), profile.name, device_type, judged_with=judged_with, explicit=explicit
+        )
+        return cls(profile, choice.recorded, synthetic, runs_for, runs_for_seeds, sequential, before_look, choice)
 
     @property
     def use_paper_values(self) -> bool:

@@ -25,7 +25,7 @@ from pneumobench.core.results import RunResult
 from pneumobench.data.prepared import DatasetError, load
 from pneumobench.experiment.config import config_name
 from pneumobench.experiment.profiles import PROFILES, Profile, get_profile
-from pneumobench.judging.baselines import load_paper, paper_path
+from pneumobench.judging.baselines import default_baselines_dir, load_paper, paper_path
 from pneumobench.judging.claims import degenerate_reasons
 from pneumobench.judging.context import JudgingContext, runs_by_config
 from pneumobench.judging.looks import SequentialPlan
@@ -40,6 +40,7 @@ from pneumobench.runs.store import ResultStore, StoredRun
 
 __all__ = [
     "SECTIONS",
+    "BaselineSource",
     "Report",
     "ReportError",
     "ReportSection",
@@ -98,6 +99,31 @@ class Report:
     figures: dict[str, Path] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BaselineSource:
+    """Where a report finds recorded baselines: the ones the session judged ``store`` with (kept
+    in it), else ``directory``'s files; ``explicit``: the user named ``directory``, so a file there
+    that differs from the session's is refused. ``notes``: what the report's first lines say."""
+
+    directory: Path
+    store: Path | None = None
+    explicit: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def judged_with(self, profile: str, device_type: str) -> tuple[str, str | None] | None:
+        if self.store is None or not self.store.is_file():
+            return None
+        return ResultStore(self.store).judged_with(profile, device_type)
+
+    def note(self, text: str | None) -> None:
+        if text is not None and text not in self.notes:
+            self.notes.append(text)
+
+
+def _baseline_source(baselines: BaselineSource | str | os.PathLike) -> BaselineSource:
+    return baselines if isinstance(baselines, BaselineSource) else BaselineSource(Path(baselines))
+
+
 def load_group(
     store_path: str | os.PathLike, *, dataset_fingerprint: str | None = None
 ) -> tuple[RunGroup, list[dict[str, Any]]]:
@@ -140,7 +166,7 @@ def _finished_groups(path: Path) -> dict[tuple[str, str, str], list[StoredRun]]:
 
 
 def _judged_protocols(
-    store: Path, chosen: RunGroup, matched: Any, records: list[dict[str, Any]], baselines_dir: str | os.PathLike
+    store: Path, chosen: RunGroup, matched: Any, records: list[dict[str, Any]], baselines: BaselineSource
 ) -> list[tuple[str, dict[str, list[RunResult]], list[dict[str, Any]]]]:
     """Per registered profile with runs in the store (its newest group; the report's own group for
     its profile): the profile's name, runs per configuration and verdicts, in registration order."""
@@ -160,7 +186,7 @@ def _judged_protocols(
             judged.append((name, chosen.by_config(), records))
         elif name in newest:
             group = newest[name][1]
-            judged.append((name, group.by_config(), judge_group(group, PROFILES.get(name), baselines_dir)))
+            judged.append((name, group.by_config(), judge_group(group, PROFILES.get(name), baselines)))
     return judged
 
 
@@ -190,10 +216,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def judge_group(
-    group: RunGroup, profile: Profile, baselines_dir: str | os.PathLike, sequential: SequentialPlan | None = None
+    group: RunGroup,
+    profile: Profile,
+    baselines: BaselineSource | str | os.PathLike,
+    sequential: SequentialPlan | None = None,
 ) -> list[dict[str, Any]]:
     """Every paper claim and Table 6 row judged from the group's runs, as the suites judge them
-    (through the same ``JudgingContext``).
+    (through the same ``JudgingContext``), with the recorded baseline ``baselines`` gives.
 
     A claim whose configurations (or seeds) are missing from the group is a ``NOT RUN``
     record naming what is missing. Each claim's alpha is its family's, as in the suites, so
@@ -201,17 +230,23 @@ def judge_group(
     ``SequentialPlan``, ``--seeds auto``): the claims are judged look by look on seeds 0 .. n-1,
     as a ``--pb-seeds auto`` session judged them.
     """
+    source = _baseline_source(baselines)
+    device_type = group.device_kind.split(":")[0]
     runs_for, runs_for_seeds = runs_by_config(group.runs, lambda mods: profile.config(*mods).key())
     context = JudgingContext.load(
         profile,
-        baselines_dir=baselines_dir,
-        device_type=group.device_kind.split(":")[0],
+        baselines_dir=source.directory,
+        device_type=device_type,
         synthetic=group.synthetic,
         runs_for=runs_for,
         runs_for_seeds=runs_for_seeds,
         sequential=sequential,
+        judged_with=source.judged_with(profile.name, device_type),
+        explicit=source.explicit,
     )
-    return context.judge_available(all_claims(load_paper(paper_path(baselines_dir))))
+    if context.baseline is not None:
+        source.note(context.baseline.note)
+    return context.judge_available(all_claims(load_paper(paper_path(source.directory))))
 
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
@@ -309,7 +344,7 @@ def write_report(
     store: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    baselines_dir: str | os.PathLike = "baselines",
+    baselines_dir: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
     profile: str | None = None,
     dataset_fingerprint: str | None = None,
@@ -331,9 +366,13 @@ def write_report(
     else:
         notes = []
     matched = match_profile(group, profile) if group is not None else None
-    records = _records(group, matched, baselines_dir, records, notes, sequential)
-    rows = table6_comparison(group, records, baselines_dir) if group is not None else []
-    sections = _protocol_sections(Path(store), group, rows, matched, records, baselines_dir, notes)
+    explicit = baselines_dir is not None
+    directory = Path(baselines_dir) if baselines_dir is not None else default_baselines_dir(store) or Path("baselines")
+    baselines = BaselineSource(directory, Path(store), explicit=explicit)
+    records = _records(group, matched, baselines, records, notes, sequential)
+    rows = table6_comparison(group, records, directory) if group is not None else []
+    sections = _protocol_sections(Path(store), group, rows, matched, records, baselines, notes)
+    notes[:0] = baselines.notes  # which recorded baselines judged the claims: the report's first lines
     out = Path(out_dir)
     written = _draw_figures(
         lambda folder: _draw_into(group, rows, records, data, folder, notes, sections), out / "figures"
@@ -410,12 +449,12 @@ def _protocol_sections(
     rows: list[dict[str, Any]],
     matched: Any,
     records: list[dict[str, Any]],
-    baselines_dir: str | os.PathLike,
+    baselines: BaselineSource,
     notes: list[str],
 ) -> dict[str, Any]:
     """Epoch selection, the claims under each rule, Table 6 under each protocol, the authors' runs."""
 
-    sections: dict[str, Any] = {"authors_runs": protocol_sections.authors_section(baselines_dir)}
+    sections: dict[str, Any] = {"authors_runs": protocol_sections.authors_section(baselines.directory)}
     if group is None:
         return sections
     by_config = group.by_config()
@@ -428,10 +467,10 @@ def _protocol_sections(
         )
     elif matched is not None:
         sections["claims_by_rule"] = protocol_sections.claims_by_rule(
-            group.runs, lambda runs: judge_group(dataclasses.replace(group, runs=runs), matched, baselines_dir)
+            group.runs, lambda runs: judge_group(dataclasses.replace(group, runs=runs), matched, baselines)
         )
     sections["protocols"] = protocol_sections.protocol_table6(
-        _judged_protocols(store, group, matched, records, baselines_dir), baselines_dir
+        _judged_protocols(store, group, matched, records, baselines), baselines.directory
     )
     return sections
 
@@ -439,7 +478,7 @@ def _protocol_sections(
 def _records(
     group: RunGroup | None,
     matched: Any,
-    baselines_dir: str | os.PathLike,
+    baselines: BaselineSource,
     recorded: Sequence[dict[str, Any]] | None,
     notes: list[str],
     sequential: Any = None,
@@ -451,7 +490,7 @@ def _records(
     if group is None or matched is None:
         notes.append("no registered profile made these runs, so no claim was judged: pass --profile NAME")
         return []
-    return judge_group(group, matched, baselines_dir, sequential)
+    return judge_group(group, matched, baselines, sequential)
 
 
 def _draw_figures(draw: Callable[[Path], dict[str, Any]], directory: Path) -> dict[str, Any]:

@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS runs (
     node TEXT
 )
 """
+# The recorded baseline each profile and device type was last judged with (content NULL: none
+# was found at path), so a report from any folder judges the store as its session did.
+JUDGED_WITH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS judged_with (
+    profile TEXT NOT NULL,
+    device_type TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content TEXT,
+    judged_at REAL NOT NULL,
+    PRIMARY KEY (profile, device_type)
+)
+"""
 LEASE_SECONDS = 120.0  # a claim not refreshed for this long is taken over, whatever host holds it
 
 
@@ -237,6 +249,7 @@ class ResultStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(SCHEMA)
+                db.execute(JUDGED_WITH_SCHEMA)
                 present = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
                 for column, kind in ADDED_COLUMNS.items():
                     if column not in present:
@@ -442,6 +455,24 @@ class ResultStore:
             db.executemany("DELETE FROM runs WHERE run_key = ?", [(key,) for key in matched])
             db.execute("COMMIT")
         return len(set(matched))
+
+    def remember_judged_with(self, profile: str, device_type: str, path: str | os.PathLike, text: str | None) -> None:
+        """Keep the recorded baseline (its path and text; None: there was none) that ``profile``'s
+        claims on ``device_type`` were just judged with, replacing the one before."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO judged_with VALUES (?, ?, ?, ?, ?)",
+                (profile, device_type, str(Path(path).resolve()), text, time.time()),
+            )
+
+    def judged_with(self, profile: str, device_type: str) -> tuple[str, str | None] | None:
+        """The path and text of the recorded baseline a session last judged ``profile`` on
+        ``device_type`` with (text None: it had none); None when no session judged it here."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT path, content FROM judged_with WHERE profile = ? AND device_type = ?", (profile, device_type)
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def results(self) -> list[RunResult]:
         """Every finished run, oldest first."""
