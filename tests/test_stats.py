@@ -165,6 +165,38 @@ def test_best_claim_reproduced_beats_every_rival():
     assert result.verdict == Verdict.REPRODUCED and result.extra["closest_rival"] == "a"
 
 
+@given(
+    leads=st.lists(
+        st.lists(st.floats(-0.05, 0.05, allow_nan=False), min_size=4, max_size=4).filter(lambda d: np.ptp(d) > 1e-4),
+        min_size=1,
+        max_size=5,
+    ),
+    alpha=st.sampled_from([0.05, 0.01, 0.001]),
+)
+def test_best_verdict_and_interval_agree(leads, alpha):
+    """The best-of interval is dual to both decisions: above 0 exactly when REPRODUCED, below 0
+    exactly when Holm contradicts (the old interval, the closest rival's unadjusted one, lay
+    below 0 beside 28% of the INCONCLUSIVE verdicts with 16 tied configurations)."""
+    best = per_image([0.5] * 4)
+    rivals = {f"r{i}": per_image(0.5 - np.array(lead)) for i, lead in enumerate(leads)}
+    result = best_claim(best, rivals, alpha=alpha)
+    assert (result.verdict == Verdict.REPRODUCED) == (result.ci_low > 0)
+    assert (result.verdict == Verdict.CONTRADICTED) == (result.ci_high < 0)
+    assert result.estimate == pytest.approx(min(np.mean(lead) for lead in leads))
+
+
+def test_best_interval_all_tied_never_contradicts_its_verdict():
+    rng = np.random.default_rng(7)
+    mismatched = 0
+    for _ in range(200):
+        base = rng.uniform(0.3, 0.8, 8)
+        arms = [base + rng.normal(0, 0.005, (5, 1)) + rng.normal(0, 0.01, (5, 8)) for _ in range(16)]
+        result = best_claim(arms[0], {f"r{i}": arm for i, arm in enumerate(arms[1:])}, alpha=0.05)
+        wholly_below = result.ci_high < 0
+        mismatched += wholly_below != (result.verdict == Verdict.CONTRADICTED)
+    assert mismatched == 0
+
+
 # --- equivalence (Table 6 rows) --------------------------------------------------------------
 
 

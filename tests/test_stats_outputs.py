@@ -151,8 +151,11 @@ def reference_best(best, rivals, alpha, paper):
     else:
         test, p = f"intersection-union over {len(names)} rivals (max p)", p_claim[closest]
         verdict, note = ("REPRODUCED", "") if p < alpha else ("INCONCLUSIVE", f"closest rival: {closest}")
-    expected.update(verdict=verdict, note=note, decided_by=test, p_value=p,
-                    extra={"closest_rival": closest, "holm_adjusted": adjusted})
+    k = len(names)  # the interval of min_j (best - rival_j): lower at alpha, upper at alpha / k (Bonferroni)
+    lows = [sps.t.interval(1 - 2 * alpha, n - 1, loc=diffs[m].mean(), scale=sps.sem(diffs[m]))[0] for m in names]
+    highs = [sps.t.interval(1 - 2 * alpha / k, n - 1, loc=diffs[m].mean(), scale=sps.sem(diffs[m]))[1] for m in names]
+    expected.update(verdict=verdict, note=note, decided_by=test, p_value=p, estimate=min(float(diffs[m].mean()) for m in names),
+                    ci_low=min(lows), ci_high=min(highs), extra={"closest_rival": closest, "holm_adjusted": adjusted})
     return expected
 
 

@@ -260,7 +260,10 @@ def best_claim(
     (an intersection-union test: no correction is needed for an "all of them" claim).
     CONTRADICTED when Holm's procedure over the rivals, at family-wise ``alpha``, finds one
     significantly better than ``best`` (testing each at ``alpha`` would contradict a true
-    claim up to k times too often). The interval and P(T>C) are those against the closest rival.
+    claim up to k times too often). The estimate is the smallest mean lead over a rival; its
+    interval is dual to both decisions: the lower bound the smallest rival's at ``alpha`` (above 0
+    exactly when REPRODUCED), the upper bound the smallest at ``alpha / k`` (below 0 exactly when
+    Holm's first step, hence Holm, rejects: CONTRADICTED). P(T>C) is against the closest rival.
     """
     if not rivals:
         raise ValueError("a best-of claim needs at least one rival")
@@ -284,9 +287,15 @@ def best_claim(
         verdict, note = Verdict.REPRODUCED, ""
     else:
         verdict, note = Verdict.INCONCLUSIVE, f"closest rival: {closest_name}"
+    means, se = diffs.mean(axis=1), diffs.std(axis=1, ddof=1) / math.sqrt(n)
+    lower = means - float(special.stdtrit(n - 1, 1 - alpha)) * se
+    upper = means + float(special.stdtrit(n - 1, 1 - alpha / len(names))) * se
     return replace(
         closest,
         verdict=verdict,
+        estimate=float(means.min()),
+        ci_low=float(lower.min()),
+        ci_high=float(upper.min()),
         p_value=p_value,
         note=note,
         decided_by=decided_by,
