@@ -78,7 +78,8 @@ def test_claims_under_the_last_rule_are_the_reports_own_verdicts(two_protocols):
         assert np.array_equal(row["last"]["estimate"], verdicts[claim].get("estimate"), equal_nan=True), claim
     aspp = by_rule["aspp-improves-dice"]
     assert aspp["best-val"]["estimate"] == pytest.approx(aspp["last"]["estimate"] + 0.1, abs=0.02)
-    assert aspp["best-val"]["verdict"] == "REPRODUCED"
+    # epochs picked on the reported half: the estimate is shown, the claim is not evidence
+    assert aspp["best-val"]["verdict"] == "INCONCLUSIVE"  # was REPRODUCED: +0.1 from picking the epoch
 
 
 def test_table6_under_each_protocol_side_by_side(two_protocols):

@@ -129,6 +129,8 @@ def test_summary_names_the_profile_each_family_and_the_synthetic_note():
         (Family("f", 0.05, ("a", "b", "c", "d")), "family f: alpha 0.05 over its 4 claims (Bonferroni, 0.0125 per test)"),
         (Family("h", 0.05, ("a",)), "family h: alpha 0.05 over its 1 claim (Bonferroni, 0.05 per test)"),
         (Family("g", 0.01, ("a", "b"), "per-test"), "family g: alpha 0.01 per test"),
+        (Family("w", 0.05, ("a", "b"), both_ways=True),
+         "family w: alpha 0.05 over its 2 claims, both directions (Bonferroni, 0.0125 per test)"),
     ],
 )
 def test_a_family_describes_its_alpha(family, text):

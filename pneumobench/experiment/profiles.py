@@ -42,6 +42,9 @@ class Profile:
     # The per-seed SD of today's run minus the recorded run of the same seed on another machine
     # (measured by suites/test_sensitivity.py, which fails when it is exceeded); None: not measured.
     regression_noise: tuple[tuple[str, float], ...] | None = None
+    # The between-seed SD a well-behaved configuration's metric has at most: the unit below which
+    # the unstable-seed rule does not shrink its robust SD (pneumobench.judging.stability).
+    seed_sds: tuple[tuple[str, float], ...] = (("dice", 0.01), ("accuracy", 0.01))
 
     def config(self, *modifications: str) -> ExperimentConfig:
         config = self.base.with_modifications(*modifications)
@@ -59,6 +62,13 @@ class Profile:
         if metric not in margins:
             raise KeyError(f"profile {self.name!r} has no regression margin for {metric!r} (has {', '.join(margins)})")
         return margins[metric]
+
+    def seed_sd(self, metric: str) -> float:
+        """The most a well-behaved configuration's ``metric`` varies between seeds (its SD)."""
+        sds = dict(self.seed_sds)
+        if metric not in sds:
+            raise KeyError(f"profile {self.name!r} has no seed SD for {metric!r} (has {', '.join(sds)})")
+        return sds[metric]
 
     def dataset_problem(self, preparation: dict[str, str]) -> str | None:
         """Why a dataset prepared with ``preparation`` (its mask and resize rules) does not suit
@@ -160,6 +170,7 @@ register_profile(
         seeds=(0, 1, 2),
         synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.4),
         regression_noise=(("dice", 0.008), ("accuracy", 0.008)),  # measured 0.0059 and 0.0045 (docs/regression.md)
+        seed_sds=(("dice", 0.02), ("accuracy", 0.03)),  # the smoke stability table's bounds (.ci/smoke_table.py)
         description=(
             "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "
             "(timm) at half width (stages 32-256 channels), a 128-channel center (ASPP 128) and a 32-channel decoder "

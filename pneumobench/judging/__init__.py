@@ -1,5 +1,5 @@
 """From runs to verdicts: claims and their judges, the statistics, families and their alpha,
-baselines, sequential designs, the one judging context and the rules' calibration.
+baselines, sequential designs, unstable seeds, the one judging context and the rules' calibration.
 """
 
 from pneumobench.core.lazy import lazy_exports
@@ -46,6 +46,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "per_seed",
             "run_flags",
             "seedwise_regression",
+            "selected_on_validation",
+            "unstable_differences",
+            "unstable_reasons",
             "verdict_record",
         ),
         "families": (
@@ -73,6 +76,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "planned_looks",
             "spent_alpha",
         ),
+        "stability": ("UNSTABLE_Z", "Outlier", "outliers", "robust_z"),
         "stats": (
             "MAX_SEEDS_FOR_POWER",
             "MIN_SEEDS",

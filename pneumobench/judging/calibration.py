@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats as st
 
 from pneumobench.judging.spending import DEFAULT_MAX_SEEDS, design, first_decision, planned_looks
+from pneumobench.judging.stability import UNSTABLE_Z, robust_z
 from pneumobench.judging.stats import (
     ClaimStats,
     Verdict,
@@ -33,10 +34,13 @@ from pneumobench.judging.stats import (
 )
 
 __all__ = [
+    "CollapseRate",
     "ErrorRate",
     "SequentialPower",
     "error_rate_table",
+    "family_error_rates",
     "misbehaving_error_rates",
+    "one_arm_collapse_rates",
     "sequential_error_rates",
     "sequential_power",
     "simulate_best",
@@ -44,6 +48,7 @@ __all__ = [
     "simulate_paired",
     "simulate_regression",
     "simulate_saturated_record",
+    "unstable_flag_rates",
 ]
 
 IMAGES = 20  # per-image scores per run in the simulations (the rules see per-seed means)
@@ -409,3 +414,164 @@ def misbehaving_error_rates(alpha: float = 0.01, simulations: int = 20_000) -> l
         Verdict.REGRESSED,
     )
     return rows
+
+
+# --- misbehaving runs: one arm collapses (issue 26, case 1) -----------------------------------
+
+COLLAPSE_NOISE = 0.005  # SD of a per-seed paired difference of well-behaved runs (common random numbers)
+
+
+def _unstable(values: np.ndarray, floor: float) -> np.ndarray:
+    """Per row: whether any value is an outlier by the unstable-seed rule (``stability``)."""
+    return (np.abs(robust_z(values, floor)) > UNSTABLE_Z).any(axis=-1)
+
+
+def _collapse_draws(
+    rng: np.random.Generator, simulations: int, seeds: int, p: float, drop: float, gain: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(control, treatment, collapsed): per-seed values of two arms whose difference is ``gain``
+    on a well-behaved seed and ``-drop`` on a seed where the treatment collapsed (chance ``p``)."""
+    control = 0.6 + rng.normal(0.0, SEED_SD, (simulations, seeds))
+    collapsed = rng.random((simulations, seeds)) < p
+    difference = np.where(collapsed, -drop, gain) + rng.normal(0.0, COLLAPSE_NOISE, (simulations, seeds))
+    return control, control + difference, collapsed
+
+
+def _flagged_at(control: np.ndarray, treatment: np.ndarray, n: int) -> np.ndarray:
+    """The claim's unstable flag on its first ``n`` seeds: either arm or their difference (the
+    floor is the arms' well-behaved SD, as a profile's ``seed_sd``)."""
+    c, t = control[:, :n], treatment[:, :n]
+    return _unstable(c, SEED_SD) | _unstable(t, SEED_SD) | _unstable(t - c, SEED_SD)
+
+
+@dataclass(frozen=True)
+class CollapseRate:
+    """False REPRODUCED of "T improves" when T collapses on a seed with chance ``p`` by ``drop``
+    and gains just enough elsewhere that the true mean difference is 0."""
+
+    design: str  # "5 seeds", ..., or "sequential"
+    p: float
+    drop: float
+    simulations: int
+    without_flag: float  # the paired t-test alone (the rule before the unstable flag)
+    with_flag: float  # the rule now
+    with_flag_given_collapse: float  # among draws that hold a collapse in the seeds judged
+    without_flag_given_collapse: float
+    no_collapse_share: float  # draws whose judged seeds hold no collapse: data of a true +gain effect
+    alpha: float
+
+    @property
+    def bound(self) -> float:
+        """What a rule that sees only the runs can reach: 2 alpha where a collapse is in the
+        runs, plus the draws without one (a test of level alpha with power against a true +gain
+        rejects those as often as that power, which is at most 1)."""
+        return 2 * self.alpha * (1 - self.no_collapse_share) + self.no_collapse_share
+
+    @property
+    def within_bound(self) -> bool:
+        se = math.sqrt(2 * self.alpha * (1 - 2 * self.alpha) / max(self.simulations * (1 - self.no_collapse_share), 1))
+        return self.with_flag_given_collapse <= 2 * self.alpha + 3 * se
+
+
+def one_arm_collapse_rates(
+    alpha: float,
+    simulations: int = 20_000,
+    *,
+    cases: Sequence[tuple[float, float]] = ((0.1, 0.1), (0.05, 0.2)),
+    seeds: Sequence[int] = (5, 10, 40),
+    max_seeds: int = DEFAULT_MAX_SEEDS,
+    rng_seed: int = 26,
+) -> list[CollapseRate]:
+    """Issue 26's one-arm collapse null through the paired rule, with and without the unstable
+    flag, at fixed seed counts and sequentially (looks at 5, 10, 20, 40; a flag closes the claim
+    INCONCLUSIVE at the look that raises it)."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    looks = planned_looks(max_seeds)
+    nominal = design(looks, alpha).nominal
+    for p, drop in cases:
+        gain = p * drop / (1 - p)
+        for n in seeds:
+            control, treatment, collapsed = _collapse_draws(rng, simulations, n, p, drop, gain)
+            greater, _ = one_sample_t_tests(treatment - control)
+            reproduced = greater < alpha
+            flagged = _flagged_at(control, treatment, n)
+            has = np.asarray(collapsed.any(axis=1))
+            rows.append(_collapse_row(f"{n} seeds", p, drop, alpha, reproduced, np.asarray(reproduced & ~flagged), has))
+        control, treatment, collapsed = _collapse_draws(rng, simulations, max_seeds, p, drop, gain)
+        plain = _paired_looks(treatment - control, nominal, looks)
+        flags = np.stack([_flagged_at(control, treatment, n) for n in looks], axis=1)
+        final, look = first_decision(np.where(flags, 2, plain))  # a flag closes the claim INCONCLUSIVE
+        seen = np.asarray(looks)[look]
+        has = (collapsed & (np.arange(max_seeds)[None, :] < seen[:, None])).any(axis=1)
+        old = np.asarray(first_decision(plain)[0] == 1)
+        rows.append(_collapse_row("sequential", p, drop, alpha, old, np.asarray(final == 1), has))
+    return rows
+
+
+def _collapse_row(
+    name: str, p: float, drop: float, alpha: float, old: np.ndarray, new: np.ndarray, has: np.ndarray
+) -> CollapseRate:
+    def given(verdicts: np.ndarray) -> float:
+        return float(verdicts[has].mean()) if has.any() else 0.0
+
+    return CollapseRate(
+        name,
+        p,
+        drop,
+        len(old),
+        float(old.mean()),
+        float(new.mean()),
+        given(new),
+        given(old),
+        float(1 - has.mean()),
+        alpha,
+    )
+
+
+def unstable_flag_rates(
+    alpha: float,
+    simulations: int = 20_000,
+    seeds: Sequence[int] = (5, 10, 20, 40),
+    effects: Sequence[float] = PAPER_EFFECTS,
+) -> list[tuple[int, float, float, float, float]]:
+    """What the unstable flag costs where every seed behaves: per seed count and effect, the
+    share of paired claims flagged, and the power of "T improves" at ``alpha`` without and with
+    the flag (arms of SD ``SEED_SD``, differences of SD ``COLLAPSE_NOISE``, floor ``SEED_SD``)."""
+    rng = np.random.default_rng(27)
+    rows = []
+    for n in seeds:
+        for effect in effects:
+            control = 0.6 + rng.normal(0.0, SEED_SD, (simulations, n))
+            treatment = control + effect + rng.normal(0.0, COLLAPSE_NOISE, (simulations, n))
+            flagged = _flagged_at(control, treatment, n)
+            reproduced = one_sample_t_tests(treatment - control)[0] < alpha
+            rows.append(
+                (n, effect, float(flagged.mean()), float(reproduced.mean()), float((reproduced & ~flagged).mean()))
+            )
+    return rows
+
+
+def family_error_rates(simulations: int = 40_000, seeds: int = 5, rng_seed: int = 43) -> dict[str, float]:
+    """The chance of any wrong verdict in a family under its global null, members independent:
+    each paired claim at exactly no effect (wrong either way: both one-sided tests), each Table 6
+    row at the edge of the test that can err (a one-sided t-test at its level). The families as
+    registered (paper: 11 claims, both ways; table6: 32 rows) and, for comparison, the one
+    family of 43 that the two replaced (0.05 / 43 per test, which erred more than 0.05)."""
+    rng = np.random.default_rng(rng_seed)
+
+    def any_wrong(both_ways: int, one_way: int, level: float) -> float:
+        count = both_ways + one_way
+        greater, less = (
+            p.reshape(simulations, count) for p in one_sample_t_tests(rng.normal(size=(simulations * count, seeds)))
+        )
+        wrong = np.concatenate(
+            [(greater[:, :both_ways] < level) | (less[:, :both_ways] < level), greater[:, both_ways:] < level], axis=1
+        )
+        return float(wrong.any(axis=1).mean())
+
+    return {
+        "paper (11 claims, both directions, 0.05 / 22 per test)": any_wrong(11, 0, 0.05 / 22),
+        "table6 (32 rows, 0.05 / 32 per test)": any_wrong(0, 32, 0.05 / 32),
+        "one family of 43 before (0.05 / 43 per test)": any_wrong(11, 32, 0.05 / 43),
+    }

@@ -6,7 +6,9 @@ them and the family whose alpha it spends (``pneumobench.judging.families``); ``
 into ``stats.ClaimStats`` with the judge its kind names (``JUDGES``, a registry). Before any
 test, the runs are checked: distinct seeds, paired seeds and images, finite scores, and no
 degenerate configuration (a constant classifier, every mask empty or full, a metric identical
-on every seed): a claim that rests on one is INCONCLUSIVE with that reason. A researcher's new
+on every seed), no unstable one (a seed far from the others, ``stability``) and, for paired and
+best-of claims, no arm whose epochs were selected on the validation half it reports: a claim
+that rests on one is INCONCLUSIVE with that reason. A researcher's new
 claim is one more ``Claim`` (see the docs' "Adding a modification").
 """
 
@@ -24,9 +26,11 @@ from pneumobench.experiment.config import config_name
 from pneumobench.experiment.profiles import get_profile
 from pneumobench.judging.baselines import RecordedBaseline, mismatch
 from pneumobench.judging.families import EQUIVALENCE_MARGIN, member_alpha
+from pneumobench.judging.stability import outliers
 from pneumobench.judging.stats import (
     ClaimStats,
     Verdict,
+    accuracy_variance_floor,
     best_claim,
     check_finite,
     equivalence_claim,
@@ -51,6 +55,9 @@ __all__ = [
     "per_seed",
     "run_flags",
     "seedwise_regression",
+    "selected_on_validation",
+    "unstable_differences",
+    "unstable_reasons",
     "verdict_record",
 ]
 
@@ -147,6 +154,48 @@ def degenerate_reasons(runs: list[RunResult], metric: str) -> list[str]:
         names = ", ".join(sorted({r.config_name for r in runs}))
         reasons.append(f"{names}: {metric} {float(np.mean(values)):.4f} on every seed")
     return reasons
+
+
+def unstable_reasons(runs: list[RunResult], metric: str, profile: str) -> list[str]:
+    """The seeds of one configuration whose ``metric`` lies far from the other seeds'
+    (``pneumobench.judging.stability``), each named with its value and robust z-score. The unit is
+    at least the profile's ``seed_sd`` and, for an accuracy, its binomial SD over the images."""
+    if not runs:
+        return []
+    values = per_seed(runs, metric)
+    floor = get_profile(profile).seed_sd(metric)
+    images = accuracy_images(runs, metric)
+    if images:
+        floor = max(floor, float(np.sqrt(accuracy_variance_floor(float(np.mean(list(values.values()))), images))))
+    return [f"{runs[0].config_name} {outlier.describe(metric)}" for outlier in outliers(values, floor)]
+
+
+def unstable_differences(claim: Claim, runs: dict[Mods, list[RunResult]], profile: str) -> list[str]:
+    """The seeds at which a paired or best-of claim's per-seed difference (treatment minus each
+    compared configuration) lies far from the other seeds' differences: one arm collapsed or
+    lagged on that seed. Under common random numbers a difference varies far less than either
+    arm, so a collapse too small to stand out in its arm's spread stands out here. The unit is
+    at least the profile's ``seed_sd``, as for an arm."""
+    if claim.kind not in ("paired", "best"):
+        return []
+    treatment = per_seed(runs[claim.treatment], claim.metric)
+    floor = get_profile(profile).seed_sd(claim.metric)
+    reasons = []
+    for mods in claim.rivals if claim.kind == "best" else (claim.control,):
+        other = per_seed(runs[mods], claim.metric)
+        differences = {seed: treatment[seed] - other[seed] for seed in treatment if seed in other}
+        label = f"{config_name(claim.treatment)} - {config_name(mods)}"
+        reasons += [f"{label} {o.describe(claim.metric + ' difference')}" for o in outliers(differences, floor)]
+    return reasons
+
+
+SELECTING_ON_VALIDATION = "best-val"
+
+
+def selected_on_validation(runs: list[RunResult]) -> bool:
+    """Whether ``runs`` report an epoch chosen on the validation half they report (``best-val``,
+    as trained or as ``selection.reselect`` re-read them)."""
+    return any(run.config.get("epoch_selection") == SELECTING_ON_VALIDATION for run in runs)
 
 
 def _check_paired(a: list[RunResult], b: list[RunResult]) -> None:
@@ -291,27 +340,57 @@ def evaluate(
     ``use_paper_values`` (the paper profile on the real data), otherwise against the
     ``recorded`` baseline of ``profile`` (INCONCLUSIVE, naming the field, when none is
     recorded or it does not match the runs). A claim that rests on a degenerate
-    configuration is INCONCLUSIVE with the reason, whatever its test said; except a regression
-    check, where a run that degenerated since the baseline was recorded is what the check must
-    catch: its test decides, and the reasons are recorded beside the verdict.
+    configuration, on an unstable one (a seed far from the others) or, for a paired or best-of
+    claim, on epochs selected on the validation half is INCONCLUSIVE with the reason, whatever
+    its test said; except a regression check, where a run that degenerated since the baseline
+    was recorded is what the check must catch: its test decides, and the reasons are recorded
+    beside the verdict.
     """
     judge = JUDGES.get(claim.kind)
     runs = {mods: runs_for(mods) for mods in claim.configs()}  # fetched once: judged and checked below
     result = judge(claim, JudgeInputs(runs.__getitem__, recorded, use_paper_values, profile, alpha))
-    degenerate = [reason for mods, found in runs.items() for reason in degenerate_reasons(found, claim.metric)]
-    if not degenerate:
+    return _flagged(claim, result, runs, profile)
+
+
+def _flagged(claim: Claim, result: ClaimStats, runs: dict[Mods, list[RunResult]], profile: str) -> ClaimStats:
+    """``result`` with the flags of the runs it rests on: ``degenerate`` configurations, ``unstable``
+    seeds, and arms ``selected_on_validation`` (paired and best-of claims). A flagged claim is
+    INCONCLUSIVE with the first reason (more seeds cannot decide it); a regression check keeps its
+    verdict, since a run that degenerated or collapsed since the record is what it must catch."""
+    flags = {
+        "degenerate": [reason for found in runs.values() for reason in degenerate_reasons(found, claim.metric)],
+        "unstable": [reason for found in runs.values() for reason in unstable_reasons(found, claim.metric, profile)]
+        + unstable_differences(claim, runs, profile),
+        "selected_on_validation": [
+            config_name(mods)
+            for mods, found in runs.items()
+            if claim.kind in ("paired", "best") and selected_on_validation(found)
+        ],
+    }
+    raised = {flag: reasons for flag, reasons in flags.items() if reasons}
+    if not raised:
         return result
+    extra = {**result.extra, **raised}
+    flag, reasons = next(iter(raised.items()))
     if claim.kind == "regression":
-        return replace(
-            result, note=f"{result.note}; degenerate: {degenerate[0]}", extra={**result.extra, "degenerate": degenerate}
-        )
+        return replace(result, note=f"{result.note}; {flag}: {reasons[0]}", extra=extra)
     return replace(
         result,
         verdict=Verdict.INCONCLUSIVE,
-        note=f"rests on a degenerate configuration: {degenerate[0]}",
-        seeds_needed=None,  # more seeds of a degenerate configuration cannot decide
-        extra={**result.extra, "degenerate": degenerate},
+        note=_FLAG_NOTES[flag](reasons),
+        seeds_needed=None,  # more seeds of a degenerate or unstable configuration, or of selected epochs, cannot decide
+        extra=extra,
     )
+
+
+_FLAG_NOTES: dict[str, Callable[[list[str]], str]] = {
+    "degenerate": lambda reasons: f"rests on a degenerate configuration: {reasons[0]}",
+    "unstable": lambda reasons: f"rests on an unstable configuration: {reasons[0]}",
+    "selected_on_validation": lambda names: (
+        f"selected-on-validation: {', '.join(names)} report the epoch chosen on the validation half they "
+        "report; this reproduces the authors' procedure, not evidence about the effect"
+    ),
+}
 
 
 def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile: str, test: str = "") -> dict[str, Any]:
@@ -328,6 +407,8 @@ def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile:
         "synthetic": synthetic,
         "profile": profile,
         "degenerate": stats.extra.get("degenerate", []),
+        "unstable": stats.extra.get("unstable", []),
+        "selected_on_validation": stats.extra.get("selected_on_validation", []),
         **stats.to_dict(),
         "paper_value": claim.paper,  # the paper's number; ``paper`` is the target the claim was judged against
         "reference": stats.extra.get("reference", "paper"),  # where the target comes from

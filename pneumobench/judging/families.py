@@ -6,14 +6,21 @@ pytest-xdist and ``pneumobench report`` judge the same runs at the same alpha.
 
 - ``bonferroni``: the family-wise ``alpha`` split evenly over the members (each member's
   test at ``alpha / len(members)``), so P(any false verdict in the family) <= ``alpha``
-  under any dependence between the claims.
+  under any dependence between the claims. A family whose members can err either way under
+  one truth (a paired claim at exactly no effect is falsely REPRODUCED or falsely
+  CONTRADICTED) sets ``both_ways``: its alpha is split over the two directions too (each
+  one-sided test at ``alpha / (2 len(members))``), or the bound would be ``2 alpha``. A Table 6
+  row errs one way only at any truth (within the margin it can only be falsely CONTRADICTED,
+  outside only falsely REPRODUCED), so its family spends ``alpha / len(members)`` per test.
 - ``per-test``: every member is its own decision at ``alpha`` (the regression checks: each
   names the configuration that broke, and the margin keeps the rate under no change far
   below ``alpha``).
 
-The paper's claims and its Table 6 rows form the family ``paper``; the regression checks
-form ``regression``. A researcher's claim declares its own family (``register_family``) or
-joins one (``join_family``), which deliberately tightens every member's alpha.
+The paper's statistical claims form the family ``paper`` (both ways) and its Table 6 rows the
+family ``table6``, each at 0.05: the rows have almost no power at their margin and would take
+most of one shared budget; the regression checks form ``regression``. A researcher's claim
+declares its own family (``register_family``) or joins one (``join_family``), which
+deliberately tightens every member's alpha.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class Family:
     alpha: float
     members: tuple[str, ...]
     correction: str = "bonferroni"
+    both_ways: bool = False  # a member can err in either direction under one truth: alpha split over both
 
     def __post_init__(self) -> None:
         if self.correction not in CORRECTIONS:
@@ -70,14 +78,16 @@ class Family:
     @property
     def test_alpha(self) -> float:
         """The alpha of each member's test."""
-        return self.alpha / len(self.members) if self.correction == "bonferroni" else self.alpha
+        shares = len(self.members) * (2 if self.both_ways else 1)
+        return self.alpha / shares if self.correction == "bonferroni" else self.alpha
 
     def describe(self) -> str:
         """One phrase for tables and reports: the family's alpha and how its members share it."""
         if self.correction == "bonferroni":
             count = len(self.members)
+            ways = ", both directions" if self.both_ways else ""
             return (
-                f"family {self.name}: alpha {self.alpha} over its {count} claim{'' if count == 1 else 's'} "
+                f"family {self.name}: alpha {self.alpha} over its {count} claim{'' if count == 1 else 's'}{ways} "
                 f"(Bonferroni, {self.test_alpha:.3g} per test)"
             )
         return f"family {self.name}: alpha {self.alpha} per test"

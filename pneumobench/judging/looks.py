@@ -88,9 +88,11 @@ def _at_look(stats: ClaimStats, plan: SequentialPlan, look: int, seq: Sequential
 
 def _closed(stats: ClaimStats) -> bool:
     """Whether more seeds cannot change the claim's verdict: decided, not run, resting on a
-    degenerate configuration, or undecided without a test (no spread, no recorded baseline)."""
+    degenerate or unstable configuration or on epochs selected on the validation half, or
+    undecided without a test (no spread, no recorded baseline)."""
     decided = stats.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.NOT_RUN)
-    return decided or bool(stats.extra.get("degenerate")) or math.isnan(stats.p_value)
+    flagged = any(stats.extra.get(flag) for flag in ("degenerate", "unstable", "selected_on_validation"))
+    return decided or flagged or math.isnan(stats.p_value)
 
 
 def _at_cap(claim: Claim, stats: ClaimStats, family_alpha: float, cap: int) -> ClaimStats:

@@ -26,7 +26,7 @@ from pneumobench.data.prepared import DatasetError, load
 from pneumobench.experiment.config import config_name
 from pneumobench.experiment.profiles import PROFILES, Profile, get_profile
 from pneumobench.judging.baselines import default_baselines_dir, load_paper, paper_path
-from pneumobench.judging.claims import degenerate_reasons
+from pneumobench.judging.claims import degenerate_reasons, unstable_reasons
 from pneumobench.judging.context import JudgingContext, runs_by_config
 from pneumobench.judging.looks import SequentialPlan
 from pneumobench.judging.stats import Verdict
@@ -257,9 +257,13 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def table6_comparison(
-    group: RunGroup, records: Sequence[dict[str, Any]], baselines_dir: str | os.PathLike
+    group: RunGroup,
+    records: Sequence[dict[str, Any]],
+    baselines_dir: str | os.PathLike,
+    profile: Profile | None = None,
 ) -> list[dict[str, Any]]:
-    """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy."""
+    """Per configuration (Table 6 order, then any other): paper vs measured Dice and accuracy, and
+    its flagged runs: degenerate ones, and seeds unstable under ``profile``'s seed SDs."""
 
     paper = load_paper(paper_path(baselines_dir))
     paper_names = {config_name(mods): mods for mods in table6_rows()}
@@ -272,7 +276,17 @@ def table6_comparison(
         flags = list(
             dict.fromkeys(reason for metric in ("dice", "accuracy") for reason in degenerate_reasons(runs, metric))
         )
-        row: dict[str, Any] = {"configuration": name, "seeds": [r.seed for r in runs], "degenerate": flags}
+        unstable = (
+            []
+            if profile is None
+            else [u for m in ("dice", "accuracy") for u in unstable_reasons(runs, m, profile.name)]
+        )
+        row: dict[str, Any] = {
+            "configuration": name,
+            "seeds": [r.seed for r in runs],
+            "degenerate": flags,
+            "unstable": unstable,
+        }
         for metric in ("dice", "accuracy"):
             mean, low, high = _mean_ci([getattr(r, metric) for r in runs])
             row[metric] = {
@@ -306,6 +320,7 @@ def _table6_markdown(rows: list[dict[str, Any]]) -> str:
             "accuracy verdict": row["accuracy"]["verdict"],
             "seeds": len(row["seeds"]),
             "degenerate": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row["degenerate"]),
+            "unstable": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row.get("unstable", [])),
         }
         for row in rows
     ]
@@ -370,7 +385,7 @@ def write_report(
     directory = Path(baselines_dir) if baselines_dir is not None else default_baselines_dir(store) or Path("baselines")
     baselines = BaselineSource(directory, Path(store), explicit=explicit)
     records = _records(group, matched, baselines, records, notes, sequential)
-    rows = table6_comparison(group, records, directory) if group is not None else []
+    rows = table6_comparison(group, records, directory, matched) if group is not None else []
     sections = _protocol_sections(Path(store), group, rows, matched, records, baselines, notes)
     notes[:0] = baselines.notes  # which recorded baselines judged the claims: the report's first lines
     out = Path(out_dir)
@@ -602,7 +617,8 @@ def _table6_section(data: dict[str, Any]) -> list[str]:
         "Measured: mean over seeds of each run's validation Dice and accuracy, with a 95% t-interval over "
         "seeds (clipped to [0, 1]), a description of the runs (the row verdicts have their own test, see Claims). "
         "degenerate: runs whose classifier answers one class for every image or whose masks are all empty "
-        "or all full, or a metric identical on every seed; no claim rests on them.",
+        "or all full, or a metric identical on every seed; unstable: a seed whose Dice or accuracy lies more than "
+        "5 robust SDs from the other seeds' median (docs/judging.md); no claim rests on either.",
         "",
         _table6_markdown(data["table6"]),
         "",
@@ -621,8 +637,10 @@ def _claims_section(data: dict[str, Any]) -> list[str]:
         "Target: the paper's difference or value; for a Table 6 row judged off the paper profile, the "
         "recorded baseline's mean; for a regression check, the baseline's mean. p: the p-value of the test "
         "that took the decision; alpha: the claim's share of its family's alpha (paper family: 0.05, "
-        "Bonferroni over its members); CI: the 1 - 2 alpha interval, dual to that decision. "
-        "degenerate: the claim rests on a degenerate configuration and cannot be decided.",
+        "Bonferroni over its members, both directions; table6 family: 0.05 over its 32 rows); CI: the 1 - 2 "
+        "alpha interval, dual to that decision. Flags: degenerate or unstable, the claim rests on such a "
+        "configuration; selected-on-validation, an arm reports epochs chosen on the half it reports (the "
+        "authors' procedure, not evidence). A flagged claim cannot be decided.",
         "",
         tabulate(data["claims_table"], headers="keys", tablefmt="github", disable_numparse=True),
         "",

@@ -100,11 +100,15 @@ def _plan_line(look: dict[str, Any]) -> str:
     )
 
 
+FLAGS = (("degenerate", "degenerate"), ("unstable", "unstable"), ("selected_on_validation", "selected-on-validation"))
+
+
 def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The verdict table: one row per claim, with the p of the test that decided, its alpha and
-    the interval at the decision's level (1 - 2 alpha); "degenerate" flags a claim resting on a
-    degenerate configuration. Regression checks add the smallest change either way that each
-    detects with 80% power at its seeds and SDs."""
+    the interval at the decision's level (1 - 2 alpha); the flags name a claim resting on a
+    degenerate or unstable configuration or on epochs selected on the validation half.
+    Regression checks add the smallest change either way that each detects with 80% power at
+    its seeds and SDs."""
     rows = []
     detects = any("detectable_change" in r.get("extra", {}) for r in records)
     sequential = any("sequential" in r.get("extra", {}) for r in records)
@@ -125,7 +129,7 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
                 "seeds": r["seeds"],
                 "seeds needed": _seeds_needed(r, judged),
-                "flags": "degenerate" if r.get("degenerate") else "",
+                "flags": ", ".join(name for flag, name in FLAGS if r.get(flag)),
                 "verdict": r["verdict"],
             }
         )
@@ -152,8 +156,9 @@ def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
     claim not run, what is missing."""
     if not judged:
         return record.get("note", "")
-    if record.get("degenerate") and record.get("kind") != "regression":
-        return "none can decide (degenerate)"
+    raised = [name for flag, name in FLAGS if record.get(flag)]
+    if raised and record.get("kind") != "regression":
+        return f"none can decide ({raised[0]})"
     if record.get("seeds_needed"):
         return str(record["seeds_needed"])
     tested = isinstance(record.get("p_value"), float) and math.isfinite(record["p_value"])

@@ -54,17 +54,21 @@ def reselect(run: RunResult, rule: str) -> RunResult:
     accuracy of that epoch, from the stored per-epoch scores (no retraining). The class probabilities
     of another epoch are not stored; its predicted classes are (``_predicted_classes``), as
     probabilities 0 and 1, so that a classifier constant at that epoch is still flagged. Mask
-    fractions and example masks are kept only where the epoch is the one the run reported."""
+    fractions and example masks are kept only where the epoch is the one the run reported. The
+    result's ``config["epoch_selection"]`` is ``rule`` (its key is the trained run's), so a judge
+    knows which rule picked the epoch even where it is the one the run reported."""
     scores = run.per_epoch()
     if scores is None:
         raise SelectionError(f"{run.config_name} seed {run.seed} was stored without per-epoch scores")
     epoch = select_epoch(run.curves, rule)
+    config = {**run.config, "epoch_selection": rule}
     if epoch == run.reported_epoch:
-        return run
+        return dataclasses.replace(run, config=config)
     row = scores.row(epoch)
     entry = run.curves[epoch - 1]
     return dataclasses.replace(
         run,
+        config=config,
         dice_per_image=scores.dice[row].tolist(),
         correct=scores.correct[row].tolist(),
         cls_prob=_predicted_classes(run, scores.correct[row]),
