@@ -369,7 +369,27 @@ def _report(args: argparse.Namespace) -> int:
         f"report written to {report.directory / 'report.md'} with {len(report.figures)} figures in "
         f"{report.directory / 'figures'}"
     )
+    if args.html is not None:
+        print(f"dashboard page written to {_write_dashboard(args, report)}")
     return 0
+
+
+def _write_dashboard(args: argparse.Namespace, report: Any) -> Path:
+    """The report's HTML page with the store's history (a store without one says why on the page)."""
+    from pneumobench.reporting.history import HistoryError, history_rows
+    from pneumobench.reporting.html import write_html
+
+    try:
+        rows = history_rows(
+            args.store,
+            baselines_dir=args.baselines or Path("baselines"),
+            repo=Path.cwd(),
+            dataset_fingerprint=report.data["dataset_fingerprint"],
+        )
+        problem = None
+    except HistoryError as error:
+        rows, problem = [], f"no history: {error}"
+    return write_html(report.directory, args.html, rows, problem)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pneumobench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands_added = (_add_data_commands, _add_run_command, _add_runs_command, _add_bench_command)
-    for add in (*commands_added, _add_report_command, _add_history_command, _add_store_command):
+    for add in (*commands_added, _add_report_command, _add_history_command, _add_bisect_command, _add_store_command):
         add(commands)
     return parser
 
@@ -587,6 +607,13 @@ def _add_report_command(commands: Any) -> None:
     _add_store_option(report)
     report.add_argument("--out", type=Path, default=Path("report"), help="output directory (default report/)")
     report.add_argument(
+        "--html",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/index.html: one self-contained page with the verdicts, Table 6, the figures and "
+        "each configuration's history across code versions (default: none)",
+    )
+    report.add_argument(
         "--baselines",
         type=Path,
         default=None,
@@ -623,6 +650,47 @@ def _add_report_command(commands: Any) -> None:
         "--dataset", metavar="FINGERPRINT", help="report the runs on this dataset (default: the newest)"
     )
     report.set_defaults(handler=_report)
+
+
+def _add_bisect_command(commands: Any) -> None:
+    bisect = commands.add_parser(
+        "bisect",
+        help="find the first commit whose results changed: train each candidate in a git worktree, judge it "
+        "against --good with the regression check",
+    )
+    bisect.add_argument("--good", required=True, metavar="REV", help="a commit whose results are right")
+    bisect.add_argument("--bad", required=True, metavar="REV", help="a later commit whose results changed")
+    bisect.add_argument("--config", required=True, metavar="NAME", help="the configuration (baseline, aspp+scse, ...)")
+    bisect.add_argument("--metric", choices=("dice", "accuracy"), default="dice", help="the metric (default dice)")
+    bisect.add_argument("--seeds", help="a count (5) or a list (0,1,2); default: the profile's")
+    bisect.add_argument("--profile", default="smoke", help="the profile to train (default smoke)")
+    bisect.add_argument("--data", type=Path, help="the prepared dataset (default: the profile's own)")
+    bisect.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: .)")
+    _add_store_option(bisect)
+    bisect.set_defaults(handler=_bisect)
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    """Exit 0 with the first bad commit named; 1 when skips leave several candidates; 2 on a usage error."""
+    from pneumobench.core.registry import UnknownNameError
+    from pneumobench.experiment.seeds import SeedError, parse_seeds
+    from pneumobench.tools.bisect import BisectError, bisect
+
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        extra = ["--data", str(args.data.resolve())] if args.data else []
+        result = bisect(
+            args.repo, args.good, args.bad, config=args.config, store=args.store, profile=args.profile,
+            metric=args.metric, seeds=seeds, runs_args=extra,
+        )  # fmt: skip
+    except (BisectError, SeedError, UnknownNameError) as error:
+        print(f"pneumobench bisect: {error}", file=sys.stderr)
+        return 2
+    if result.first_bad is None:
+        print(f"the first changed commit is one of {', '.join(c[:12] for c in result.ambiguous)} (skips hide which)")
+        return 1
+    print(f"first changed commit: {result.first_bad}")
+    return 0
 
 
 def _add_history_command(commands: Any) -> None:

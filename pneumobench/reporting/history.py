@@ -154,6 +154,8 @@ def _version_rows(
             "vs_previous_p": float("nan"),
             "vs_baseline": "",
             "vs_baseline_p": float("nan"),
+            "baseline_mean": float("nan"),  # the recorded baseline this version was judged against
+            "margin": float("nan"),
         }
         if rule is None:
             row["vs_previous"] = row["vs_baseline"] = "not a Table 6 configuration of a registered profile"
@@ -167,9 +169,10 @@ def _version_rows(
                 row["vs_previous"], row["vs_previous_p"] = judged["verdict"], judged["p"]
             elif previous is not None:
                 row["vs_previous"] = _environment_change(previous.environment, version.environment)
-            row["vs_baseline"], row["vs_baseline_p"] = _against_baseline(
+            row["vs_baseline"], row["vs_baseline_p"], row["baseline_mean"] = _against_baseline(
                 version, name, metric, profile, margin, alpha, baselines_dir
             )
+            row["margin"] = margin
         rows.append(row)
         last_in[version.environment] = previous = version
     return rows
@@ -183,18 +186,19 @@ def _against_baseline(
     margin: float,
     alpha: float,
     baselines_dir: str | os.PathLike | None,
-) -> tuple[str, float]:
-    """The version against the recorded baseline of its profile and device: the verdict and p,
-    or why that baseline cannot judge it."""
+) -> tuple[str, float, float]:
+    """The version against the recorded baseline of its profile and device: the verdict, p and
+    the baseline's mean, or why that baseline cannot judge it (and NaNs)."""
     recorded = _recorded(baselines_dir, profile, version.runs[0].device_kind)
     if recorded is None:
-        return "no recorded baseline", float("nan")
+        return "no recorded baseline", float("nan"), float("nan")
     runs = [stored.result for stored in version.runs]
     problem = mismatch(recorded, runs, name, profile=profile.name)
     if problem is not None:
-        return problem, float("nan")
-    judged = _judge(version.values(metric), recorded.values(name, metric), margin, alpha, accuracy_images(runs, metric))
-    return judged["verdict"], judged["p"]
+        return problem, float("nan"), float("nan")
+    reference = recorded.values(name, metric)
+    judged = _judge(version.values(metric), reference, margin, alpha, accuracy_images(runs, metric))
+    return judged["verdict"], judged["p"], sum(reference.values()) / len(reference)
 
 
 def history_rows(
