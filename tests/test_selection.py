@@ -87,3 +87,16 @@ def test_a_classifier_constant_at_the_reselected_epoch_is_still_flagged():
     early = reselect(run, "best-val")
     assert early.selected_epoch == 1 and early.cls_prob == [1.0] * 4
     assert run_flags(early) == ["constant classifier (every image positive)"]
+
+
+def test_a_reported_probability_of_exactly_one_half_was_a_negative_answer():
+    """The classifier answers positive above 0.5 only (``metrics``): a probability of 0.5 that was
+    right means the label was negative, so at an epoch where that image was wrong it answered positive."""
+    dice = np.array([[0.5, 0.5], [0.9, 0.8]], np.float32)
+    correct = np.array([[False, True], [True, True]])
+    curves = [{"epoch": 1, "val_dice": 0.9, "val_accuracy": 0.5}, {"epoch": 2, "val_dice": 0.85, "val_accuracy": 1.0}]
+    run = RunResult(
+        {}, "k", "aspp", 0, "f", list("ab"), dice[1].astype(float).tolist(), [0.5, 0.9], correct[1].tolist(),
+        0.85, 1.0, curves, 2, 1.0, 1.0, selected_epoch=2, epoch_scores=encode_epoch_scores([1, 2], dice, correct),
+    )
+    assert reselect(run, "best-val").cls_prob == [1.0, 1.0]  # image a: label negative, wrong at epoch 1

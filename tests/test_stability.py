@@ -82,15 +82,17 @@ def test_an_accuracy_is_unstable_only_beyond_its_binomial_sd(tiny_dataset):
 
 
 def test_a_best_of_claim_checks_the_difference_against_every_rival(tiny_dataset):
-    """The first rival's differences hold a collapse, the others' do not: the flag names it."""
+    """One rival's differences (not the baseline's, a paired claim's control) hold a collapse, the
+    others' do not: the flag names it."""
     by_mods = {mods: runs(tiny_dataset, mods, dice_shift=0.2 if mods == BEST_DICE.treatment else 0.0)
                for mods in BEST_DICE.configs()}
-    first = BEST_DICE.rivals[0]
+    first = BEST_DICE.rivals[1]
+    assert first != ()
     by_mods[first] = by_mods[first][:4] + [dataclasses.replace(by_mods[first][4], dice=0.0, dice_per_image=[0.0] * 48)]
     result = evaluate(BEST_DICE, by_mods.__getitem__, profile="paper", use_paper_values=False)
     assert result.verdict == Verdict.INCONCLUSIVE
     differences = [r for r in result.extra["unstable"] if " - " in r]
-    assert [r.split(":")[0] for r in differences] == ["aspp+hypercolumns - baseline seed 4"]
+    assert [r.split(":")[0] for r in differences] == [f"aspp+hypercolumns - {config_name(first)} seed 4"]
     selected = {mods: [dataclasses.replace(r, config={**r.config, "epoch_selection": "best-val"}) for r in found]
                 for mods, found in by_mods.items()}
     selected[first] = by_mods[first][:4] + [by_mods[first][4]]
@@ -101,10 +103,11 @@ def test_a_best_of_claim_checks_the_difference_against_every_rival(tiny_dataset)
 
 
 def test_the_best_of_estimate_is_the_dice_lead(tiny_dataset):
-    by_mods = {mods: runs(tiny_dataset, mods, dice_shift=0.2 if mods == BEST_DICE.treatment else 0.0)
+    """Per-image Dice on both sides (the runs' accuracy, 0.75, is another number entirely)."""
+    by_mods = {mods: runs(tiny_dataset, mods, dice_shift=0.1 if mods == BEST_DICE.treatment else 0.0)
                for mods in BEST_DICE.configs()}
     result = evaluate(BEST_DICE, by_mods.__getitem__, profile="smoke", use_paper_values=False)
-    assert result.verdict == Verdict.REPRODUCED and result.estimate == pytest.approx(0.2, abs=0.03)
+    assert result.verdict == Verdict.REPRODUCED and result.estimate == pytest.approx(0.1, abs=0.02)
 
 
 def test_the_best_of_lower_bound_is_the_smallest_over_rivals_not_the_closest_rivals():
