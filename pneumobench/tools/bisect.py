@@ -99,11 +99,11 @@ class _Trainer:
     seeds: Sequence[int]
     metric: str
     runs_args: Sequence[str]
-    _scratch: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pneumobench-bisect-")))
+    scratch: Path  # where the worktrees are checked out (each removed after its commit)
 
     def values(self, commit: str) -> tuple[dict[int, float], bool] | str:
         """The commit's per-seed values and whether anything trained, or why it is skipped."""
-        tree = self._scratch / commit[:12]
+        tree = self.scratch / commit[:12]
         _git(self.repo, "worktree", "add", "--detach", "--force", str(tree), commit)
         try:
             env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -172,37 +172,59 @@ def bisect(
     root = Path(repo).resolve()
     chosen = tuple(seeds) if seeds is not None else get_profile(profile).seeds
     commits = _candidates(root, good, bad)
-    trainer = _Trainer(root, Path(store).resolve(), profile, config, chosen, metric, tuple(runs_args))
-    good_sha = _git(root, "rev-parse", f"{good}^{{commit}}")
-    reference = trainer.values(good_sha)
-    if isinstance(reference, str):
-        raise BisectError(f"--good {good} cannot be judged: {reference}")
-    margin = get_profile(profile).regression_margin(metric)
-    result = BisectResult(first_bad=None)
-
-    def judge(index: int) -> bool | None:
-        """Whether commit ``index`` changed significantly (None: skipped)."""
-        commit = commits[index]
-        subject = _git(root, "log", "-1", "--format=%s", commit)
-        found = trainer.values(commit)
-        if isinstance(found, str):
-            step = Step(commit, subject, "skipped", reason=found)
-            result.steps.append(step)
-            log(step.line())
-            return None
-        values, trained = found
-        stats = seedwise_regression(values, reference[0], margin=margin, alpha=REGRESSION_ALPHA)
-        step = Step(commit, subject, stats.verdict.value, stats.estimate, stats.p_value, trained)
-        result.steps.append(step)
-        log(step.line())
-        return stats.verdict in CHANGED
-
-    if judge(len(commits) - 1) is not True:
-        raise BisectError(
-            f"--bad {bad} is not significantly different from --good {good} on {config} {metric} "
-            f"({result.steps[-1].line()}): nothing to bisect"
+    with tempfile.TemporaryDirectory(prefix="pneumobench-bisect-") as scratch:
+        trainer = _Trainer(
+            root, Path(store).resolve(), profile, config, chosen, metric, tuple(runs_args), Path(scratch)
         )
-    low, high, skipped = -1, len(commits) - 1, set()  # low: known good (-1 is ``good``), high: known bad
+        reference = trainer.values(_git(root, "rev-parse", f"{good}^{{commit}}"))
+        if isinstance(reference, str):
+            raise BisectError(f"--good {good} cannot be judged: {reference}")
+        result = BisectResult(first_bad=None)
+        judge = _Judge(
+            root, commits, trainer, reference[0], get_profile(profile).regression_margin(metric), result, log
+        )
+        if judge(len(commits) - 1) is not True:
+            raise BisectError(
+                f"--bad {bad} is not significantly different from --good {good} on {config} {metric} "
+                f"({result.steps[-1].line()}): nothing to bisect"
+            )
+        _search(commits, judge, result)
+    return result
+
+
+@dataclass
+class _Judge:
+    """Judges commit ``index`` against ``good``'s values: True when it changed significantly,
+    False when not, None when it was skipped; each step is logged and kept in ``result``."""
+
+    root: Path
+    commits: list[str]
+    trainer: _Trainer
+    reference: dict[int, float]
+    margin: float
+    result: BisectResult
+    log: Callable[[str], None]
+
+    def __call__(self, index: int) -> bool | None:
+        commit = self.commits[index]
+        subject = _git(self.root, "log", "-1", "--format=%s", commit)
+        found = self.trainer.values(commit)
+        if isinstance(found, str):
+            step, changed = Step(commit, subject, "skipped", reason=found), None
+        else:
+            values, trained = found
+            stats = seedwise_regression(values, self.reference, margin=self.margin, alpha=REGRESSION_ALPHA)
+            step = Step(commit, subject, stats.verdict.value, stats.estimate, stats.p_value, trained)
+            changed = stats.verdict in CHANGED
+        self.result.steps.append(step)
+        self.log(step.line())
+        return changed
+
+
+def _search(commits: list[str], judge: Callable[[int], bool | None], result: BisectResult) -> None:
+    """Binary search between ``good`` (index -1) and the bad last commit, stepping around skips;
+    sets ``result.first_bad``, or ``result.ambiguous`` when skipped commits hide it."""
+    low, high, skipped = -1, len(commits) - 1, set()
     while True:
         open_ = [i for i in range(low + 1, high) if i not in skipped]
         if not open_:
@@ -220,4 +242,3 @@ def bisect(
         result.ambiguous = [*hidden, commits[high]]
     else:
         result.first_bad = commits[high]
-    return result
