@@ -665,6 +665,11 @@ def _add_bisect_command(commands: Any) -> None:
     bisect.add_argument("--seeds", help="a count (5) or a list (0,1,2); default: the profile's")
     bisect.add_argument("--profile", default="smoke", help="the profile to train (default smoke)")
     bisect.add_argument("--data", type=Path, help="the prepared dataset (default: the profile's own)")
+    bisect.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where each commit's runs train (default local)"
+    )
+    bisect.add_argument("--workers", type=int, help="parallel runs (default: as pneumobench runs chooses)")
+    bisect.add_argument("--ray-address", help="with --executor ray: the cluster (default: as pneumobench runs)")
     bisect.add_argument("--repo", type=Path, default=Path("."), help="the git repository (default: .)")
     _add_store_option(bisect)
     bisect.set_defaults(handler=_bisect)
@@ -679,6 +684,9 @@ def _bisect(args: argparse.Namespace) -> int:
     try:
         seeds = parse_seeds(args.seeds) if args.seeds else None
         extra = ["--data", str(args.data.resolve())] if args.data else []
+        extra += ["--executor", args.executor]
+        extra += ["--workers", str(args.workers)] if args.workers else []
+        extra += ["--ray-address", args.ray_address] if args.ray_address else []
         result = bisect(
             args.repo, args.good, args.bad, config=args.config, store=args.store, profile=args.profile,
             metric=args.metric, seeds=seeds, runs_args=extra,

@@ -14,6 +14,7 @@ from pneumobench.judging.calibration import (
     family_error_rates,
     misbehaving_error_rates,
     one_arm_collapse_rates,
+    selection_null_rates,
     simulate_best,
     simulate_equivalence,
     simulate_paired,
@@ -566,3 +567,13 @@ def test_each_family_bounds_any_wrong_verdict_at_its_alpha_where_the_one_family_
     paper, table6, before = rates.values()
     assert paper <= bound and table6 <= bound
     assert before > bound
+
+
+def test_epochs_selected_on_the_reported_split_are_never_evidence():
+    """Issue 26's case 2 at the paper family's alpha: identical configurations, the treatment at
+    its best validation epoch. The paired test alone calls the selection gain an effect far more
+    often than alpha; the rule now gives no evidence at all (every such claim is flagged)."""
+    rows = selection_null_rates(PAPER_TEST_ALPHA, 2000, seeds=(5, 10))
+    for case, seeds, alone, now in rows:
+        assert now == 0.0
+        assert alone > 10 * PAPER_TEST_ALPHA
