@@ -13,7 +13,7 @@ import base64
 import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,12 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], table_id: str, row_attrs: Any = None) -> str:
+def _table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    table_id: str,
+    row_attrs: Callable[[dict[str, Any]], str] | None = None,
+) -> str:
     """An HTML table of ``rows`` (``columns`` in order); ``row_attrs(row)``: attributes of each <tr>."""
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = []
@@ -277,17 +282,11 @@ def page(
         + _table6_section(data)
         + _figures_section(data, report_dir)
         + _history_section(history, history_problem)
-        + f'<script type="application/json" id="report-data">{_e(json.dumps(_summary(data)))}</script>'
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
         f"<style>{STYLE}</style></head><body>{body}<script>{LOADED_SCRIPT}</script></body></html>"
     )
-
-
-def _summary(data: dict[str, Any]) -> dict[str, Any]:
-    """What the page's verdict table shows, as data (the browser test compares it with report.json)."""
-    return {"verdicts": {r["claim"]: r["verdict"] for r in data.get("claims", [])}}
 
 
 def write_html(
