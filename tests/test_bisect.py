@@ -99,3 +99,7 @@ def test_a_range_with_no_change_or_in_the_wrong_order_is_a_one_line_error(plante
                  "--store", str(tmp_path / "s.sqlite")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("pneumobench bisect: git rev-parse") and error.count("\n") == 1
+    assert main(["bisect", "--repo", str(repo), "--good", commits[0], "--bad", commits[3], "--config", "aspp+nope",
+                 "--store", str(tmp_path / "s.sqlite")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("pneumobench bisect: ") and "nope" in error and error.count("\n") == 1

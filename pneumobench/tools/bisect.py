@@ -170,6 +170,7 @@ def bisect(
     against ``good``'s (module doc); ``runs_args``: more ``pneumobench runs`` options (--data,
     --executor, --workers)."""
     root = Path(repo).resolve()
+    get_profile(profile).config(*_mods(config))  # an unknown profile or modification: refused before any checkout
     chosen = tuple(seeds) if seeds is not None else get_profile(profile).seeds
     commits = _candidates(root, good, bad)
     with tempfile.TemporaryDirectory(prefix="pneumobench-bisect-") as scratch:
