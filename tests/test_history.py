@@ -111,3 +111,14 @@ def test_history_usage_errors_are_one_line(three_versions, capsys, args, message
 def test_no_store_is_an_error_that_says_how_to_make_one(tmp_path):
     with pytest.raises(HistoryError, match="no results store at .*: run the suites first"):
         history_rows(tmp_path / "none.sqlite")
+
+
+def test_the_store_reads_one_code_version_and_configuration_alone(three_versions):
+    store, _ = three_versions
+    everything = store.finished()
+    version = store.finished(source_fingerprint="b" * 16)
+    assert len(everything) == 18 and len(version) == 6 and {s.source_fingerprint for s in version} == {"b" * 16}
+    key = SMOKE.config().key()
+    one = store.finished(source_fingerprint="b" * 16, config_key=key)
+    assert sorted(s.result.seed for s in one) == list(SMOKE.seeds) and {s.result.config_key for s in one} == {key}
+    assert [s.result.seed for s in one] == [s.result.seed for s in everything if s in one]  # oldest first, as before

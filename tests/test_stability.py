@@ -13,6 +13,7 @@ from pneumobench.experiment.profiles import get_profile
 from pneumobench.judging import families
 from pneumobench.judging.baselines import record
 from pneumobench.judging.claims import (
+    FLAGS,
     evaluate,
     seedwise_regression,
     unstable_reasons,
@@ -131,6 +132,7 @@ def test_a_record_carries_each_flag_and_where_its_target_comes_from(tiny_dataset
                      use_paper_values=False)
     bare = verdict_record(claim, dataclasses.replace(plain, extra={}), synthetic=True, profile="smoke")
     assert (bare["unstable"], bare["selected_on_validation"], bare["degenerate"]) == ([], [], [])
+    assert set(FLAGS) == {"degenerate", "unstable", "selected_on_validation"}  # every flag a record carries
     assert (bare["reference"], bare["paper_value"]) == ("paper", claim.paper)
     flagged = dataclasses.replace(plain, extra={"unstable": ["u"], "selected_on_validation": ["s"],
                                                 "reference": "recorded baseline, same seeds"})

@@ -33,6 +33,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "simulate_regression",
         ),
         "claims": (
+            "COMPARED_KINDS",
+            "FLAGS",
             "JUDGES",
             "METRICS",
             "Claim",

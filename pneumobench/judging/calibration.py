@@ -462,14 +462,9 @@ class CollapseRate:
     alpha: float
 
     @property
-    def bound(self) -> float:
-        """What a rule that sees only the runs can reach: 2 alpha where a collapse is in the
-        runs, plus the draws without one (a test of level alpha with power against a true +gain
-        rejects those as often as that power, which is at most 1)."""
-        return 2 * self.alpha * (1 - self.no_collapse_share) + self.no_collapse_share
-
-    @property
     def within_bound(self) -> bool:
+        """False REPRODUCED among draws holding a collapse is at most 2 alpha, up to 3 simulation
+        SEs (draws without one are data of a true effect: no rule can bound them)."""
         se = math.sqrt(2 * self.alpha * (1 - 2 * self.alpha) / max(self.simulations * (1 - self.no_collapse_share), 1))
         return self.with_flag_given_collapse <= 2 * self.alpha + 3 * se
 

@@ -40,6 +40,8 @@ from pneumobench.judging.stats import (
 )
 
 __all__ = [
+    "COMPARED_KINDS",
+    "FLAGS",
     "JUDGES",
     "METRICS",
     "Claim",
@@ -62,6 +64,9 @@ __all__ = [
 ]
 
 Mods = tuple[str, ...]
+COMPARED_KINDS = ("paired", "best")  # claims comparing configurations: per-seed differences, selection flags
+# Why runs cannot be evidence, as ``evaluate`` records them in a claim's ``extra`` (first raised, first said).
+FLAGS = ("degenerate", "unstable", "selected_on_validation")
 RunsFor = Callable[[Mods], list[RunResult]]
 METRICS = ("dice", "accuracy")
 
@@ -176,7 +181,7 @@ def unstable_differences(claim: Claim, runs: dict[Mods, list[RunResult]], profil
     lagged on that seed. Under common random numbers a difference varies far less than either
     arm, so a collapse too small to stand out in its arm's spread stands out here. The unit is
     at least the profile's ``seed_sd``, as for an arm."""
-    if claim.kind not in ("paired", "best"):
+    if claim.kind not in COMPARED_KINDS:
         return []
     treatment = per_seed(runs[claim.treatment], claim.metric)
     floor = get_profile(profile).seed_sd(claim.metric)
@@ -364,7 +369,7 @@ def _flagged(claim: Claim, result: ClaimStats, runs: dict[Mods, list[RunResult]]
         "selected_on_validation": [
             config_name(mods)
             for mods, found in runs.items()
-            if claim.kind in ("paired", "best") and selected_on_validation(found)
+            if claim.kind in COMPARED_KINDS and selected_on_validation(found)
         ],
     }
     raised = {flag: reasons for flag, reasons in flags.items() if reasons}
@@ -406,9 +411,7 @@ def verdict_record(claim: Claim, stats: ClaimStats, *, synthetic: bool, profile:
         "treatment": config_name(claim.treatment),
         "synthetic": synthetic,
         "profile": profile,
-        "degenerate": stats.extra.get("degenerate", []),
-        "unstable": stats.extra.get("unstable", []),
-        "selected_on_validation": stats.extra.get("selected_on_validation", []),
+        **{flag: stats.extra.get(flag, []) for flag in FLAGS},
         **stats.to_dict(),
         "paper_value": claim.paper,  # the paper's number; ``paper`` is the target the claim was judged against
         "reference": stats.extra.get("reference", "paper"),  # where the target comes from

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pneumobench.core.results import RunResult
 from pneumobench.experiment.config import config_name
 from pneumobench.judging.baselines import RecordedBaseline
-from pneumobench.judging.claims import Claim, claim_alpha, evaluate
+from pneumobench.judging.claims import FLAGS, Claim, claim_alpha, evaluate
 from pneumobench.judging.spending import DEFAULT_MAX_SEEDS, SequentialDesign, design, planned_looks
 from pneumobench.judging.stats import ClaimStats, Verdict, seeds_for_power
 
@@ -91,7 +91,7 @@ def _closed(stats: ClaimStats) -> bool:
     degenerate or unstable configuration or on epochs selected on the validation half, or
     undecided without a test (no spread, no recorded baseline)."""
     decided = stats.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED, Verdict.NOT_RUN)
-    flagged = any(stats.extra.get(flag) for flag in ("degenerate", "unstable", "selected_on_validation"))
+    flagged = any(stats.extra.get(flag) for flag in FLAGS)
     return decided or flagged or math.isnan(stats.p_value)
 
 

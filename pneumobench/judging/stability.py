@@ -30,18 +30,23 @@ def robust_z(values: np.ndarray, floor: float) -> np.ndarray:
     """Each value's leave-one-out robust z-score along the last axis: (value - median of the
     others) / max(1.4826 MAD of the others, ``floor``). Leading axes are independent samples
     (the simulations judge thousands at once). Zeros with fewer than ``MIN_SEEDS_TO_FLAG`` values."""
+    return _leave_one_out(values, floor)[0]
+
+
+def _leave_one_out(values: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """``robust_z`` and, per value, the median of the others it is measured from."""
     if floor <= 0:
         raise ValueError(f"the robust SD's floor must be positive, got {floor}")
     values = np.asarray(values, float)
-    z = np.zeros(values.shape)
+    z, centers = np.zeros(values.shape), values.copy()
     if values.shape[-1] < MIN_SEEDS_TO_FLAG:
-        return z
+        return z, centers
     for i in range(values.shape[-1]):
         others = np.delete(values, i, axis=-1)
-        center = np.median(others, axis=-1)
-        spread = MAD_TO_SD * np.median(np.abs(others - center[..., None]), axis=-1)
-        z[..., i] = (values[..., i] - center) / np.maximum(spread, floor)
-    return z
+        centers[..., i] = np.median(others, axis=-1)
+        spread = MAD_TO_SD * np.median(np.abs(others - centers[..., i, None]), axis=-1)
+        z[..., i] = (values[..., i] - centers[..., i]) / np.maximum(spread, floor)
+    return z, centers
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,9 @@ def outliers(per_seed: dict[int, float], floor: float, threshold: float = UNSTAB
     """The seeds of ``per_seed`` (seed -> value) whose robust z-score exceeds ``threshold``."""
     seeds = list(per_seed)
     values = np.array([per_seed[s] for s in seeds])
-    z = robust_z(values, floor)
+    z, centers = _leave_one_out(values, floor)
     return [
-        Outlier(seed, float(values[i]), float(np.median(np.delete(values, i))), float(z[i]))
+        Outlier(seed, float(values[i]), float(centers[i]), float(z[i]))
         for i, seed in enumerate(seeds)
         if abs(z[i]) > threshold
     ]

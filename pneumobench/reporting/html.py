@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pneumobench.core.atomic import write_text_atomic
+from pneumobench.reporting.sections import format_measured
 
 __all__ = ["HISTORY_FLAGS", "history_svg", "page", "write_html"]
 
@@ -113,7 +114,7 @@ def _table6_section(data: dict[str, Any]) -> str:
             measured = row[metric]
             paper = measured.get("paper")
             entry[f"paper {metric}"] = "" if paper is None else f"{paper:.3f}"
-            entry[f"{metric} mean [95% CI]"] = _interval(measured["mean"], measured["ci_low"], measured["ci_high"])
+            entry[f"{metric} mean [95% CI]"] = format_measured(measured)
             entry[f"{metric} verdict"] = measured.get("verdict", "")
         entry["flags"] = "; ".join([*row.get("degenerate", []), *row.get("unstable", [])])
         rows.append(entry)
@@ -129,12 +130,6 @@ def _table6_section(data: dict[str, Any]) -> str:
         "flags",
     ]
     return "<h2>Table 6, side by side</h2>" + _table(rows, columns, "table6")
-
-
-def _interval(mean: float, low: float, high: float) -> str:
-    if math.isfinite(low) and math.isfinite(high):
-        return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
-    return f"{mean:.3f}"
 
 
 def _figures_section(data: dict[str, Any], report_dir: Path) -> str:

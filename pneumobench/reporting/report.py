@@ -34,7 +34,7 @@ from pneumobench.judging.verdicts import SYNTHETIC_NOTE
 from pneumobench.papers.viel_orhan_2020.claims import all_claims
 from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 from pneumobench.reporting import sections as protocol_sections
-from pneumobench.reporting.sections import mean_t_interval, protocol_markdown
+from pneumobench.reporting.sections import format_measured, mean_t_interval, protocol_markdown
 from pneumobench.reporting.summary import count_line, next_step, verdict_table
 from pneumobench.runs.store import ResultStore, StoredRun
 
@@ -300,12 +300,6 @@ def table6_comparison(
     return rows
 
 
-def _format_measured(entry: dict[str, Any]) -> str:
-    if math.isfinite(entry["ci_low"]):
-        return f"{entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
-    return f"{entry['mean']:.3f}"
-
-
 def _table6_markdown(rows: list[dict[str, Any]]) -> str:
     from tabulate import tabulate
 
@@ -313,10 +307,10 @@ def _table6_markdown(rows: list[dict[str, Any]]) -> str:
         {
             "configuration": row["configuration"],
             "paper Dice": "" if row["dice"]["paper"] is None else f"{row['dice']['paper']:.3f}",
-            "Dice, mean [95% CI]": _format_measured(row["dice"]),
+            "Dice, mean [95% CI]": format_measured(row["dice"]),
             "Dice verdict": row["dice"]["verdict"],
             "paper accuracy": "" if row["accuracy"]["paper"] is None else f"{row['accuracy']['paper']:.3f}",
-            "accuracy, mean [95% CI]": _format_measured(row["accuracy"]),
+            "accuracy, mean [95% CI]": format_measured(row["accuracy"]),
             "accuracy verdict": row["accuracy"]["verdict"],
             "seeds": len(row["seeds"]),
             "degenerate": "; ".join(flag.removeprefix(f"{row['configuration']} ") for flag in row["degenerate"]),

@@ -19,6 +19,7 @@ from scipy import stats as st
 from pneumobench.core.results import RunResult
 from pneumobench.experiment.config import config_name
 from pneumobench.judging.baselines import load_paper, paper_path
+from pneumobench.judging.claims import COMPARED_KINDS
 from pneumobench.papers.viel_orhan_2020.claims import PAPER_CLAIMS
 from pneumobench.papers.viel_orhan_2020.modifications import table6_rows
 from pneumobench.reporting.authors_runs import (
@@ -33,13 +34,19 @@ from pneumobench.training.selection import reselect, select_epoch
 __all__ = [
     "authors_section",
     "claims_by_rule",
+    "format_measured",
     "mean_t_interval",
     "protocol_markdown",
     "protocol_table6",
     "selection_table",
 ]
 
-COMPARED_KINDS = ("paired", "best")  # the claims shown under each rule and protocol
+
+def format_measured(entry: dict[str, Any]) -> str:
+    """ "0.919 [0.906, 0.933]": a Table 6 entry's mean and 95% interval (the mean alone without one)."""
+    if math.isfinite(entry["ci_low"]):
+        return f"{entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+    return f"{entry['mean']:.3f}"
 
 
 def mean_t_interval(values: Sequence[float]) -> tuple[float, float, float]:

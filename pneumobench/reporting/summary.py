@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pneumobench.judging import families as family_registry
+from pneumobench.judging.claims import FLAGS
 from pneumobench.judging.spending import DEFAULT_MAX_SEEDS
 from pneumobench.judging.stats import MAX_SEEDS_FOR_POWER, Verdict
 from pneumobench.judging.verdicts import SYNTHETIC_NOTE
@@ -100,7 +101,7 @@ def _plan_line(look: dict[str, Any]) -> str:
     )
 
 
-FLAGS = (("degenerate", "degenerate"), ("unstable", "unstable"), ("selected_on_validation", "selected-on-validation"))
+FLAG_NAMES = tuple((flag, flag.replace("_", "-")) for flag in FLAGS)  # record key, the name the table prints
 
 
 def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -129,7 +130,7 @@ def verdict_table(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "P(T>C)": "" if r.get("p_outperform") is None else f"{r['p_outperform']:.2f}",
                 "seeds": r["seeds"],
                 "seeds needed": _seeds_needed(r, judged),
-                "flags": ", ".join(name for flag, name in FLAGS if r.get(flag)),
+                "flags": ", ".join(name for flag, name in FLAG_NAMES if r.get(flag)),
                 "verdict": r["verdict"],
             }
         )
@@ -156,7 +157,7 @@ def _seeds_needed(record: dict[str, Any], judged: bool) -> str:
     claim not run, what is missing."""
     if not judged:
         return record.get("note", "")
-    raised = [name for flag, name in FLAGS if record.get(flag)]
+    raised = [name for flag, name in FLAG_NAMES if record.get(flag)]
     if raised and record.get("kind") != "regression":
         return f"none can decide ({raised[0]})"
     if record.get("seeds_needed"):

@@ -478,12 +478,19 @@ class ResultStore:
         """Every finished run, oldest first."""
         return [stored.result for stored in self.finished()]
 
-    def finished(self) -> list[StoredRun]:
-        """Every finished run with the code version and device kind it ran with, oldest first."""
+    def finished(self, *, source_fingerprint: str | None = None, config_key: str | None = None) -> list[StoredRun]:
+        """Every finished run with the code version and device kind it ran with, oldest first;
+        only those of one code version and configuration when given (read without decoding the rest)."""
+        where, args = ["status='done'"], []
+        for column, value in (("source_fingerprint", source_fingerprint), ("config_key", config_key)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
         with self._connect() as db:
             rows = db.execute(
                 "SELECT result_json, source_fingerprint, device_kind, finished_at, run_key FROM runs "
-                "WHERE status='done' ORDER BY finished_at, run_key"
+                f"WHERE {' AND '.join(where)} ORDER BY finished_at, run_key",
+                args,
             ).fetchall()
         return [StoredRun(_result(r[4], r[0], self.path), r[1], r[2], r[3]) for r in rows]
 

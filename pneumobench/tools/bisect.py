@@ -139,8 +139,8 @@ class _Trainer:
         key = get_profile(self.profile).config(*_mods(self.config)).key()
         return {
             s.result.seed: float(getattr(s.result, self.metric))
-            for s in ResultStore(self.store).finished()
-            if s.source_fingerprint == fingerprint and s.result.config_key == key and s.result.seed in self.seeds
+            for s in ResultStore(self.store).finished(source_fingerprint=fingerprint, config_key=key)
+            if s.result.seed in self.seeds
         }
 
 
