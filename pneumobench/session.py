@@ -186,6 +186,8 @@ class PneumobenchSession:
         self.options = options
         self.profile = options.profile
         self.seeds = options.seeds
+        # The baseline's regression check runs the profile's regression seeds, unless --pb-seeds chose all seeds.
+        self.regression_seeds = options.profile.regression_seeds if options.seeds == options.profile.seeds else None
         self.store_path = options.store
         self.needed: set[tuple[str, ...]] = set()
         self.claims: dict[str, Any] = {}  # the selected claims, by id (judged together with --pb-seeds auto)
@@ -274,6 +276,7 @@ class PneumobenchSession:
                 runs_for_seeds=self._runs_for_seeds,
                 sequential=self.options.sequential,
                 before_look=self._before_look,
+                regression_seeds=self.regression_seeds,
             )
             baseline = self._judging.baseline
             if baseline is not None and self.needed:  # kept with the runs, so a report judges as this session
@@ -384,9 +387,21 @@ class PneumobenchSession:
         if not self._prefetched:
             self._prefetched = True
             needed = [(self.profile.config(*m), seed) for m in sorted(self.needed) for seed in self.seeds]
+            needed += [(self.profile.config(), seed) for seed in self._regression_only_seeds()]
             self._prefetch(needed, self.options.requested_device)
         config = self.profile.config(*mods)
         return [self.run(config, seed) for seed in self.seeds]
+
+    def _regression_only_seeds(self) -> list[int]:
+        """The baseline's regression seeds beyond the session's, when its regression check is selected."""
+        checked = any(c.kind == "regression" and c.treatment == () for c in self.claims.values())
+        return [s for s in self.regression_seeds or () if s not in self.seeds] if checked else []
+
+    def baseline_runs(self, mods: tuple[str, ...]) -> list:
+        """The runs of ``mods`` that a recorded baseline keeps: the baseline's regression seeds, else the session's."""
+        if mods or self.regression_seeds is None:
+            return self.runs_for(mods)
+        return self.runs_of(self.profile.config(), self.regression_seeds)
 
     def _prefetch(self, runs: list[tuple[Any, int]], device: Any) -> None:
         """Train the runs not yet stored, reporting each to the terminal: on the session's
@@ -481,7 +496,7 @@ def _update_baselines(session: PneumobenchSession, terminalreporter: Any) -> Non
 
     if not session.needed:
         return
-    results = [r for mods in table6_rows() if mods in session.needed for r in session.runs_for(mods)]
+    results = [r for mods in table6_rows() if mods in session.needed for r in session.baseline_runs(mods)]
     path = recorded_path(session.options.baselines, session.profile.name, session.device.type)
     record(path, profile=session.profile.name, device_kind=device_kind(session.device), results=results)
     terminalreporter.write_line(f"recorded baseline written to {path} ({len(results)} runs)")

@@ -39,7 +39,16 @@ from pneumobench.training.losses import register_seg_loss
 pytestmark = pytest.mark.sensitivity
 
 CAUGHT = (Verdict.REGRESSED, Verdict.CHANGED)
-A_A_SEEDS = (10, 11, 12)  # the A/A control's seeds: none of them recorded
+A_A_FIRST_SEED = 100  # the A/A control's seeds: as many as the check's, from here (none of them recorded)
+
+
+def regression_seeds(pb) -> tuple[int, ...]:
+    """The seeds of the baseline's regression check in this session (the bugs are judged by it)."""
+    return pb.regression_seeds or pb.seeds
+
+
+def a_a_seeds(pb) -> tuple[int, ...]:
+    return tuple(range(A_A_FIRST_SEED, A_A_FIRST_SEED + len(regression_seeds(pb))))
 
 
 # --- bugs planted by patches ------------------------------------------------------------------
@@ -128,6 +137,25 @@ def half_the_training_masks_emptied():
     return mock.patch.object(training.DeviceData, "batch", batch)
 
 
+def masks_not_flipped_with_their_images():
+    """The flip augmentation mirrors a training image but not its mask (the mask is read before
+    the flip, or flipped along the other axis and back)."""
+    original = training.DeviceData.batch
+
+    def batch(self, index, flip=None):
+        images, masks, labels = original(self, index, flip)
+        if flip is not None:  # undo the masks' flip: each flipped image now has the unflipped mask
+            masks = torch.where(flip.view(-1, 1, 1, 1), masks.flip(-1), masks)
+        return images, masks, labels
+
+    return mock.patch.object(training.DeviceData, "batch", batch)
+
+
+def encoder_never_unfrozen():
+    """Stage 2 keeps the encoder frozen (its BatchNorm still trains): the unfreeze step is lost."""
+    return mock.patch.object(training, "unfreeze_encoder", training.freeze_encoder)
+
+
 # --- bugs planted by registered modifications ---------------------------------------------------
 
 
@@ -167,6 +195,9 @@ BUGS = [
                patch=empty_masks_score_zero),
     PlantedBug("half-the-training-masks-emptied", "data path", "half of the training masks empty",
                patch=half_the_training_masks_emptied),
+    PlantedBug("masks-not-flipped-with-images", "data path", "flip augmentation mirrors the image, not its mask",
+               patch=masks_not_flipped_with_their_images),
+    PlantedBug("encoder-never-unfrozen", "schedule", "encoder frozen in stage 2 too", patch=encoder_never_unfrozen),
 ]
 # The metric each bug is expected to move (the other is reported too).
 EXPECTED_METRIC = {bug.name: "accuracy" if bug.kind == "class branch" else "dice" for bug in BUGS}
@@ -207,7 +238,7 @@ def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda bug: bug.name)
 def test_planted_bug_is_caught(bug, pb, table):
-    runs = bug_runs(bug, pb.profile.base, pb.seeds, pb.dataset, pb.device, store_path=pb.store_path,
+    runs = bug_runs(bug, pb.profile.base, regression_seeds(pb), pb.dataset, pb.device, store_path=pb.store_path,
                     workers=pb.default_workers)
     results = {metric: judge(pb, bug_claim(bug, metric), runs) for metric in ("dice", "accuracy")}
     expected = results[EXPECTED_METRIC[bug.name]]
@@ -223,12 +254,13 @@ def test_a_a_control_passes(pb, table):
     from pneumobench.runs.store import ResultStore
 
     store = ResultStore(pb.store_path.parent / "sensitivity" / "a-a-control.sqlite")  # kept out of the report's store
-    prefetch([(pb.profile.base, seed) for seed in A_A_SEEDS], pb.dataset, pb.device, store=store,
+    seeds = a_a_seeds(pb)
+    prefetch([(pb.profile.base, seed) for seed in seeds], pb.dataset, pb.device, store=store,
              workers=pb.default_workers, progress=False)
-    runs = [run(pb.profile.base, seed, pb.dataset, pb.device, store=store, progress=False) for seed in A_A_SEEDS]
+    runs = [run(pb.profile.base, seed, pb.dataset, pb.device, store=store, progress=False) for seed in seeds]
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
-    table(row(f"A/A control (seeds {', '.join(map(str, A_A_SEEDS))})", "none", results,
+    table(row(f"A/A control (seeds {seeds[0]}-{seeds[-1]})", "none", results,
                      "n/a (must not be)"))
     assert {metric: r.verdict for metric, r in results.items()} == {
         "dice": Verdict.NO_REGRESSION, "accuracy": Verdict.NO_REGRESSION}, [r.note for r in results.values()]
@@ -246,13 +278,14 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     from pneumobench.runs.runner import prefetch, run
     from pneumobench.runs.store import ResultStore
 
-    native = pb.runs_of(pb.profile.base, pb.seeds)
+    seeds = regression_seeds(pb)
+    native = pb.runs_of(pb.profile.base, seeds)
     store = ResultStore(pb.store_path.parent / "sensitivity" / "cross-isa.sqlite")  # the ISA is not in the run key
     for name, value in CROSS_ISA.items():
         monkeypatch.setenv(name, value)  # read by the workers' torch at import; this process's torch is loaded already
-    prefetch([(pb.profile.base, seed) for seed in pb.seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
+    prefetch([(pb.profile.base, seed) for seed in seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
              progress=False)
-    other = [run(pb.profile.base, seed, pb.dataset, "cpu", store=store, progress=False) for seed in pb.seeds]  # stored
+    other = [run(pb.profile.base, seed, pb.dataset, "cpu", store=store, progress=False) for seed in seeds]  # stored
     assert {r.environment["cpu_capability"] for r in other} == {"DEFAULT"}
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], other) for metric in ("dice", "accuracy")}

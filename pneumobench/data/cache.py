@@ -28,6 +28,8 @@ __all__ = ["cache_dir", "spec_key", "synthetic_dataset"]
 def spec_key(spec: SyntheticSpec) -> str:
     """The cache name of ``spec``'s dataset: its parameters and the generator version, hashed."""
     fields = {k: v for k, v in asdict(spec).items() if k not in PREPARATION_DEFAULTS or v != PREPARATION_DEFAULTS[k]}
+    if fields["train_per_class"] is None:
+        del fields["train_per_class"]  # the paper's split: the old key
     text = json.dumps({**fields, "generator": GENERATOR_VERSION}, sort_keys=True)  # default rules: the old key
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -64,6 +66,7 @@ def synthetic_dataset(spec: SyntheticSpec = DEFAULT_SPEC, *, progress: bool = Fa
                 overwrite=True,
                 mask_rows=spec.mask_rows,
                 resize=spec.resize,
+                train_per_class=spec.train_per_class,
             )
         finally:
             shutil.rmtree(raw, ignore_errors=True)

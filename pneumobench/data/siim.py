@@ -307,8 +307,11 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sample_and_split(labels: np.ndarray, per_class: int | None, seed: int, report: IngestReport):
-    """Pick ``per_class`` images of each class, then split each class in half with the seed."""
+def _sample_and_split(
+    labels: np.ndarray, per_class: int | None, seed: int, report: IngestReport, train_per_class: int | None = None
+):
+    """Pick ``per_class`` images of each class, then split each class in half with the seed (or,
+    with ``train_per_class``, that many of each class to train and the rest to validate)."""
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
     for label, name in ((1, "positive"), (0, "negative")):
@@ -322,10 +325,11 @@ def _sample_and_split(labels: np.ndarray, per_class: int | None, seed: int, repo
         chosen.extend(sorted(picked.tolist()))
     chosen_arr = np.array(sorted(chosen), dtype=np.int64)
     split = np.full(len(chosen_arr), prepared.VALIDATION, np.uint8)
-    total_train = len(chosen_arr) // 2
+    total_train = len(chosen_arr) // 2 if train_per_class is None else len(chosen_arr)
     for label in (1, 0):  # positives first take the extra image of an odd class
         members = np.flatnonzero(labels[chosen_arr] == label)
-        n_train = min(len(members), (len(members) + 1) // 2, total_train)
+        wanted = (len(members) + 1) // 2 if train_per_class is None else train_per_class
+        n_train = min(len(members), wanted, total_train)
         total_train -= n_train
         split[rng.permutation(members)[:n_train]] = prepared.TRAIN
     return chosen_arr, split
@@ -364,11 +368,14 @@ def prepare(
     overwrite: bool = False,
     mask_rows: str = "union",
     resize: str = "area",
+    train_per_class: int | None = None,
 ) -> tuple[prepared.PreparedDataset, IngestReport]:
     """Build the paper's balanced, downsampled dataset from a SIIM-ACR download.
 
     ``mask_rows`` and ``resize`` choose the rules (see the module docstring); the manifest records
-    them and they enter the dataset's fingerprint.
+    them and they enter the dataset's fingerprint. ``train_per_class``: train on that many images
+    of each class and validate on the rest (None: the paper's half and half), so a small run can
+    be scored on more images than it trains on.
 
     Raises ``IngestError`` only when the CSV cannot be found or read, or when no image is
     usable; everything else that is wrong lands in the report's quarantine with a reason.
@@ -390,7 +397,9 @@ def prepare(
     if not ids:
         raise IngestError(f"nothing usable under {root}:\n{report.summary()}")
 
-    chosen, split = _sample_and_split(label_arr, per_class, seed, report)
+    if train_per_class is not None and train_per_class < 1:
+        raise ValueError(f"train_per_class: {train_per_class} is not a positive count of images")
+    chosen, split = _sample_and_split(label_arr, per_class, seed, report, train_per_class)
     report.split = {
         "train": int((split == prepared.TRAIN).sum()),
         "validation": int((split == prepared.VALIDATION).sum()),
@@ -405,6 +414,7 @@ def prepare(
         parameters={
             "size": size,
             "per_class": per_class,
+            **({"train_per_class": train_per_class} if train_per_class is not None else {}),
             "seed": seed,
             "expected_shape": expected_shape,
             "mask_rows": mask_rows,

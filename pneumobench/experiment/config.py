@@ -183,6 +183,8 @@ class SyntheticSpec:
     difficulty: float = 0.5
     mask_rows: str = "union"  # preparation rules (``pneumobench.data.siim``); the authors': "first"
     resize: str = "area"  # the authors': "bilinear"
+    # Images of each class trained on; the rest are validated (None: half and half, as the paper).
+    train_per_class: int | None = None
 
 
 LR_SCHEDULES = ("cosine-step", "cosine-epoch")

@@ -45,6 +45,14 @@ class Profile:
     # The between-seed SD a well-behaved configuration's metric has at most: the unit below which
     # the unstable-seed rule does not shrink its robust SD (pneumobench.judging.stability).
     seed_sds: tuple[tuple[str, float], ...] = (("dice", 0.01), ("accuracy", 0.01))
+    # The seeds of the baseline configuration's regression check (None: ``seeds``): as many as it
+    # needs to find the protected change with 80% power (docs/regression.md). The baseline is the
+    # code path every row shares and the one the sensitivity suite plants its bugs in; the other
+    # rows keep ``seeds`` and print what they can detect.
+    regression_seeds: tuple[int, ...] | None = None
+    # The baseline's between-seed SD per metric that ``regression_seeds`` and the margins were
+    # sized for (measured; tests/test_regression_power.py simulates the check at it); None: not sized.
+    regression_sds: tuple[tuple[str, float], ...] | None = None
 
     def config(self, *modifications: str) -> ExperimentConfig:
         config = self.base.with_modifications(*modifications)
@@ -62,6 +70,10 @@ class Profile:
         if metric not in margins:
             raise KeyError(f"profile {self.name!r} has no regression margin for {metric!r} (has {', '.join(margins)})")
         return margins[metric]
+
+    def regression_seeds_of(self, mods: tuple[str, ...]) -> tuple[int, ...]:
+        """The seeds the regression check of the configuration with ``mods`` runs."""
+        return self.regression_seeds if self.regression_seeds is not None and not mods else self.seeds
 
     def seed_sd(self, metric: str) -> float:
         """The most a well-behaved configuration's ``metric`` varies between seeds (its SD)."""
@@ -168,13 +180,21 @@ register_profile(
             stages=(StageConfig(1, 2e-2, 2e-2, freeze_encoder=True), StageConfig(11, 2e-2, 1e-4)),
         ),
         seeds=(0, 1, 2),
-        synthetic=SyntheticSpec(n_positive=128, n_negative=128, size=32, difficulty=0.4),
+        # 64 training and 256 validation images per class: a run's Dice over 512 images varies
+        # half as much between seeds as over 128 (0.0044 against 0.0089), for 40% more time.
+        synthetic=SyntheticSpec(n_positive=320, n_negative=320, size=32, difficulty=0.4, train_per_class=64),
+        # Sized by power (docs/regression.md): 8 seeds and no margin find a drop of 0.01 Dice or
+        # 0.02 accuracy with at least 80% power at the baseline's measured seed SDs.
+        regression_seeds=tuple(range(8)),
+        regression_sds=(("dice", 0.0044), ("accuracy", 0.0082)),  # the baseline over 12 seeds (docs/regression.md)
+        regression_margins=(("dice", 0.0), ("accuracy", 0.0)),
         regression_noise=(("dice", 0.008), ("accuracy", 0.008)),  # measured 0.0059 and 0.0045 (docs/regression.md)
         seed_sds=(("dice", 0.02), ("accuracy", 0.03)),  # the smoke stability table's bounds (.ci/smoke_table.py)
         description=(
             "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "
             "(timm) at half width (stages 32-256 channels), a 128-channel center (ASPP 128) and a 32-channel decoder "
-            "at 32x32, 1+11 epochs of 128 images at 2e-2; exercises the pipeline, not evidence about the paper"
+            "at 32x32, 1+11 epochs of 128 images at 2e-2, scored on 512; exercises the pipeline, not evidence about "
+            "the paper"
         ),
     )
 )

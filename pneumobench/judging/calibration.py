@@ -165,16 +165,21 @@ def simulate_regression(
     recorded_seeds: int | None = None,
     sd: float = SEED_SD,
     recorded_sd: float = SEED_SD,
+    paired: bool = False,
+    images: int | None = None,
+    level: float = 0.6,
     rng_seed: int = 0,
 ) -> dict[Verdict, float]:
-    """Verdict rates of the unpaired regression check when today's runs truly lose ``drop``
-    (gain, if negative): ``seeds`` at ``sd`` against ``recorded_seeds`` (default: as many) at
-    ``recorded_sd``."""
+    """Verdict rates of the regression check when today's runs truly lose ``drop`` (gain, if
+    negative): ``seeds`` at ``sd`` against ``recorded_seeds`` (default: as many) at
+    ``recorded_sd``, around ``level``. ``paired``: the check pairs seed s with the recorded seed
+    s, which changed code has decorrelated from it (the draws are independent: the least
+    favourable case for its power); ``images``: an accuracy's validation images (its floor)."""
 
     def judge(rng: np.random.Generator) -> ClaimStats:
-        current = rng.normal(0.6 - drop, sd, seeds)
-        recorded = rng.normal(0.6, recorded_sd, recorded_seeds or seeds)
-        return regression_check(current, recorded, margin=margin, alpha=alpha)
+        current = rng.normal(level - drop, sd, seeds)
+        recorded = rng.normal(level, recorded_sd, recorded_seeds or seeds)
+        return regression_check(current, recorded, margin=margin, alpha=alpha, paired=paired, images=images)
 
     return _verdict_rates(simulations, rng_seed, judge)
 

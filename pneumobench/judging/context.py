@@ -47,6 +47,9 @@ class JudgingContext:
     sequential: SequentialPlan | None = None
     before_look: BeforeLook | None = None
     baseline: RecordedChoice | None = None  # where ``recorded`` came from
+    # The seeds of the baseline's regression check when they are not the other claims' (the
+    # profile's ``regression_seeds``); None: ``runs_for``'s.
+    regression_seeds: tuple[int, ...] | None = None
 
     @classmethod
     def load(
@@ -62,6 +65,7 @@ class JudgingContext:
         before_look: BeforeLook | None = None,
         judged_with: tuple[str, str | None] | None = None,
         explicit: bool = False,
+        regression_seeds: tuple[int, ...] | None = None,
     ) -> JudgingContext:
         """The context with the recorded baseline of ``profile`` and ``device_type`` (``cpu``,
         ``cuda``) from ``baselines_dir``, when one is recorded, or the one a session judged the
@@ -69,7 +73,9 @@ class JudgingContext:
         choice = choose_recorded(
             Path(baselines_dir), profile.name, device_type, judged_with=judged_with, explicit=explicit
         )
-        return cls(profile, choice.recorded, synthetic, runs_for, runs_for_seeds, sequential, before_look, choice)
+        return cls(
+            profile, choice.recorded, synthetic, runs_for, runs_for_seeds, sequential, before_look, choice, regression_seeds
+        )
 
     @property
     def use_paper_values(self) -> bool:
@@ -82,13 +88,21 @@ class JudgingContext:
 
     def with_runs(self, runs_for: RunsFor) -> JudgingContext:
         """This context judging other runs (the sensitivity suite's planted-bug runs)."""
-        return replace(self, runs_for=runs_for)
+        return replace(self, runs_for=runs_for, regression_seeds=None)
+
+    def claim_runs(self, claim: Claim) -> RunsFor:
+        """Where ``claim``'s runs come from: ``runs_for``, except that the baseline's regression
+        check takes its runs of ``regression_seeds``."""
+        seeds = self.regression_seeds
+        if claim.kind != "regression" or claim.treatment != () or seeds is None:
+            return self.runs_for
+        return lambda mods: self.runs_for_seeds(mods, seeds) if mods == () else self.runs_for(mods)
 
     def judge(self, claim: Claim) -> ClaimStats:
-        """``claim`` at its family's alpha on ``runs_for``'s runs."""
+        """``claim`` at its family's alpha on its runs (``claim_runs``)."""
         return evaluate(
             claim,
-            self.runs_for,
+            self.claim_runs(claim),
             recorded=self.recorded,
             use_paper_values=self.use_paper_values,
             profile=self.profile.name,
@@ -115,7 +129,7 @@ class JudgingContext:
     def missing(self, claim: Claim) -> str | None:
         """Why ``claim`` cannot be judged on the runs there are (a configuration without runs, or
         configurations run with different seeds), or None."""
-        runs = {mods: self.runs_for(mods) for mods in claim.configs()}
+        runs = {mods: self.claim_runs(claim)(mods) for mods in claim.configs()}
         absent: list[Mods] = [mods for mods, found in runs.items() if not found]
         if absent:
             return "no runs of " + ", ".join(config_name(m) for m in absent)

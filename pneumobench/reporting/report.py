@@ -215,6 +215,16 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _without_regression_only(runs: list[RunResult], baseline_key: str) -> list[RunResult]:
+    """``runs`` less the baseline's runs at seeds no other configuration has: runs of a profile's
+    ``regression_seeds`` that only the baseline's regression check judges (the paired and row
+    claims judge the seeds every configuration shares)."""
+    others = {r.seed for r in runs if r.config_key != baseline_key}
+    if not others:
+        return runs
+    return [r for r in runs if r.config_key != baseline_key or r.seed in others]
+
+
 def judge_group(
     group: RunGroup,
     profile: Profile,
@@ -232,7 +242,14 @@ def judge_group(
     """
     source = _baseline_source(baselines)
     device_type = group.device_kind.split(":")[0]
-    runs_for, runs_for_seeds = runs_by_config(group.runs, lambda mods: profile.config(*mods).key())
+    def key(mods: tuple[str, ...]) -> str:
+        return profile.config(*mods).key()
+
+    runs_for = runs_by_config(_without_regression_only(group.runs, key(())), key)[0]
+    runs_for_seeds = runs_by_config(group.runs, key)[1]
+    regression_seeds = profile.regression_seeds
+    if regression_seeds is not None and len(runs_for_seeds((), regression_seeds)) < len(regression_seeds):
+        regression_seeds = None  # not all of them trained: the baseline is checked on the seeds it shares
     context = JudgingContext.load(
         profile,
         baselines_dir=source.directory,
@@ -243,6 +260,7 @@ def judge_group(
         sequential=sequential,
         judged_with=source.judged_with(profile.name, device_type),
         explicit=source.explicit,
+        regression_seeds=regression_seeds,
     )
     if context.baseline is not None:
         source.note(context.baseline.note)
