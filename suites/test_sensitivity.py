@@ -239,7 +239,7 @@ def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
 @pytest.mark.parametrize("bug", BUGS, ids=lambda bug: bug.name)
 def test_planted_bug_is_caught(bug, pb, table):
     runs = bug_runs(bug, pb.profile.base, regression_seeds(pb), pb.dataset, pb.device, store_path=pb.store_path,
-                    workers=pb.default_workers)
+                    workers=pb.default_workers, checkpoint_every=pb.profile.checkpoint_every)
     results = {metric: judge(pb, bug_claim(bug, metric), runs) for metric in ("dice", "accuracy")}
     expected = results[EXPECTED_METRIC[bug.name]]
     table(row(bug.name, bug.kind, results, expected.verdict in CAUGHT))
@@ -256,7 +256,7 @@ def test_a_a_control_passes(pb, table):
     store = ResultStore(pb.store_path.parent / "sensitivity" / "a-a-control.sqlite")  # kept out of the report's store
     seeds = a_a_seeds(pb)
     prefetch([(pb.profile.base, seed) for seed in seeds], pb.dataset, pb.device, store=store,
-             workers=pb.default_workers, progress=False)
+             workers=pb.default_workers, progress=False, checkpoint_every=pb.profile.checkpoint_every)
     runs = [run(pb.profile.base, seed, pb.dataset, pb.device, store=store, progress=False) for seed in seeds]
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
@@ -284,7 +284,7 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     for name, value in CROSS_ISA.items():
         monkeypatch.setenv(name, value)  # read by the workers' torch at import; this process's torch is loaded already
     prefetch([(pb.profile.base, seed) for seed in seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
-             progress=False)
+             progress=False, checkpoint_every=pb.profile.checkpoint_every)
     other = [run(pb.profile.base, seed, pb.dataset, "cpu", store=store, progress=False) for seed in seeds]  # stored
     assert {r.environment["cpu_capability"] for r in other} == {"DEFAULT"}
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}

@@ -202,7 +202,8 @@ def test_gpu_check_runs_every_step(tmp_path):
         def test_not_selected():
             assert False
     """))
-    settings = GpuCheckSettings(size=32, batch=8, steps=2, per_class=16, processes=(1, 2), config=GPU_CHECK_CONFIG)
+    settings = GpuCheckSettings(size=32, batch=8, steps=2, per_class=16, processes=(1, 2), config=GPU_CHECK_CONFIG,
+                                checkpoint_every=1, compiled=False)  # inductor on the CPU would take minutes
     rows = {row["check"]: row for row in gpu_check(torch.device("cpu"), settings, tests_dir=tests, progress=False)}
     # only the gpu-marked test is selected; without CUDA the plugin skips it, saying why
     expected = "1 passed, 1 deselected" if torch.cuda.is_available() else "1 skipped, 1 deselected"
@@ -213,6 +214,6 @@ def test_gpu_check_runs_every_step(tmp_path):
     assert rows["1 training process(es) at once"]["note"] == "1.00x one process"
     assert rows["2 training process(es) at once"]["value"] > 0
     run = rows["one paper-profile run (baseline, seed 0)"]
-    assert "2 epochs of 26 synthetic 32x32 images" in run["note"]  # 16 per class, 20% held out per class
+    assert "2 epochs of 26 synthetic 32x32 images, a checkpoint every 1 epochs" in run["note"]  # 16 per class, 20% held out
     projected = rows["projected Table 6 x 5 seeds, one process"]["value"]
     assert projected == pytest.approx(TABLE6_RUNS * run["value"] / 60)

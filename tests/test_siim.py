@@ -222,6 +222,21 @@ def test_sampling_and_stratified_split(tree):
     assert report.shortfall == {"positive": 1} and report.sampled == {"positive": 7, "negative": 8}
 
 
+def test_train_per_class_trains_that_many_and_validates_the_rest(tree):
+    for i in range(7):
+        tree.image(f"p{i}", square_mask())
+    for i in range(9):
+        tree.image(f"n{i}")
+    dataset, report = tree.prepare(per_class=6, seed=3, train_per_class=2)
+    counts = dataset.manifest["counts"]
+    assert (counts["train_positive"], counts["train_negative"]) == (2, 2)
+    assert (counts["validation_positive"], counts["validation_negative"]) == (4, 4)
+    assert report.split == {"train": 4, "validation": 8}
+    assert dataset.manifest["parameters"]["train_per_class"] == 2
+    with pytest.raises(IngestError, match="train_per_class 0: give a positive count"):
+        tree.prepare(out=tree.root.parent / "none", train_per_class=0)
+
+
 @pytest.fixture
 def small_prepared(tree):
     tree.image("p", square_mask())

@@ -381,7 +381,7 @@ def prepare(
     usable; everything else that is wrong lands in the report's quarantine with a reason.
     """
     root = Path(siim_dir)
-    _check_arguments(root, size, expected_shape, mask_rows, resize)
+    _check_arguments(root, size, expected_shape, mask_rows, resize, train_per_class)
     check_output(root, Path(out_dir), overwrite=overwrite)
     report = IngestReport()
     csv_path = Path(csv) if csv is not None else find_csv(root)
@@ -397,8 +397,6 @@ def prepare(
     if not ids:
         raise IngestError(f"nothing usable under {root}:\n{report.summary()}")
 
-    if train_per_class is not None and train_per_class < 1:
-        raise ValueError(f"train_per_class: {train_per_class} is not a positive count of images")
     chosen, split = _sample_and_split(label_arr, per_class, seed, report, train_per_class)
     report.split = {
         "train": int((split == prepared.TRAIN).sum()),
@@ -429,10 +427,17 @@ def prepare(
 
 
 def _check_arguments(
-    root: Path, size: int, expected_shape: tuple[int, int] | None, mask_rows: str, resize: str
+    root: Path,
+    size: int,
+    expected_shape: tuple[int, int] | None,
+    mask_rows: str,
+    resize: str,
+    train_per_class: int | None,
 ) -> None:
     if not root.is_dir():
         raise IngestError(f"{root} is not a directory")
+    if train_per_class is not None and train_per_class < 1:
+        raise IngestError(f"train_per_class {train_per_class}: give a positive count of images per class")
     if size < 1:
         raise IngestError(f"size {size}: give a positive side (a multiple of 32 to train)")
     if expected_shape is not None and size > min(expected_shape):

@@ -189,6 +189,7 @@ register_profile(
         regression_sds=(("dice", 0.0044), ("accuracy", 0.0082)),  # the baseline over 12 seeds (docs/regression.md)
         regression_margins=(("dice", 0.0), ("accuracy", 0.0)),
         regression_noise=(("dice", 0.008), ("accuracy", 0.008)),  # measured 0.0059 and 0.0045 (docs/regression.md)
+        checkpoint_every=4,  # a killed run redoes at most 3 of its 12 epochs
         seed_sds=(("dice", 0.02), ("accuracy", 0.03)),  # the smoke stability table's bounds (.ci/smoke_table.py)
         description=(
             "CPU smoke run on synthetic SIIM-format data: the paper's architecture family with a ResNet-10-T encoder "

@@ -74,7 +74,15 @@ class JudgingContext:
             Path(baselines_dir), profile.name, device_type, judged_with=judged_with, explicit=explicit
         )
         return cls(
-            profile, choice.recorded, synthetic, runs_for, runs_for_seeds, sequential, before_look, choice, regression_seeds
+            profile,
+            choice.recorded,
+            synthetic,
+            runs_for,
+            runs_for_seeds,
+            sequential,
+            before_look,
+            choice,
+            regression_seeds,
         )
 
     @property

@@ -242,6 +242,7 @@ def judge_group(
     """
     source = _baseline_source(baselines)
     device_type = group.device_kind.split(":")[0]
+
     def key(mods: tuple[str, ...]) -> str:
         return profile.config(*mods).key()
 

@@ -81,6 +81,7 @@ def bug_runs(
     *,
     store_path: Path,
     workers: int = 2,
+    checkpoint_every: int = 1,
 ) -> list[RunResult]:
     """The runs of ``base`` with the bug planted, one per seed: trained ``workers`` at a time
     (each worker plants the bug first), then fetched (or trained) here under the same patch."""
@@ -96,6 +97,7 @@ def bug_runs(
             workers=workers,
             setup=setup,
             progress=False,
+            checkpoint_every=checkpoint_every,
         )
     with bug.planted():
         return [run(config, seed, dataset, device, store=store, progress=False) for seed in seeds]

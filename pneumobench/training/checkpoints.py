@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 from pneumobench.core.atomic import atomic_file, process_alive
 
-__all__ = ["CheckpointWarning", "content_checksum", "load_verified", "save_verified"]
+__all__ = ["CheckpointWarning", "CheckpointWriter", "content_checksum", "load_verified", "save_verified"]
 
 CHECKSUM_KEY = "checksum"
 
@@ -94,3 +95,58 @@ def load_verified(path: Path, device: torch.device) -> dict[str, Any] | None:
         f"checkpoint {path}: {problem}; set aside as {aside}; the run starts over", CheckpointWarning, stacklevel=3
     )
     return None
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of ``value`` that later training cannot change: tensors cloned on their own device
+    (on CUDA an asynchronous copy, no wait for the host), containers rebuilt, other values kept."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _snapshot(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_snapshot(item) for item in value)
+    return value
+
+
+class CheckpointWriter:
+    """Saves checkpoints off the training loop's critical path: ``submit`` snapshots the state on
+    its device and returns; a background thread copies the snapshot to the host, checksums it and
+    writes it atomically (``save_verified``) while the next epoch trains. One write is in flight at
+    a time: ``submit`` and ``wait`` first finish the previous one and raise its error, if any.
+    ``blocked_s``: the seconds the loop spent in ``submit`` and ``wait``, the cost that remains."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.blocked_s = 0.0
+        self.written = 0
+
+    def submit(self, state: dict[str, Any], path: Path) -> None:
+        started = time.perf_counter()
+        self._join()
+        snapshot = _snapshot(state)
+        self._thread = threading.Thread(target=self._write, args=(snapshot, path), name="checkpoint", daemon=True)
+        self._thread.start()
+        self.blocked_s += time.perf_counter() - started
+
+    def wait(self) -> None:
+        """Finish the write in flight (before the run reports, or removes its checkpoint)."""
+        started = time.perf_counter()
+        self._join()
+        self.blocked_s += time.perf_counter() - started
+
+    def _write(self, snapshot: dict[str, Any], path: Path) -> None:
+        try:
+            save_verified(snapshot, path)
+            self.written += 1
+        except BaseException as error:  # raised in the training thread by the next submit or wait
+            self._error = error
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

@@ -56,7 +56,7 @@ from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import encode
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.models import PaperUNet, build_model, freeze_encoder, unfreeze_encoder
-from pneumobench.training.checkpoints import load_verified, save_verified
+from pneumobench.training.checkpoints import CheckpointWriter, load_verified
 from pneumobench.training.losses import joint_loss
 from pneumobench.training.metrics import ScoreAccumulator, batch_mean
 from pneumobench.training.preconditions import TrainingSetupError, check_trainable, heldout_split
@@ -83,6 +83,9 @@ CHECKPOINT_FORMAT = 2  # 2: checkpoints carry a checksum of their contents
 EXAMPLE_POSITIVES = 3  # validation images whose predicted masks every run keeps, for reports
 EXAMPLE_NEGATIVES = 2
 CPU_THREADS = 1  # torch CPU threads of every run, unless asked otherwise (part of the store key)
+# Images per validation forward pass: no gradients are kept, so larger batches than training's
+# fit, and the CPU runs them faster (per-image scores do not depend on it).
+VALIDATION_BATCH = 128
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -112,6 +115,37 @@ def learning_rate(config: ExperimentConfig, global_step: int, steps_per_epoch: i
             return stage.min_lr + (stage.lr - stage.min_lr) * (1 + math.cos(math.pi * progress)) / 2
         global_step -= steps
     raise ValueError("step past the last stage")
+
+
+def epoch_learning_rates(config: ExperimentConfig, epoch: int, steps: int) -> list[float]:
+    """The learning rate of each step of ``epoch`` (``steps`` per epoch)."""
+    return [learning_rate(config, epoch * steps + step, steps) for step in range(steps)]
+
+
+def make_optimizer(params: list[torch.nn.Parameter], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """RAdam with its learning rate held in a tensor on ``device`` (each step copies the next rate
+    in on the device: no Python float per step), capturable on CUDA so that its step makes no
+    host sync and can be replayed by a CUDA graph. On the CPU the results are those of a float rate."""
+    rate = torch.tensor(lr, dtype=torch.float32, device=device)
+    return torch.optim.RAdam(params, lr=rate, capturable=device.type == "cuda")
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: torch.Tensor) -> None:
+    """Copy ``lr`` (a 0-d tensor on the parameters' device) into every group's rate, in place."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].copy_(lr, non_blocking=True)
+        else:
+            group["lr"] = lr.clone()
+
+
+def compiled_step(device: torch.device, backend: str = "inductor") -> Callable[..., torch.Tensor]:
+    """``train_step`` captured by ``torch.compile``: forward, loss, backward and the optimizer step
+    as compiled graphs, on CUDA in mode ``reduce-overhead`` (CUDA graphs: each step replays its
+    kernels with one launch instead of about 1,500). ``backend``: the compiler (tests capture with
+    ``aot_eager``, which runs the captured graphs without generating code)."""
+    mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
+    return cast(Callable[..., torch.Tensor], torch.compile(train_step, mode=mode, backend=backend))
 
 
 def steps_per_epoch(n_images: int, config: ExperimentConfig) -> int:
@@ -271,8 +305,10 @@ def train_epoch(
     epoch: int,
     data_seed: int,
     autocast: bool,
+    step_fn: Callable[..., torch.Tensor] = train_step,
 ) -> tuple[torch.Tensor, float]:
-    """One epoch of ``train_step``s in the (data seed, epoch) order, the learning rate set per step.
+    """One epoch of ``step_fn`` steps (``train_step`` or its ``compiled_step``) in the (data seed,
+    epoch) order, each at its learning rate, copied on the device from the epoch's rates.
 
     Returns the step losses (on the device, unchecked) and the last step's learning rate."""
     steps = steps_per_epoch(len(data), config)
@@ -281,16 +317,15 @@ def train_epoch(
     forward.train()
     order, flips = epoch_order(data_seed, epoch, len(data), config.flip_p)
     order, flips = order.to(device, non_blocking=True), flips.to(device, non_blocking=True)
+    rates = epoch_learning_rates(config, epoch, steps)
+    lrs = torch.tensor(rates, dtype=torch.float32).to(device, non_blocking=True)
     step_losses = torch.zeros(steps, device=device)
-    lr = float("nan")
     for step in range(steps):
-        lr = learning_rate(config, epoch * steps + step, steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(optimizer, lrs[step])
         index = order[step * config.batch_size : (step + 1) * config.batch_size]
         images, masks, labels = data.batch(index, flips[index])
-        step_losses[step] = train_step(forward, optimizer, images, masks, labels, loss_config, autocast=autocast)
-    return step_losses, lr
+        step_losses[step] = step_fn(forward, optimizer, images, masks, labels, loss_config, autocast=autocast)
+    return step_losses, rates[-1]
 
 
 def validate(
@@ -302,7 +337,7 @@ def validate(
     kept: dict[int, torch.Tensor] = {}
     model.eval()
     device_type = data.images.device.type
-    with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+    with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
         for start in range(0, len(data), batch_size):
             stop = min(start + batch_size, len(data))
             index = torch.arange(start, stop, device=data.images.device)
@@ -341,7 +376,6 @@ class _RunState:
     """What carries from one epoch to the next (and what a checkpoint holds)."""
 
     model: PaperUNet
-    forward: torch.nn.Module  # the model, or its compiled form (an OptimizedModule)
     start_epoch: int
     curves: list[dict[str, Any]]
     elapsed_before: float
@@ -398,21 +432,19 @@ def _start_or_resume(
     identity: dict[str, Any],
     *,
     channels_last: bool,
-    compile_model: bool,
 ) -> _RunState:
     """The model initialised from ``init_seed``, then restored from ``checkpoint`` if one exists."""
     torch.manual_seed(init_seed)
     model = build_model(config).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    forward = cast(torch.nn.Module, torch.compile(model)) if compile_model else model
     resumed = _load_checkpoint(checkpoint, identity, device) if checkpoint else None
     if resumed:
         model.load_state_dict(resumed["model"])
-        state = _RunState(model, forward, resumed["epochs_done"], resumed["curves"], resumed["elapsed_s"], resumed)
+        state = _RunState(model, resumed["epochs_done"], resumed["curves"], resumed["elapsed_s"], resumed)
         state.restore(resumed["scores"])
         return state
-    return _RunState(model, forward, 0, [], 0.0, None)
+    return _RunState(model, 0, [], 0.0, None)
 
 
 def _enter_stage(state: _RunState, config: ExperimentConfig, epoch: int) -> None:
@@ -423,7 +455,8 @@ def _enter_stage(state: _RunState, config: ExperimentConfig, epoch: int) -> None
         return
     stage = config.stages[stage_index]
     (freeze_encoder if stage.freeze_encoder else unfreeze_encoder)(state.model)
-    state.optimizer = torch.optim.RAdam([p for p in state.model.parameters() if p.requires_grad], lr=stage.lr)
+    device = next(state.model.parameters()).device
+    state.optimizer = make_optimizer([p for p in state.model.parameters() if p.requires_grad], stage.lr, device)
     resumed = state.resumed
     if resumed and epoch == state.start_epoch and resumed["stage"] == stage_index:
         state.optimizer.load_state_dict(resumed["optimizer"])
@@ -450,9 +483,12 @@ def _close_epoch(step_losses: torch.Tensor, summaries: list[torch.Tensor], where
     return [values[0], *values[2:]]
 
 
-def _save_checkpoint(state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float) -> None:
+def _save_checkpoint(
+    writer: CheckpointWriter, state: _RunState, identity: dict[str, Any], path: Path, elapsed_s: float
+) -> None:
+    """Hand the state at this epoch's end to ``writer``, which saves it while the next epoch trains."""
     assert state.optimizer is not None
-    save_verified(
+    writer.submit(
         {
             "identity": identity,
             "epochs_done": state.curves[-1]["epoch"],
@@ -528,6 +564,8 @@ class _Plan:
     where: str  # "<configuration> seed <seed>", for progress and errors
     progress: bool
     checkpoint_guard: Callable[[], None] | None  # raises when this process may no longer write the checkpoint
+    step_fn: Callable[..., torch.Tensor] = train_step  # or its compiled_step
+    writer: CheckpointWriter = field(default_factory=CheckpointWriter)
 
 
 def _validate_epoch(
@@ -535,10 +573,10 @@ def _validate_epoch(
 ) -> tuple[ScoreAccumulator, torch.Tensor | None, ScoreAccumulator | None]:
     """Score the validation half (keeping the example masks where this epoch may be reported)
     and the held-out slice."""
-    batch = 2 * plan.config.batch_size
+    batch = max(VALIDATION_BATCH, plan.config.batch_size)
     keep = positions if last_epoch or plan.config.epoch_selection != "last" else None
-    scores, kept = validate(state.forward, splits.val, batch, plan.autocast, keep=keep)
-    held = validate(state.forward, splits.heldout, batch, plan.autocast)[0] if splits.heldout is not None else None
+    scores, kept = validate(state.model, splits.val, batch, plan.autocast, keep=keep)
+    held = validate(state.model, splits.heldout, batch, plan.autocast)[0] if splits.heldout is not None else None
     return scores, kept, held
 
 
@@ -573,13 +611,14 @@ def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, 
         _enter_stage(state, config, epoch)
         assert state.optimizer is not None
         step_losses, lr = train_epoch(
-            state.forward,
+            state.model,
             state.optimizer,
             splits.train,
             config,
             epoch=epoch,
             data_seed=plan.data_seed,
             autocast=plan.autocast,
+            step_fn=plan.step_fn,
         )
         last_epoch = epoch == config.epochs - 1
         validated = last_epoch or (epoch + 1) % plan.validate_every == 0
@@ -595,8 +634,9 @@ def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, 
             if plan.checkpoint_guard is not None:
                 plan.checkpoint_guard()
             _save_checkpoint(
-                state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
+                plan.writer, state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
             )
+    plan.writer.wait()
     bar.close()
 
 
@@ -641,7 +681,9 @@ def train(
     when the run starts, the run resumes from it (and it is removed after success unless
     ``keep_checkpoint``). ``fast`` uses, on CUDA, channels_last, cuDNN autotuning and (with
     ``config.cuda_precision == "bf16"``) bf16 autocast; ``fast=False`` is the plain fp32 path.
-    ``deterministic`` asks torch for deterministic kernels. ``cpu_threads``: torch's CPU
+    ``deterministic`` asks torch for deterministic kernels. ``compile_model``: the training step
+    runs as ``compiled_step`` (CUDA graphs on CUDA). Checkpoints are written by a background
+    thread while the next epoch trains (``CheckpointWriter``). ``cpu_threads``: torch's CPU
     thread count for the run (results depend on it). The reported epoch follows
     ``config.epoch_selection``; every validated epoch's per-image scores are kept.
     ``checkpoint_guard``: called before each checkpoint write and before the checkpoint is
@@ -664,6 +706,7 @@ def train(
         where=f"{config.name} seed {seed}",
         progress=progress,
         checkpoint_guard=checkpoint_guard,
+        step_fn=compiled_step(device) if compile_model else train_step,
     )
     started = time.perf_counter()
     with _numerics(device, fast, deterministic, cpu_threads):
@@ -674,7 +717,6 @@ def train(
             plan.checkpoint,
             plan.identity,
             channels_last=channels_last,
-            compile_model=compile_model,
         )
         splits = _Splits.upload(dataset, train_indices, heldout_indices, device, channels_last)
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
