@@ -508,7 +508,9 @@ def _add_run_command(commands: Any) -> None:
     run.add_argument("--encoder-weights", help="none, imagenet, or a state dict file (.pth/.safetensors)")
     run.add_argument("--checkpoint", type=Path, help="checkpoint file: written each epoch, resumed from if present")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on GPU)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument(
+        "--compile", action="store_true", help="capture the training step with torch.compile (CUDA graphs on CUDA)"
+    )
     run.add_argument("--out", type=Path, help="write the RunResult JSON here")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)

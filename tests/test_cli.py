@@ -205,10 +205,11 @@ def test_usage_errors_are_one_line_and_exit_2(small_download, tmp_path, monkeypa
 
 
 def test_bench_smoke_times_the_previous_shape_and_todays_in_one_run(tmp_path, monkeypatch):
-    """Both runs train on the profile's dataset; the ratio is today's rate over the reference's,
-    and each run's share of the matrix-multiply rate is a plausible fraction (no wall time asserted)."""
+    """The reference is the 0.2 run (its encoder, every epoch validated, its 128-image validation
+    half); the ratio is today's rate over the reference's, and each run's share of the
+    matrix-multiply rate is a plausible fraction (no wall time asserted)."""
     from pneumobench.experiment.config import SyntheticSpec
-    from pneumobench.tools.bench import bench_smoke_run, previous_smoke_shape
+    from pneumobench.tools.bench import bench_smoke_run, previous_smoke_data, previous_smoke_shape
 
     monkeypatch.setenv("PNEUMOBENCH_CACHE", str(tmp_path))
     base = ExperimentConfig(model=ModelConfig(encoder="tu-resnet10t", encoder_stem_width=8, encoder_widths=(8, 8, 16, 16),
@@ -220,6 +221,9 @@ def test_bench_smoke_times_the_previous_shape_and_todays_in_one_run(tmp_path, mo
     finally:
         PROFILES.unregister("bench-tiny")
     assert previous_smoke_shape(base).model.encoder_widths is None and previous_smoke_shape(base).model.encoder == "tu-resnet10t"
+    assert previous_smoke_shape(base.replace(validate_every=3)).validate_every == 1
+    previous = previous_smoke_data(SyntheticSpec(320, 320, size=32, train_per_class=64))
+    assert (previous.n_positive, previous.n_negative, previous.train_per_class) == (128, 128, None)
     assert row["unit"] == "train images/s" and row["ratio"] == pytest.approx(row["pneumobench"] / row["reference"])
     assert row["pneumobench"] > 0 and row["reference"] > 0
     assert 0 < row["flop_limit_share_reference"] < 2 and 0 < row["flop_limit_share"] < 2 and row["matmul_gflops"] > 0

@@ -116,3 +116,12 @@ def test_configs_are_frozen():
         ExperimentConfig().batch_size = 1  # type: ignore[misc]
     with pytest.raises(AttributeError):
         ModelConfig().center = "aspp"  # type: ignore[misc]
+
+
+def test_validate_every_enters_the_key_only_off_its_default_and_best_epoch_rules_need_every_epoch():
+    base = ExperimentConfig.paper_baseline()
+    assert base.replace(validate_every=1).key() == base.key() and base.replace(validate_every=3).key() != base.key()
+    with pytest.raises(ConfigError, match="validate_every: 0 is not a positive count"):
+        base.replace(validate_every=0)
+    with pytest.raises(ConfigError, match="picks the best epoch and needs every epoch validated"):
+        base.replace(epoch_selection="best-val", validate_every=3)

@@ -260,7 +260,7 @@ def test_setup_errors(tiny_dataset, config, message):
 
 def test_a_smoke_run_learns(smoke_dataset):
     config = get_profile("smoke").base
-    result = train(config, smoke_dataset, seed=0, progress=False, validate_every=100)
+    result = train(config.replace(validate_every=100), smoke_dataset, seed=0, progress=False)
     val_labels = smoke_dataset.labels[smoke_dataset.val_indices]
     all_empty_dice = float((val_labels == 0).mean())  # 1 on negatives, 0 on positives
     assert result.dice > all_empty_dice + 0.05

@@ -110,6 +110,9 @@ class ExperimentConfig:
     val_averaging: str = "image"  # "image": mean over images; "batch": mean of per-batch means (the authors')
     epoch_selection: str = "last"  # the reported epoch: "last", "best-val" (the authors'), "best-heldout"
     heldout_fraction: float = 0.0  # share of the training half held out to pick the epoch ("best-heldout")
+    # Validate every k epochs and the last (curves and per-epoch scores only at those); a rule
+    # that picks the best epoch needs every epoch validated.
+    validate_every: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -118,6 +121,13 @@ class ExperimentConfig:
         _check_choice("epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError(f"heldout_fraction: {self.heldout_fraction} is not in [0, 1)")
+        if self.validate_every < 1:
+            raise ConfigError(f"validate_every: {self.validate_every} is not a positive count of epochs")
+        if self.epoch_selection != "last" and self.validate_every != 1:
+            raise ConfigError(
+                f"epoch_selection {self.epoch_selection!r} picks the best epoch and needs every epoch validated "
+                f"(validate_every 1, got {self.validate_every})"
+            )
         if (self.epoch_selection == "best-heldout") != (self.heldout_fraction > 0):
             raise ConfigError(
                 "epoch_selection 'best-heldout' needs a heldout_fraction above 0, and a heldout_fraction "
@@ -199,6 +209,7 @@ LATE_FIELDS: dict[type, tuple[str, ...]] = {
         "val_averaging",
         "epoch_selection",
         "heldout_fraction",
+        "validate_every",
     ),
     ModelConfig: ("scse_block", "encoder_stem_width", "encoder_widths"),
     StageConfig: ("seg_loss",),

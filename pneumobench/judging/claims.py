@@ -293,7 +293,7 @@ def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
     recorded = _recorded_values(claim, ctx, runs)
     if isinstance(recorded, str):
         return undecided(recorded, seeds=len(today), estimate=float(np.mean(list(today.values()))), alpha=alpha)
-    margin = get_profile(ctx.profile).regression_margin(claim.metric)
+    margin = get_profile(ctx.profile).regression_margin(claim.metric, claim.recorded_config)
     result = seedwise_regression(
         today, recorded, margin=margin, alpha=alpha, images=accuracy_images(runs, claim.metric)
     )

@@ -51,6 +51,7 @@ __all__ = [
     "paired_power",
     "regression_check",
     "seeds_for_power",
+    "sized_margin",
     "two_sample_se",
     "undecided",
 ]
@@ -545,6 +546,15 @@ def detectable_change(se: float, df: float, *, margin: float, alpha: float, powe
     """The smallest true change (beyond zero) that a one-sided Welch test against ``margin``
     detects with probability ``power``: margin + (t(1 - alpha) + t(power)) * se."""
     return margin + float(st.t.ppf(1 - alpha, df) + st.t.ppf(power, df)) * se
+
+
+def sized_margin(protected: float, sd: float, seeds: int, *, alpha: float, power: float = 0.8) -> float:
+    """The largest margin with which the paired regression check over ``seeds`` finds a drop of
+    ``protected`` with probability ``power`` when each run varies between seeds by ``sd`` and
+    today's runs are decorrelated from the recorded ones (the differences' SD is sqrt(2) sd):
+    ``protected`` less ``detectable_change`` at no margin. Negative: no margin is small enough."""
+    se = math.sqrt(2) * sd / math.sqrt(seeds)
+    return protected - detectable_change(se, seeds - 1, margin=0.0, alpha=alpha, power=power)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -161,7 +161,7 @@ def _version_rows(
             row["vs_previous"] = row["vs_baseline"] = "not a Table 6 configuration of a registered profile"
         else:
             profile, mods = rule
-            margin, alpha = profile.regression_margin(metric), _alpha(mods, metric)
+            margin, alpha = profile.regression_margin(metric, mods), _alpha(mods, metric)
             before = last_in.get(version.environment)
             if before is not None:
                 images = accuracy_images([stored.result for stored in version.runs], metric)

@@ -8,12 +8,14 @@
   image against smp's metric, batched Lovász against smp's per-image loop;
 - ``ingest``: 1024x1024 JPEG DICOM files to the 256x256 prepared dataset, images/s;
 - ``smoke``: one whole smoke run (training and validation, one thread) of the smoke profile
-  against the same run at the previous smoke shape (the full-width ResNet-10-T encoder of
-  pneumobench 0.2), with each run's GFLOP/s as a share of this core's matrix-multiply rate.
+  against the smoke run of pneumobench 0.2 (the full-width ResNet-10-T encoder, 128 validation
+  images, every epoch validated), with each run's GFLOP/s as a share of this core's
+  matrix-multiply rate.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import statistics
 import tempfile
@@ -27,7 +29,7 @@ import torch
 
 from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import decode, encode
-from pneumobench.experiment.config import ExperimentConfig
+from pneumobench.experiment.config import ExperimentConfig, SyntheticSpec
 from pneumobench.models import build_model
 from pneumobench.training.engine import IMAGENET_MEAN, IMAGENET_STD, DeviceData, train_step
 from pneumobench.training.losses import lovasz_hinge
@@ -205,14 +207,22 @@ def matmul_gflops(size: int = 512, repeats: int = 5) -> float:
 
 
 def previous_smoke_shape(config: ExperimentConfig) -> ExperimentConfig:
-    """``config`` with the smoke encoder of pneumobench 0.2: ResNet-10-T at its own widths."""
-    return config.replace_model(encoder_stem_width=None, encoder_widths=None)
+    """``config`` as the smoke run of pneumobench 0.2 ran it: ResNet-10-T at its own widths,
+    validated every epoch."""
+    return config.replace(validate_every=1).replace_model(encoder_stem_width=None, encoder_widths=None)
+
+
+def previous_smoke_data(spec: SyntheticSpec) -> SyntheticSpec:
+    """The smoke dataset of pneumobench 0.2: half of 256 images trained on, half (128) validated."""
+    return dataclasses.replace(spec, n_positive=128, n_negative=128, train_per_class=None)
 
 
 def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int = 1) -> list[dict[str, Any]]:
-    """One whole run of the profile's baseline at the previous smoke shape (the reference) and at
-    today's, on the profile's dataset, with ``threads`` CPU threads: training images/s over the
-    run, each run's GFLOP/s and its share of the matrix-multiply rate."""
+    """One whole run of the profile's baseline as pneumobench 0.2 ran it (the reference: its
+    encoder, its dataset of 128 validation images, every epoch validated) and as today's profile
+    runs it, with ``threads`` CPU threads: training images/s over the run (both train 128 images
+    an epoch, so the ratio is that of the run times), each run's GFLOP/s and its share of the
+    matrix-multiply rate."""
     from pneumobench.data.cache import synthetic_dataset
     from pneumobench.experiment.profiles import get_profile
     from pneumobench.training.engine import steps_per_epoch, train
@@ -220,14 +230,17 @@ def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int 
     profile = get_profile(profile_name)
     if profile.synthetic is None:
         raise ValueError(f"profile {profile_name!r} has no synthetic dataset to benchmark on")
-    dataset = synthetic_dataset(profile.synthetic)
-    configs = {"reference": previous_smoke_shape(profile.config()), "pneumobench": profile.config()}
+    previous_data = synthetic_dataset(previous_smoke_data(profile.synthetic))
+    runs = {
+        "reference": (previous_smoke_shape(profile.config()), previous_data),
+        "pneumobench": (profile.config(), synthetic_dataset(profile.synthetic)),
+    }
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         limit = matmul_gflops()
         rates, shares = {}, {}
-        for role, config in configs.items():
+        for role, (config, dataset) in runs.items():
             images = config.epochs * steps_per_epoch(len(dataset.train_indices), config) * config.batch_size
             start = time.perf_counter()
             train(config, dataset, seed, torch.device("cpu"), progress=False, cpu_threads=threads)

@@ -181,9 +181,8 @@ def bisect(
         if isinstance(reference, str):
             raise BisectError(f"--good {good} cannot be judged: {reference}")
         result = BisectResult(first_bad=None)
-        judge = _Judge(
-            root, commits, trainer, reference[0], get_profile(profile).regression_margin(metric), result, log
-        )
+        margin = get_profile(profile).regression_margin(metric, _mods(config))
+        judge = _Judge(root, commits, trainer, reference[0], margin, result, log)
         if judge(len(commits) - 1) is not True:
             raise BisectError(
                 f"--bad {bad} is not significantly different from --good {good} on {config} {metric} "
