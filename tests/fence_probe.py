@@ -17,10 +17,11 @@ def log_checkpoint_saves(path):
 
     save, check = engine._save_checkpoint, ClaimFence.check
 
-    def slow_logged_save(state, identity, target, elapsed_s):
+    def slow_logged_save(writer, state, identity, target, elapsed_s):
         started = time.time()
         time.sleep(0.4)
-        save(state, identity, target, elapsed_s)
+        save(writer, state, identity, target, elapsed_s)
+        writer.wait()  # logged once on disk
         _append(path, event="saved", started=started, epochs=state.curves[-1]["epoch"])
 
     def logged_check(fence):

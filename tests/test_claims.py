@@ -370,9 +370,9 @@ def test_best_of_and_regression_claims_through_evaluate(tiny_dataset, recorded):
     assert (same.verdict, same.alpha, same.estimate, same.paper) == (Verdict.NO_REGRESSION, 0.01, pytest.approx(0.6),
                                                                       pytest.approx(0.6))
     dropped = judge(check, {("aspp",): [dataclasses.replace(r, dice=r.dice - 0.1) for r in today]}, recorded=recorded)
-    assert dropped.verdict == Verdict.REGRESSED and dropped.note == "drop 0.1000 > margin 0.0"
+    assert dropped.verdict == Verdict.REGRESSED and dropped.note == "drop 0.1000 > margin 0.02"
     risen = judge(check, {("aspp",): [dataclasses.replace(r, dice=r.dice + 0.1) for r in today]}, recorded=recorded)
-    assert risen.verdict == Verdict.CHANGED and risen.note.startswith("rise 0.1000 > margin 0.0:")
+    assert risen.verdict == Verdict.CHANGED and risen.note.startswith("rise 0.1000 > margin 0.02")
     # the A/A control: other seeds of the unchanged configuration, compared unpaired with every recorded seed
     other_seeds = judge(check, {("aspp",): steady(runs(tiny_dataset, ("aspp",), seeds=(3, 4, 5)))}, recorded=recorded)
     assert other_seeds.verdict == Verdict.NO_REGRESSION and other_seeds.seeds == 3

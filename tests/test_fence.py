@@ -60,8 +60,9 @@ def test_a_task_whose_claim_is_taken_over_mid_run_stops_before_its_next_checkpoi
     saved = []
     original = engine._save_checkpoint
 
-    def save_then_lose_the_claim(state, identity, path, elapsed_s):
-        original(state, identity, path, elapsed_s)
+    def save_then_lose_the_claim(writer, state, identity, path, elapsed_s):
+        original(writer, state, identity, path, elapsed_s)
+        writer.wait()
         saved.append(checkpoint_epochs(path))
         stamp_claim_file(checkpoint, "second")  # another session claims the run after the first save
 

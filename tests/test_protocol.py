@@ -84,7 +84,7 @@ def test_stage_two_of_the_authors_lovasz_rows_trains_with_bce_and_its_weight():
     assert stage_loss_config(paper, paper.epochs - 1) is paper  # the paper's text: Lovász in both stages
 
 
-def test_kept_last_batch_trains_every_image_once_per_epoch(tiny_dataset, monkeypatch):
+def test_kept_last_batch_trains_every_image_once_per_epoch(tiny_dataset):
     config = TINY.replace(batch_size=20, drop_last=False)  # 48 training images: 20 + 20 + 8
     assert steps_per_epoch(48, config) == 3 and steps_per_epoch(48, config.replace(drop_last=True)) == 2
     seen = []
@@ -93,10 +93,10 @@ def test_kept_last_batch_trains_every_image_once_per_epoch(tiny_dataset, monkeyp
         seen.append(len(images))
         return torch.zeros(())
 
-    monkeypatch.setattr(training, "train_step", spy)
     data = training.DeviceData(tiny_dataset, tiny_dataset.train_indices, torch.device("cpu"), channels_last=False)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    training.train_epoch(torch.nn.Identity(), optimizer, data, config, epoch=0, data_seed=3, autocast=False)
+    training.train_epoch(torch.nn.Identity(), optimizer, data, config, epoch=0, data_seed=3, autocast=False,
+                         step_fn=spy)
     assert seen == [20, 20, 8]
 
 
@@ -137,6 +137,7 @@ def test_new_settings_keep_every_existing_key_and_change_it_when_set():
         base.replace(cuda_precision="fp32"),
         base.replace(val_averaging="batch"),
         base.replace(epoch_selection="best-val"),
+        base.replace(validate_every=2),
         base.replace_model(scse_block="scse_cc"),
         base.replace(stages=(base.stages[0], StageConfig(40, 5e-4, 5e-5, seg_loss="bce"))),
     ]

@@ -98,6 +98,20 @@ def test_claims_are_judged_as_the_suite_judges_them(full_report, full_store):
     assert "p (Holm)" not in full_report.data["claims_table"][0]
 
 
+def test_the_baselines_extra_regression_seeds_leave_the_claims_on_the_shared_seeds(small_store, tiny_dataset, tmp_path):
+    """The store also holds the baseline's seeds 3-7 (its power-sized regression check): the
+    paired claim is still judged, on seeds 0-2, exactly as without them."""
+    plain = write_report(small_store, tmp_path / "plain", baselines_dir=BASELINES)
+    extra = tmp_path / "extra.sqlite"
+    shutil.copy(small_store, extra)
+    store_runs(ResultStore(extra), [fake((), seed, tiny_dataset) for seed in range(3, 8)])
+    with_extra = write_report(extra, tmp_path / "extra", baselines_dir=BASELINES)
+    claim = next(c for c in PAPER_CLAIMS if c.id == "aspp-improves-dice")
+    records = [{r["claim"]: r for r in report.data["claims"]}[claim.id] for report in (plain, with_extra)]
+    assert records[0]["verdict"] != NOT_RUN and records[0]["seeds"] == 3
+    assert records[1] == records[0]
+
+
 def test_figures_are_written_at_their_stated_pixel_size(full_report):
     figures = full_report.data["figures"]
     overlays = [name for name in figures if name.startswith("overlay_")]

@@ -216,9 +216,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _without_regression_only(runs: list[RunResult], baseline_key: str) -> list[RunResult]:
-    """``runs`` less the baseline's runs at seeds no other configuration has: runs of a profile's
-    ``regression_seeds`` that only the baseline's regression check judges (the paired and row
-    claims judge the seeds every configuration shares)."""
+    """``runs`` less the baseline's runs at seeds no other configuration has: the extra seeds of
+    its power-sized regression check (``Profile.baseline_regression``), which the report's
+    claims do not judge (they judge the seeds every configuration shares, as the session does)."""
     others = {r.seed for r in runs if r.config_key != baseline_key}
     if not others:
         return runs
@@ -246,11 +246,7 @@ def judge_group(
     def key(mods: tuple[str, ...]) -> str:
         return profile.config(*mods).key()
 
-    runs_for = runs_by_config(_without_regression_only(group.runs, key(())), key)[0]
-    runs_for_seeds = runs_by_config(group.runs, key)[1]
-    regression_seeds = profile.regression_seeds
-    if regression_seeds is not None and len(runs_for_seeds((), regression_seeds)) < len(regression_seeds):
-        regression_seeds = None  # not all of them trained: the baseline is checked on the seeds it shares
+    runs_for, runs_for_seeds = runs_by_config(_without_regression_only(group.runs, key(())), key)
     context = JudgingContext.load(
         profile,
         baselines_dir=source.directory,
@@ -261,7 +257,6 @@ def judge_group(
         sequential=sequential,
         judged_with=source.judged_with(profile.name, device_type),
         explicit=source.explicit,
-        regression_seeds=regression_seeds,
     )
     if context.baseline is not None:
         source.note(context.baseline.note)

@@ -193,17 +193,13 @@ def _training_rows(device: torch.device, settings: GpuCheckSettings) -> list[dic
     ]
 
 
-def _projection_rows(
-    device: torch.device, settings: GpuCheckSettings, concurrency: list[dict[str, Any]], progress: bool
-) -> list[dict[str, Any]]:
-    """One timed paper-profile run, and Table 6 x 5 seeds projected from it (with several processes
-    per device when the concurrency rows show that helps)."""
+def _paper_runs(
+    device: torch.device, settings: GpuCheckSettings, progress: bool
+) -> tuple[RunResult, RunResult | None, str]:
+    """The timed paper-profile run (with checkpoints, as a real run writes them), the same run with
+    the compiled step when ``settings.compiled``, and what they trained on."""
     from pneumobench.data.synthetic import write_prepared
     from pneumobench.training.engine import train
-
-    best = max(zip(settings.processes, concurrency), key=lambda item: item[1]["value"])
-    helps = best[0] > 1 and best[1]["value"] > 1.1 * concurrency[0]["value"]
-    speedup = best[1]["value"] / concurrency[0]["value"]
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = write_prepared(
@@ -214,7 +210,6 @@ def _projection_rows(
             progress=progress,
         )
         config = settings.config.replace(image_size=settings.size, batch_size=settings.batch)
-        checkpoint, every = Path(tmp) / "checkpoint.pt", settings.checkpoint_every
 
         def timed_run(compile_model: bool) -> RunResult:
             return train(
@@ -223,18 +218,30 @@ def _projection_rows(
                 seed=0,
                 device=device,
                 progress=progress,
-                checkpoint=checkpoint,
-                checkpoint_every=every,
+                checkpoint=Path(tmp) / "checkpoint.pt",
+                checkpoint_every=settings.checkpoint_every,
                 compile_model=compile_model,
             )
 
-        result = timed_run(compile_model=False)
+        eager = timed_run(compile_model=False)
         compiled = timed_run(compile_model=True) if settings.compiled else None
-    per_run = result.wall_time_s
     what = (
         f"{config.epochs} epochs of {len(dataset.train_indices)} synthetic {settings.size}x{settings.size} images, "
         f"a checkpoint every {settings.checkpoint_every} epochs (written in the background)"
     )
+    return eager, compiled, what
+
+
+def _projection_rows(
+    device: torch.device, settings: GpuCheckSettings, concurrency: list[dict[str, Any]], progress: bool
+) -> list[dict[str, Any]]:
+    """One timed paper-profile run (and its compiled twin), and Table 6 x 5 seeds projected from it
+    (with several processes per device when the concurrency rows show that helps)."""
+    best = max(zip(settings.processes, concurrency), key=lambda item: item[1]["value"])
+    helps = best[0] > 1 and best[1]["value"] > 1.1 * concurrency[0]["value"]
+    speedup = best[1]["value"] / concurrency[0]["value"]
+    result, compiled, what = _paper_runs(device, settings, progress)
+    per_run = result.wall_time_s
     rows = [
         _row(
             "one paper-profile run (baseline, seed 0)",

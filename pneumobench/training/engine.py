@@ -596,7 +596,16 @@ def _curve_entry(epoch: int, stage: int, lr: float, values: list[float], validat
 
 
 def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, started: float) -> None:
-    """The epochs from ``state.start_epoch`` on; the reported epoch's scores end in ``state.selected``."""
+    """The epochs from ``state.start_epoch`` on; the reported epoch's scores end in ``state.selected``.
+    However the epochs end (finished, a non-finite loss, Ctrl-C), a checkpoint still being written
+    is finished first, so an interrupted run resumes from it."""
+    try:
+        _epochs(plan, state, splits, positions, started)
+    finally:
+        plan.writer.wait()
+
+
+def _epochs(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, started: float) -> None:
     config = plan.config
     bar = tqdm(
         total=config.epochs,
@@ -636,7 +645,6 @@ def _fit(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarray, 
             _save_checkpoint(
                 plan.writer, state, plan.identity, plan.checkpoint, state.elapsed_before + time.perf_counter() - started
             )
-    plan.writer.wait()
     bar.close()
 
 
@@ -709,14 +717,7 @@ def train(
     )
     started = time.perf_counter()
     with _numerics(device, fast, deterministic, cpu_threads):
-        state = _start_or_resume(
-            config,
-            init_seed,
-            device,
-            plan.checkpoint,
-            plan.identity,
-            channels_last=channels_last,
-        )
+        state = _start_or_resume(config, init_seed, device, plan.checkpoint, plan.identity, channels_last=channels_last)
         splits = _Splits.upload(dataset, train_indices, heldout_indices, device, channels_last)
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
         _fit(plan, state, splits, positions, started)
