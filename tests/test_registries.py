@@ -184,7 +184,7 @@ def test_every_registered_executor_trains_a_job_as_this_process_does(executor_fa
     if name == "ray":
         import ray
 
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)  # never a cluster another test started
     executor = factory(ExecutorSettings(workers=1, cpus_per_run=1))
     assert executor.name == name and all(callable(getattr(executor, method)) for method in PROTOCOL)
     assert executor.run_device_kind("cpu") == "cpu"
