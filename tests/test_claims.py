@@ -237,6 +237,8 @@ def test_a_matching_recorded_baseline_judges_a_row(tiny_dataset, recorded):
     other_seeds = [dataclasses.replace(r, seed=r.seed + 5) for r in steady(runs(tiny_dataset, ("aspp",)))]
     other = judge(ROW, {("aspp",): other_seeds}, recorded=recorded)
     assert other.extra["reference"] == "recorded baseline, 5 other seeds"
+    some = judge(ROW, {("aspp",): steady(runs(tiny_dataset, ("aspp",), seeds=(0, 1, 2)))}, recorded=recorded)
+    assert some.extra["reference"] == "recorded baseline, 5 seeds (3 of them today's)"
 
 
 @pytest.mark.parametrize("field", ["dataset", "device", "config", "threads", *MATCHED_VERSIONS])

@@ -278,9 +278,15 @@ def _judge_row(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
 
 
 def _recorded_reference(recorded: dict[int, float], runs: list[RunResult]) -> str:
-    """Which recorded runs a claim is judged against: today's seeds, or others."""
-    same = set(recorded) == {run.seed for run in runs}
-    return "recorded baseline, same seeds" if same else f"recorded baseline, {len(recorded)} other seeds"
+    """Which recorded runs a claim is judged against: today's seeds, others, or a set holding
+    today's and more (a baseline's power-sized regression seeds, against a row's 3)."""
+    today = {run.seed for run in runs}
+    if set(recorded) == today:
+        return "recorded baseline, same seeds"
+    shared = len(today & set(recorded))
+    if shared:
+        return f"recorded baseline, {len(recorded)} seeds ({shared} of them today's)"
+    return f"recorded baseline, {len(recorded)} other seeds"
 
 
 def _judge_regression(claim: Claim, ctx: JudgeInputs) -> ClaimStats:
