@@ -82,15 +82,11 @@ class Profile:
 
     def regression_margin(self, metric: str, mods: tuple[str, ...] = ()) -> float:
         """The margin of the regression check of ``metric`` of the configuration with ``mods``."""
-        sized = self.baseline_regression is not None and not mods
-        margins = dict(self.baseline_regression.margins if sized else self.regression_margins)  # type: ignore[union-attr]
+        design = self.baseline_regression
+        margins = dict(design.margins if design is not None and not mods else self.regression_margins)
         if metric not in margins:
             raise KeyError(f"profile {self.name!r} has no regression margin for {metric!r} (has {', '.join(margins)})")
         return margins[metric]
-
-    def regression_seeds_of(self, mods: tuple[str, ...]) -> tuple[int, ...]:
-        """The seeds the regression check of the configuration with ``mods`` runs."""
-        return self.baseline_regression.seeds if self.baseline_regression is not None and not mods else self.seeds
 
     def seed_sd(self, metric: str) -> float:
         """The most a well-behaved configuration's ``metric`` varies between seeds (its SD)."""

@@ -113,33 +113,25 @@ class CheckpointWriter:
     """Saves checkpoints off the training loop's critical path: ``submit`` snapshots the state on
     its device and returns; a background thread copies the snapshot to the host, checksums it and
     writes it atomically (``save_verified``) while the next epoch trains. One write is in flight at
-    a time: ``submit`` and ``wait`` first finish the previous one and raise its error, if any.
-    ``blocked_s``: the seconds the loop spent in ``submit`` and ``wait``, the cost that remains."""
+    a time: ``submit`` and ``wait`` first finish the previous one and raise its error, if any."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self.blocked_s = 0.0
-        self.written = 0
 
     def submit(self, state: dict[str, Any], path: Path) -> None:
-        started = time.perf_counter()
         self._join()
         snapshot = _snapshot(state)
         self._thread = threading.Thread(target=self._write, args=(snapshot, path), name="checkpoint", daemon=True)
         self._thread.start()
-        self.blocked_s += time.perf_counter() - started
 
     def wait(self) -> None:
         """Finish the write in flight (before the run reports, or removes its checkpoint)."""
-        started = time.perf_counter()
         self._join()
-        self.blocked_s += time.perf_counter() - started
 
     def _write(self, snapshot: dict[str, Any], path: Path) -> None:
         try:
             save_verified(snapshot, path)
-            self.written += 1
         except BaseException as error:  # raised in the training thread by the next submit or wait
             self._error = error
 
