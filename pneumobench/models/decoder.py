@@ -52,7 +52,7 @@ class PaperDecoder(nn.Module):
 
     Each layer upsamples x2 and joins its skip; with hypercolumns the four layer outputs,
     upsampled to the last one's size and concatenated, feed the global layer; the result is
-    upsampled x2 to the input size and projected to one channel.
+    projected to one channel and upsampled x2 to the input size.
     """
 
     def __init__(self, center_channels: int, skip_channels: list[int], config: ModelConfig, attention) -> None:
@@ -90,5 +90,6 @@ class PaperDecoder(nn.Module):
             size = outputs[-1].shape[-2:]
             upsampled = [F.interpolate(o, size=size, mode="bilinear", align_corners=True) for o in outputs[:-1]]
             x = torch.cat([*upsampled, outputs[-1]], dim=1)
-        x = F.interpolate(self.global_layer(x), scale_factor=2, mode="bilinear", align_corners=True)
-        return self.final_conv(x)
+        # The authors upsample the global layer's channels, then project them to one: both are linear
+        # and bilinear weights sum to 1, so projecting first is the same map at 1/C of the upsampling.
+        return F.interpolate(self.final_conv(self.global_layer(x)), scale_factor=2, mode="bilinear", align_corners=True)
