@@ -9,7 +9,7 @@
 - ``ingest``: 1024x1024 JPEG DICOM files to the 256x256 prepared dataset, images/s;
 - ``smoke``: one whole smoke run (training and validation, one thread) of the smoke profile
   against the smoke run of pneumobench 0.2 (the full-width ResNet-10-T encoder, 128 validation
-  images, every epoch validated), with each run's GFLOP/s as a share of this core's
+  images, every epoch validated and checkpointed), with each run's GFLOP/s as a share of this core's
   matrix-multiply rate.
 """
 
@@ -219,8 +219,9 @@ def previous_smoke_data(spec: SyntheticSpec) -> SyntheticSpec:
 
 def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int = 1) -> list[dict[str, Any]]:
     """One whole run of the profile's baseline as pneumobench 0.2 ran it (the reference: its
-    encoder, its dataset of 128 validation images, every epoch validated) and as today's profile
-    runs it, with ``threads`` CPU threads: training images/s over the run (both train 128 images
+    encoder, its dataset of 128 validation images, every epoch validated and checkpointed) and as
+    today's profile runs it (checkpoints every ``Profile.checkpoint_every`` epochs), with
+    ``threads`` CPU threads: training images/s over the run (both train 128 images
     an epoch, so the ratio is that of the run times), each run's GFLOP/s and its share of the
     matrix-multiply rate."""
     from pneumobench.data.cache import synthetic_dataset
@@ -232,19 +233,29 @@ def bench_smoke_run(profile_name: str = "smoke", *, seed: int = 0, threads: int 
         raise ValueError(f"profile {profile_name!r} has no synthetic dataset to benchmark on")
     previous_data = synthetic_dataset(previous_smoke_data(profile.synthetic))
     runs = {
-        "reference": (previous_smoke_shape(profile.config()), previous_data),
-        "pneumobench": (profile.config(), synthetic_dataset(profile.synthetic)),
+        "reference": (previous_smoke_shape(profile.config()), previous_data, 1),
+        "pneumobench": (profile.config(), synthetic_dataset(profile.synthetic), profile.checkpoint_every),
     }
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         limit = matmul_gflops()
         rates, shares = {}, {}
-        for role, (config, dataset) in runs.items():
+        for role, (config, dataset, checkpoint_every) in runs.items():
             images = config.epochs * steps_per_epoch(len(dataset.train_indices), config) * config.batch_size
-            start = time.perf_counter()
-            train(config, dataset, seed, torch.device("cpu"), progress=False, cpu_threads=threads)
-            seconds = time.perf_counter() - start
+            with tempfile.TemporaryDirectory() as folder:
+                start = time.perf_counter()
+                train(
+                    config,
+                    dataset,
+                    seed,
+                    torch.device("cpu"),
+                    checkpoint=Path(folder) / "run.pt",
+                    checkpoint_every=checkpoint_every,
+                    progress=False,
+                    cpu_threads=threads,
+                )
+                seconds = time.perf_counter() - start
             rates[role] = images / seconds
             work = images * training_flops_per_image(config, config.image_size, torch.device("cpu"))
             shares[role] = work / seconds / 1e9 / limit
