@@ -125,3 +125,11 @@ def test_validate_every_enters_the_key_only_off_its_default_and_best_epoch_rules
         base.replace(validate_every=0)
     with pytest.raises(ConfigError, match="picks the best epoch and needs every epoch validated"):
         base.replace(epoch_selection="best-val", validate_every=3)
+
+
+def test_attention_reduction_enters_the_key_only_when_set_and_must_be_positive():
+    base = ExperimentConfig.paper_baseline()
+    assert base.replace_model(attention_reduction=None).key() == base.key()
+    assert base.replace_model(attention_reduction=4).key() != base.key()
+    with pytest.raises(ConfigError, match="attention_reduction: 0 is not a positive ratio"):
+        base.replace_model(attention_reduction=0)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from segmentation_models_pytorch.encoders import get_encoder
 from torch import nn
@@ -68,6 +69,30 @@ def test_every_table6_combination_runs_forward_and_backward(row):
     assert mask.shape == (2, 1, 64, 64) and cls.shape == (2,)
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("hypercolumns", [False, True])
+def test_decoder_projects_before_upsampling_as_the_authors_upsample_before_projecting(hypercolumns):
+    """The decoder's last steps, projection to one channel then x2 bilinear upsampling, are the
+    authors' upsampling then projection (both linear, bilinear weights summing to 1)."""
+    torch.manual_seed(0)
+    config = dataclasses.replace(ModelConfig(encoder_weights=None), hypercolumns=hypercolumns)
+    decoder = build_model(config).decoder.eval()
+    center = torch.randn(2, decoder.layers[0].convs[0][0].in_channels - 256, 2, 2)
+    skips = [torch.randn(2, c, 4 * 2**i, 4 * 2**i) for i, c in enumerate((256, 128, 64, 64))]
+    with torch.no_grad():
+        ours = decoder(center, skips)
+        x, outputs = center, []
+        for layer, skip in zip(decoder.layers, skips):
+            x = layer(x, skip)
+            outputs.append(x)
+        if hypercolumns:
+            x = torch.cat([F.interpolate(o, size=x.shape[-2:], mode="bilinear", align_corners=True) for o in outputs[:-1]]
+                          + [x], dim=1)
+        upsampled = F.interpolate(decoder.global_layer(x), scale_factor=2, mode="bilinear", align_corners=True)
+        authors = decoder.final_conv(upsampled)
+    assert ours.shape == authors.shape == (2, 1, 64, 64)
+    torch.testing.assert_close(ours, authors, rtol=1e-4, atol=1e-5)
 
 
 def test_modifications_change_the_architecture():
@@ -275,6 +300,20 @@ def test_every_registered_attention_keeps_the_shape(name):
     attention = ATTENTIONS.get(name)(24)
     x = torch.randn(2, 24, 8, 8)
     assert attention(x).shape == x.shape
+
+
+@pytest.mark.parametrize(("block", "reduction", "squeeze"), [("scse", None, 2), ("scse", 4, 8), ("scse_cc", 8, 4)])
+def test_attention_reduction_sets_the_channel_gates_squeeze(block, reduction, squeeze):
+    """A 32-channel decoder's scSE squeezes to 32 / reduction channels (smp's 16 when unset)."""
+    config = dataclasses.replace(SMALL, attention=block, decoder_channels=32, attention_reduction=reduction)
+    model = build_model(config)
+    gates = [m.cSE if block == "scse" else m.channel_gate for m in (model.decoder.layers[-1].attention_out,)]
+    assert [gate[1].out_channels for gate in gates] == [squeeze]
+
+
+def test_attention_reduction_passes_over_blocks_that_take_none():
+    config = dataclasses.replace(SMALL, attention="none", attention_reduction=4)
+    assert isinstance(build_model(config).decoder.layers[0].attention_in, nn.Identity)
 
 
 @pytest.mark.parametrize("name", CENTER_BLOCKS.names())

@@ -55,6 +55,9 @@ class ModelConfig:
     # The attention the ``scse`` modification installs: "scse" (smp's, a 1-channel spatial gate) or
     # "scse_cc" (the authors' code, a C-channel spatial gate).
     scse_block: str = "scse"
+    # The squeeze ratio passed as ``reduction`` to an attention block that takes one (None: the
+    # block's own, 16 for both scSE blocks). The smoke profile's narrow decoder needs a smaller one.
+    attention_reduction: int | None = None
     cls_hidden: int = 32
     mask_bias: float = 0.0  # initial bias of the final mask conv; < 0 starts from "mostly empty"
     # A timm ResNet ("tu-" encoders) built narrower: its stem width and its four stages' widths
@@ -68,6 +71,8 @@ class ModelConfig:
             raise ConfigError(
                 f"encoder_stem_width and encoder_widths apply to timm encoders ('tu-...'), not {self.encoder!r}"
             )
+        if self.attention_reduction is not None and self.attention_reduction < 1:
+            raise ConfigError(f"attention_reduction: {self.attention_reduction} is not a positive ratio")
         widths = (self.encoder_stem_width,) if self.encoder_stem_width is not None else ()
         if any(w < 1 for w in (*widths, *(self.encoder_widths or ()))):
             raise ConfigError(f"encoder widths must be positive (got {self.encoder_stem_width}, {self.encoder_widths})")
@@ -211,7 +216,7 @@ LATE_FIELDS: dict[type, tuple[str, ...]] = {
         "heldout_fraction",
         "validate_every",
     ),
-    ModelConfig: ("scse_block", "encoder_stem_width", "encoder_widths"),
+    ModelConfig: ("scse_block", "encoder_stem_width", "encoder_widths", "attention_reduction"),
     StageConfig: ("seg_loss",),
 }
 

@@ -3,7 +3,8 @@
 Each registry maps a name (used in ``ModelConfig``) to a factory:
 
 - center block: ``factory(in_channels, config) -> nn.Module`` with an ``out_channels`` attribute;
-- decoder attention: ``factory(channels) -> nn.Module`` keeping the shape;
+- decoder attention: ``factory(channels) -> nn.Module`` keeping the shape (a factory that takes
+  ``reduction`` is given ``ModelConfig.attention_reduction`` when that is set);
 - classification head: ``factory(in_channels, config) -> nn.Module`` mapping (N,C,h,w) to (N,).
 
 A new block is a class decorated with the matching ``register_*`` in any module.

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -34,7 +38,7 @@ class PaperUNet(nn.Module):
         channels: list[int] = list(self.encoder.out_channels)  # type: ignore[arg-type]  # resnet34: [3, 64, 64, 128, 256, 512]
         self.center = CENTER_BLOCKS.get(config.center)(channels[-1], config)
         skip_channels = channels[-2:0:-1]  # 256, 128, 64, 64
-        self.decoder = PaperDecoder(self.center.out_channels, skip_channels, config, ATTENTIONS.get(config.attention))
+        self.decoder = PaperDecoder(self.center.out_channels, skip_channels, config, attention_factory(config))
         self.cls_head = HEADS.get(config.head)(self.center.out_channels, config)
         self.decoder.initialize(config.mask_bias)
 
@@ -43,6 +47,15 @@ class PaperUNet(nn.Module):
         features = self.encoder(x)
         center = self.center(features[-1])
         return self.decoder(center, features[-2:0:-1]), self.cls_head(center)
+
+
+def attention_factory(config: ModelConfig) -> Callable[[int], nn.Module]:
+    """The registered decoder attention, given ``config.attention_reduction`` as its ``reduction``
+    when it takes one (blocks that squeeze nothing, as ``none``, have no use for it)."""
+    factory = ATTENTIONS.get(config.attention)
+    if config.attention_reduction is None or "reduction" not in inspect.signature(factory).parameters:
+        return factory
+    return functools.partial(factory, reduction=config.attention_reduction)
 
 
 def _check_input(x: torch.Tensor) -> None:
