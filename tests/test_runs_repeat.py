@@ -31,7 +31,7 @@ CPU = torch.device("cpu")
 
 
 def test_the_store_key_changes_with_versions_threads_and_weights(tiny_dataset, tmp_path, monkeypatch):
-    config = SMOKE.base
+    config = SMOKE.config()
     key = key_of(config, 0, tiny_dataset.fingerprint, CPU)
     assert key == key_of(config, 0, tiny_dataset.fingerprint, CPU)
     assert key != key_of(config, 0, tiny_dataset.fingerprint, CPU, cpu_threads=CPU_THREADS + 1)
@@ -50,21 +50,21 @@ def test_the_store_key_changes_with_versions_threads_and_weights(tiny_dataset, t
 
 def test_a_stored_run_is_missed_after_a_library_upgrade(tiny_dataset, tmp_path, monkeypatch):
     store = ResultStore(tmp_path / "store.sqlite")
-    result = fake_run(SMOKE.base, 0, tiny_dataset)
+    result = fake_run(SMOKE.config(), 0, tiny_dataset)
     store_runs(store, [result])
     fields = dict(config_key=result.config_key, config_name=result.config_name, seed=0,
                   dataset_fingerprint=tiny_dataset.fingerprint, device_kind="cpu")
-    assert store.fetch_or_claim(key_of(SMOKE.base, 0, tiny_dataset.fingerprint, CPU), **fields) is not None
+    assert store.fetch_or_claim(key_of(SMOKE.config(), 0, tiny_dataset.fingerprint, CPU), **fields) is not None
     versions = runner.library_versions()
     monkeypatch.setattr(runner, "library_versions", lambda: {**versions, "torch": "9.9.9"})
-    assert store.fetch_or_claim(key_of(SMOKE.base, 0, tiny_dataset.fingerprint, CPU), **fields) is None  # a miss
+    assert store.fetch_or_claim(key_of(SMOKE.config(), 0, tiny_dataset.fingerprint, CPU), **fields) is None  # a miss
 
 
 XDIST_TEST = """
 import json
 
 def test_run(pb):
-    result = pb.run(pb.profile.base, 0)
+    result = pb.run(pb.profile.config(), 0)
     with open({out!r}, "w") as handle:
         json.dump(result.dice_per_image, handle)
 """
@@ -73,7 +73,7 @@ def test_run(pb):
 def _launch_in_process(dataset, tmp_path):
     torch.set_num_threads(2)  # the run fixes its own thread count, whatever the process had
     try:
-        result = run(SMOKE.base, 0, dataset, CPU, store=ResultStore(tmp_path / "in-process.sqlite"), progress=False)
+        result = run(SMOKE.config(), 0, dataset, CPU, store=ResultStore(tmp_path / "in-process.sqlite"), progress=False)
         assert torch.get_num_threads() == 2  # and gives the process its own back
     finally:
         torch.set_num_threads(1)
@@ -82,9 +82,9 @@ def _launch_in_process(dataset, tmp_path):
 
 def _launch_in_a_worker(dataset, tmp_path):
     store = ResultStore(tmp_path / "worker.sqlite")
-    prefetch([(SMOKE.base, 0), (SMOKE.base, 1)], dataset, CPU, store=store, workers=2, progress=False)
+    prefetch([(SMOKE.config(), 0), (SMOKE.config(), 1)], dataset, CPU, store=store, workers=2, progress=False)
     assert store.counts() == {"done": 2}
-    return run(SMOKE.base, 0, dataset, CPU, store=store, progress=False).dice_per_image  # stored, not trained
+    return run(SMOKE.config(), 0, dataset, CPU, store=store, progress=False).dice_per_image  # stored, not trained
 
 
 def _launch_from_the_cli(dataset, tmp_path):
@@ -156,7 +156,7 @@ def user_module(tmp_path, monkeypatch):
 def test_workers_know_the_blocks_a_user_registered(tiny_dataset, tmp_path, user_module):
     assert user_module in extension_modules() and not any(m.startswith("pneumobench") for m in extension_modules())
     store = ResultStore(tmp_path / "store.sqlite")
-    config = SMOKE.base.replace(stages=SMOKE.base.stages[:1]).with_modifications("user-gate")
+    config = SMOKE.config().replace(stages=SMOKE.config().stages[:1]).with_modifications("user-gate")
     prefetch([(config, 0), (config, 1)], tiny_dataset, CPU, store=store, workers=2, progress=False)
     assert store.counts() == {"done": 2}
 
@@ -218,7 +218,7 @@ def test_editing_any_result_deciding_module_makes_the_store_miss_and_judging_cod
     """The fingerprint hashes every module but a named list: each edit below is a store miss (the
     next session retrains), an edit to statistics, reports or the CLI a hit."""
     store = ResultStore(tmp_path / "store.sqlite")
-    result = fake_run(SMOKE.base, 0, tiny_dataset)
+    result = fake_run(SMOKE.config(), 0, tiny_dataset)
     original = hash_sources(package_copy)
     fields = dict(config_key=result.config_key, config_name=result.config_name, seed=0,
                   dataset_fingerprint=tiny_dataset.fingerprint, device_kind="cpu")
@@ -226,7 +226,7 @@ def test_editing_any_result_deciding_module_makes_the_store_miss_and_judging_cod
     def stored_under(fingerprint: str) -> bool:
         pin_source_fingerprint(fingerprint)
         try:
-            key = key_of(SMOKE.base, 0, tiny_dataset.fingerprint, CPU)
+            key = key_of(SMOKE.config(), 0, tiny_dataset.fingerprint, CPU)
             found = store.fetch_or_claim(key, **fields) is not None
             store.release(key) if not found else None
             return found
