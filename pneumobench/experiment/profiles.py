@@ -54,8 +54,8 @@ class Profile:
     mask_rows: str = "union"  # the preparation rules its dataset must have (``pneumobench data prepare``)
     resize: str = "area"
     paper_numbers: bool = False  # on the real data, Table 6's rows are judged against the paper's numbers
-    # The change a regression check tolerates, per metric: sized from the profile's measured
-    # noise so that a change of 0.01 Dice or 0.02 accuracy is found (docs/regression.md).
+    # The change a regression check tolerates, per metric, in the rows without a sized design
+    # (``baseline_regression``); docs/regression.md prints what each row can then detect.
     regression_margins: tuple[tuple[str, float], ...] = (("dice", 0.02), ("accuracy", 0.02))
     # The between-seed SD a well-behaved configuration's metric has at most: the unit below which
     # the unstable-seed rule does not shrink its robust SD (pneumobench.judging.stability).

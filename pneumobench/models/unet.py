@@ -38,7 +38,7 @@ class PaperUNet(nn.Module):
         channels: list[int] = list(self.encoder.out_channels)  # type: ignore[arg-type]  # resnet34: [3, 64, 64, 128, 256, 512]
         self.center = CENTER_BLOCKS.get(config.center)(channels[-1], config)
         skip_channels = channels[-2:0:-1]  # 256, 128, 64, 64
-        self.decoder = PaperDecoder(self.center.out_channels, skip_channels, config, attention_factory(config))
+        self.decoder = PaperDecoder(self.center.out_channels, skip_channels, config, _attention_factory(config))
         self.cls_head = HEADS.get(config.head)(self.center.out_channels, config)
         self.decoder.initialize(config.mask_bias)
 
@@ -49,7 +49,7 @@ class PaperUNet(nn.Module):
         return self.decoder(center, features[-2:0:-1]), self.cls_head(center)
 
 
-def attention_factory(config: ModelConfig) -> Callable[[int], nn.Module]:
+def _attention_factory(config: ModelConfig) -> Callable[[int], nn.Module]:
     """The registered decoder attention, given ``config.attention_reduction`` as its ``reduction``
     when it takes one (blocks that squeeze nothing, as ``none``, have no use for it)."""
     factory = ATTENTIONS.get(config.attention)
