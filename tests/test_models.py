@@ -77,8 +77,9 @@ def test_decoder_projects_before_upsampling_as_the_authors_upsample_before_proje
     authors' upsampling then projection (both linear, bilinear weights summing to 1)."""
     torch.manual_seed(0)
     config = dataclasses.replace(ModelConfig(encoder_weights=None), hypercolumns=hypercolumns)
-    decoder = build_model(config).decoder.eval()
-    center = torch.randn(2, decoder.layers[0].convs[0][0].in_channels - 256, 2, 2)
+    model = build_model(config).eval()
+    decoder = model.decoder
+    center = torch.randn(2, model.center.out_channels, 2, 2)
     skips = [torch.randn(2, c, 4 * 2**i, 4 * 2**i) for i, c in enumerate((256, 128, 64, 64))]
     with torch.no_grad():
         ours = decoder(center, skips)
@@ -306,9 +307,9 @@ def test_every_registered_attention_keeps_the_shape(name):
 def test_attention_reduction_sets_the_channel_gates_squeeze(block, reduction, squeeze):
     """A 32-channel decoder's scSE squeezes to 32 / reduction channels (smp's 16 when unset)."""
     config = dataclasses.replace(SMALL, attention=block, decoder_channels=32, attention_reduction=reduction)
-    model = build_model(config)
-    gates = [m.cSE if block == "scse" else m.channel_gate for m in (model.decoder.layers[-1].attention_out,)]
-    assert [gate[1].out_channels for gate in gates] == [squeeze]
+    attention = build_model(config).decoder.layers[-1].attention_out
+    gate = attention.cSE if block == "scse" else attention.channel_gate
+    assert gate[1].out_channels == squeeze
 
 
 def test_attention_reduction_passes_over_blocks_that_take_none():

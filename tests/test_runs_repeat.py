@@ -156,7 +156,8 @@ def user_module(tmp_path, monkeypatch):
 def test_workers_know_the_blocks_a_user_registered(tiny_dataset, tmp_path, user_module):
     assert user_module in extension_modules() and not any(m.startswith("pneumobench") for m in extension_modules())
     store = ResultStore(tmp_path / "store.sqlite")
-    config = SMOKE.config().replace(stages=SMOKE.config().stages[:1]).with_modifications("user-gate")
+    smoke = SMOKE.config()
+    config = smoke.replace(stages=smoke.stages[:1]).with_modifications("user-gate")
     prefetch([(config, 0), (config, 1)], tiny_dataset, CPU, store=store, workers=2, progress=False)
     assert store.counts() == {"done": 2}
 

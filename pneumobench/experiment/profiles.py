@@ -201,7 +201,7 @@ register_profile(
             image_size=32,
             batch_size=16,
             stages=(StageConfig(1, 2e-2, 2e-2, freeze_encoder=True), StageConfig(11, 2e-2, 1e-4)),
-            validate_every=6,  # the last epoch is reported; each pass over 512 images costs a tenth of a run
+            validate_every=6,  # the last epoch is reported; each pass over 512 images costs a twentieth of a run
         ),
         seeds=(0, 1, 2),
         # 64 training and 256 validation images per class: over 128 images a run's Dice varied
