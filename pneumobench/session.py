@@ -372,8 +372,23 @@ class PneumobenchSession:
                 kind=self.run_kind,
                 checkpoint_dir=self.options.checkpoint_dir,
                 on_wait=lambda message: self.write_line(f"pneumobench: {message}"),
+                keep_model=config.key() in self.kept_models,
             )
         return self._runs[config.key(), seed]
+
+    @property
+    def kept_models(self) -> set[str]:
+        """The configuration keys whose runs keep their final weights: the baseline's, where the
+        profile says so (``Profile.keep_baseline_models``; the sensitivity suite scores them again)."""
+        return {self.profile.config().key()} if self.profile.keep_baseline_models else set()
+
+    def final_model(self, config: Any, seed: int) -> Any:
+        """Where the run of ``config`` with ``seed`` keeps its final weights, if it kept them."""
+        from pneumobench.runs.runner import final_model_path
+
+        return final_model_path(
+            self.store, config, seed, self.dataset, self.run_kind, checkpoint_dir=self.options.checkpoint_dir
+        )
 
     def runs_of(self, config: Any, seeds: tuple[int, ...]) -> list:
         """The runs of ``config`` with ``seeds``, trained ``default_workers`` at a time on a miss."""
@@ -422,6 +437,7 @@ class PneumobenchSession:
             executor=self.executor if pooled else InlineExecutor(),
             checkpoint_dir=self.options.checkpoint_dir,
             reporter=LineProgress(self.write_line),
+            keep_models=self.kept_models,
         )
 
     def judge(self, node: pytest.Item, claim: Any, stats: Any) -> None:

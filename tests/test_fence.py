@@ -105,7 +105,8 @@ def test_the_orphan_of_a_killed_driver_stops_when_the_next_session_takes_its_run
     next session claims the run and trains it here."""
     store = ResultStore(tmp_path / "store.sqlite")
     [job] = _claim_jobs([(TINY, 5)], tiny_dataset, store, InlineExecutor(), "cpu", "cpu",
-                        {"cpu_threads": 1, "checkpoint_every": 1, "checkpoint_dir": tmp_path / "checkpoints"})
+                        {"cpu_threads": 1, "checkpoint_every": 1, "checkpoint_dir": tmp_path / "checkpoints",
+                         "keep_models": ()})
     with sqlite3.connect(store.path) as db:  # the driver that claimed it was killed
         db.execute("UPDATE runs SET owner=?", (f"{socket.gethostname()}:{_dead_pid()}",))
     log = tmp_path / "saves.jsonl"

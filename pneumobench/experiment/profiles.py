@@ -66,6 +66,9 @@ class Profile:
     # The classification loss weight of every row, whatever its segmentation loss registers
     # (None: the loss's own, 0.1 for BCE and 0.01 for Lovász, as the paper).
     cls_weight: float | None = None
+    # The baseline's runs keep their final weights (the sensitivity suite scores its
+    # validation-only bugs on them instead of training those bugs' runs).
+    keep_baseline_models: bool = False
 
     @property
     def regression_seeds(self) -> tuple[int, ...] | None:

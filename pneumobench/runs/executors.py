@@ -76,6 +76,7 @@ class Job:
     checkpoint_every: int
     cpu_threads: int
     claim: str = ""  # the claim's token (pneumobench.runs.fence); "": no fence (a run outside a driver)
+    final_model: str = ""  # where the run keeps its final weights; "": not kept
 
     @property
     def label(self) -> str:
@@ -156,6 +157,7 @@ def train_job(
         progress=False,
         cpu_threads=job.cpu_threads,
         checkpoint_guard=fence.check if fence is not None else None,
+        final_model=job.final_model or None,
     )
     return Trained(result.to_json(), resumed_from, node, source_fingerprint(), device_kind(device))
 

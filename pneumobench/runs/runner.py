@@ -11,7 +11,7 @@ two-thread process; the store's claims keep every run unique.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from pneumobench.training.engine import CPU_THREADS, train
 __all__ = [
     "PrefetchSummary",
     "device_kind",
+    "final_model_path",
     "key_of",
     "key_of_kind",
     "prefetch",
@@ -94,8 +95,10 @@ def run(
     kind: str | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     on_wait: Callable[[str], None] | None = None,
+    keep_model: bool = False,
 ) -> RunResult:
     """The stored result of this run, or train it now (resuming a checkpoint) and store it.
+    ``keep_model``: a run trained now keeps its final weights (``final_model_path``).
 
     ``kind``: the device kind the run is filed under when an executor trained it elsewhere (a
     Ray cluster's cards); such a run is never trained here on a miss. ``on_wait``: told once
@@ -122,6 +125,7 @@ def run(
                 checkpoint_every=checkpoint_every,
                 progress=progress,
                 cpu_threads=cpu_threads,
+                final_model=_final_model_path(store, checkpoint_dir, key) if keep_model else None,
             )
     except Exception as error:
         store.fail(key, error)
@@ -173,6 +177,26 @@ def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | Non
     """Where run ``key`` checkpoints: ``checkpoint_dir`` (storage every node shares), else beside the store."""
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
     return folder.resolve() / f"{key}.pt"  # absolute: a worker on another node or in another cwd finds it
+
+
+def _final_model_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
+    """Where run ``key`` keeps its final weights: a ``final`` folder beside its checkpoint."""
+    return _checkpoint_path(store, checkpoint_dir, key).parent / "final" / f"{key}.pt"
+
+
+def final_model_path(
+    store: ResultStore,
+    config: ExperimentConfig,
+    seed: int,
+    dataset: PreparedDataset,
+    kind: str,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    cpu_threads: int = CPU_THREADS,
+) -> Path:
+    """Where the run of ``config`` with ``seed`` on a device of ``kind`` keeps its final weights
+    when it was trained with ``keep_model`` (``pneumobench.training.rescoring`` reads them)."""
+    return _final_model_path(store, checkpoint_dir, key_of_kind(config, seed, dataset.fingerprint, kind, cpu_threads))
 
 
 def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
@@ -230,6 +254,8 @@ def _claim_jobs(
             token = new_claim_token()
             stamp_claim_file(checkpoint, token)  # the claim's tasks alone may write this checkpoint
             job_device = executor.job_device(device, len(jobs))
+            keep = config.key() in options["keep_models"]
+            final = _final_model_path(store, options["checkpoint_dir"], key) if keep else ""
             jobs.append(
                 Job(
                     config.to_json(),
@@ -240,6 +266,7 @@ def _claim_jobs(
                     options["checkpoint_every"],
                     options["cpu_threads"],
                     token,
+                    str(final),
                 )
             )
     return jobs
@@ -259,6 +286,7 @@ def prefetch(
     executor: Executor | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     reporter: RunProgress | None = None,
+    keep_models: Collection[str] = (),
 ) -> PrefetchSummary:
     """Train every (config, seed) not yet stored on ``executor`` (default: ``workers`` local
     processes), reporting to ``reporter`` (default: one progress bar of runs done, running and
@@ -269,7 +297,8 @@ def prefetch(
     recorded in the store (and raised again by ``run`` when asked for); an interrupted
     session releases its claims, and the next resumes each run from its checkpoint.
     ``setup``: a picklable callable each local worker calls once before its first run (the
-    sensitivity suite plants a bug with it; give such runs their own store).
+    sensitivity suite plants a bug with it; give such runs their own store). ``keep_models``:
+    configuration keys whose runs trained now keep their final weights (``final_model_path``).
     """
     store = store or ResultStore()
     executor = executor or LocalExecutor(workers, setup)
@@ -280,15 +309,32 @@ def prefetch(
     if not pending:
         return summary
     kind = executor.run_device_kind(requested)
-    options = {"cpu_threads": cpu_threads, "checkpoint_every": checkpoint_every, "checkpoint_dir": checkpoint_dir}
+    options = {
+        "cpu_threads": cpu_threads,
+        "checkpoint_every": checkpoint_every,
+        "checkpoint_dir": checkpoint_dir,
+        "keep_models": keep_models,
+    }
     jobs = _claim_jobs(pending, dataset, store, executor, requested, kind, options)
     if not jobs:
         return summary  # everything stored or in another process's hands
     reporter.started(len(jobs), len(pending) - len(jobs), executor.name)
-    for job in jobs:
-        done = checkpoint_epochs(Path(job.checkpoint))
-        if done:
-            reporter.resuming(job.label, done, ExperimentConfig.from_json(job.config_json).epochs)
+    _report_resumed(jobs, reporter)
+    _train_and_file(executor, jobs, dataset, store, kind, reporter, summary)
+    return summary
+
+
+def _train_and_file(
+    executor: Executor,
+    jobs: list[Job],
+    dataset: PreparedDataset,
+    store: ResultStore,
+    kind: str,
+    reporter: RunProgress,
+    summary: PrefetchSummary,
+) -> None:
+    """Train ``jobs`` on ``executor``, storing each outcome as it comes and reporting it; on an
+    interruption, release the claims of the runs not finished (the next session resumes them)."""
     unfinished = {job.key: job for job in jobs}
     tally = _Tally(set(unfinished))
     try:
@@ -312,7 +358,14 @@ def prefetch(
         for job in unfinished.values():  # interrupted: the next session trains them, resuming checkpoints
             store.release(job.key)
             release_claim_file(Path(job.checkpoint), job.claim)  # a task still running stops at its next save
-    return summary
+
+
+def _report_resumed(jobs: Iterable[Job], reporter: RunProgress) -> None:
+    """Tell ``reporter`` which jobs resume a checkpoint, and from which epoch."""
+    for job in jobs:
+        done = checkpoint_epochs(Path(job.checkpoint))
+        if done:
+            reporter.resuming(job.label, done, ExperimentConfig.from_json(job.config_json).epochs)
 
 
 def _with_checkpoints(jobs: Iterable[Job]) -> list[str]:

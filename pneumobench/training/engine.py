@@ -56,7 +56,7 @@ from pneumobench.data.prepared import PreparedDataset
 from pneumobench.data.rle import encode
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.models import PaperUNet, build_model, freeze_encoder, unfreeze_encoder
-from pneumobench.training.checkpoints import CheckpointWriter, load_verified
+from pneumobench.training.checkpoints import CheckpointWriter, load_verified, save_verified
 from pneumobench.training.losses import joint_loss
 from pneumobench.training.metrics import ScoreAccumulator, batch_mean
 from pneumobench.training.preconditions import TrainingSetupError, check_trainable, heldout_split
@@ -69,6 +69,8 @@ __all__ = [
     "derive_seeds",
     "example_indices",
     "learning_rate",
+    "numerics",
+    "run_identity",
     "stage_loss_config",
     "steps_per_epoch",
     "train",
@@ -227,7 +229,7 @@ def example_indices(dataset: PreparedDataset) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads: int) -> Iterator[None]:
+def numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads: int) -> Iterator[None]:
     """The run's thread count and deterministic or fast kernels; the previous global settings come back after."""
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cpu_threads)
@@ -256,7 +258,8 @@ def _numerics(device: torch.device, fast: bool, deterministic: bool, cpu_threads
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[2], previous[3]
 
 
-def _run_identity(config: ExperimentConfig, seed: int, dataset: PreparedDataset) -> dict[str, Any]:
+def run_identity(config: ExperimentConfig, seed: int, dataset: PreparedDataset) -> dict[str, Any]:
+    """What a checkpoint or a kept final model records of the run it belongs to."""
     return {"format": CHECKPOINT_FORMAT, "config_key": config.key(), "seed": seed, "dataset": dataset.fingerprint}
 
 
@@ -658,6 +661,14 @@ def _timing(config: ExperimentConfig, state: _RunState, train_images: int, start
     }
 
 
+def _keep_final_model(plan: _Plan, state: _RunState, path: Path) -> None:
+    """Save the trained model's weights with the run's identity, atomically and checksummed."""
+    if plan.checkpoint_guard is not None:
+        plan.checkpoint_guard()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_verified({"identity": plan.identity, "model": state.model.state_dict()}, path)
+
+
 def _remove_checkpoint(plan: _Plan) -> None:
     """Delete a finished run's checkpoint, if this process may still touch it."""
     assert plan.checkpoint is not None
@@ -681,6 +692,7 @@ def train(
     progress: bool = True,
     cpu_threads: int = CPU_THREADS,
     checkpoint_guard: Callable[[], None] | None = None,
+    final_model: str | os.PathLike | None = None,
 ) -> RunResult:
     """Train ``config`` with ``seed`` on ``dataset`` and score the validation split.
 
@@ -695,7 +707,8 @@ def train(
     ``config.epoch_selection``; every validated epoch's per-image scores are kept.
     ``checkpoint_guard``: called before each checkpoint write and before the checkpoint is
     removed; it raises to stop a run whose claim another session took over
-    (``pneumobench.runs.fence``).
+    (``pneumobench.runs.fence``). ``final_model``: where the last epoch's weights are kept
+    (verified like a checkpoint; ``pneumobench.training.rescoring`` scores them again).
     """
     device = torch.device(device)
     init_seed, data_seed = derive_seeds(seed)
@@ -709,18 +722,20 @@ def train(
         validate_every=config.validate_every,
         checkpoint=Path(checkpoint) if checkpoint is not None else None,
         checkpoint_every=checkpoint_every,
-        identity=_run_identity(config, seed, dataset),
+        identity=run_identity(config, seed, dataset),
         where=f"{config.name} seed {seed}",
         progress=progress,
         checkpoint_guard=checkpoint_guard,
         step_fn=compiled_step(device) if compile_model else train_step,
     )
     started = time.perf_counter()
-    with _numerics(device, fast, deterministic, cpu_threads):
+    with numerics(device, fast, deterministic, cpu_threads):
         state = _start_or_resume(config, init_seed, device, plan.checkpoint, plan.identity, channels_last=channels_last)
         splits = _Splits.upload(dataset, train_indices, heldout_indices, device, channels_last)
         positions = example_indices(dataset)  # validation images whose predicted masks the result keeps
         _fit(plan, state, splits, positions, started)
+        if final_model is not None:
+            _keep_final_model(plan, state, Path(final_model))
         assert state.selected is not None
         kept = state.selected.kept
         predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
