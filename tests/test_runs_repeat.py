@@ -247,3 +247,40 @@ def test_editing_any_result_deciding_module_makes_the_store_miss_and_judging_cod
         JUDGING_ONLY, True
     )
     assert hash_sources(package_copy) == original  # every edit undone
+
+
+def note_worker_start(path: Path):
+    """A worker's setup that writes down its folder, a variable of its environment and whether
+    the training engine was imported before it started (a builtin, so that unpickling it in the
+    worker imports nothing: a function of this module would import the engine with it)."""
+    import functools
+
+    return functools.partial(exec, textwrap.dedent(f"""
+        import json, os, sys
+        with open({str(path)!r}, "w") as note:
+            json.dump({{"folder": os.getcwd(), "mark": os.environ.get("PNEUMOBENCH_TEST_MARK"),
+                       "engine_preloaded": "pneumobench.training.engine" in sys.modules}}, note)
+    """))
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_local_workers_start_in_the_drivers_folder_and_environment(start_method, tiny_dataset, tmp_path, monkeypatch):
+    """The fork server imports the engine once (workers start with it); its workers still see the
+    driver's folder and environment as they are when their pool starts, set after the server did."""
+    from pneumobench.runs.executors import LocalExecutor
+
+    smoke = SMOKE.config()
+    config = smoke.replace(stages=(smoke.stages[0],), validate_every=1)
+    note = tmp_path / "worker.json"
+    store = ResultStore(tmp_path / "store.sqlite")
+    first = LocalExecutor(1, note_worker_start(note), start_method=start_method)
+    prefetch([(config, 0)], tiny_dataset, CPU, store=store, executor=first, progress=False)  # the server starts here
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PNEUMOBENCH_TEST_MARK", start_method)
+    second = LocalExecutor(1, note_worker_start(note), start_method=start_method)
+    prefetch([(config, 1)], tiny_dataset, CPU, store=store, executor=second, progress=False)
+    assert store.counts() == {"done": 2}
+    assert json.loads(note.read_text()) == {
+        "folder": str(folder), "mark": start_method, "engine_preloaded": start_method == "forkserver"}

@@ -4,7 +4,8 @@ The driver (``runner.prefetch``) claims each missing run in the results store, h
 executor ``Job``s and stores each ``Trained`` it gets back: workers never open the store. Two
 implementations of one interface:
 
-- ``LocalExecutor``: worker processes on this machine (``spawn``), one run each at a time.
+- ``LocalExecutor``: worker processes on this machine, one run each at a time, forked from a
+  server process that imported the training engine once (``worker_context``).
 - ``RayExecutor`` (``pip install -e '.[ray]'``): each run is one Ray task asking for
   ``gpus_per_run`` GPUs (a fraction packs several runs on one card) or, on a CPU cluster, the
   run's CPU threads, so Ray's scheduler places runs on free devices across machines. The
@@ -26,9 +27,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +58,7 @@ __all__ = [
     "checkpoint_epochs",
     "make_executor",
     "train_job",
+    "worker_context",
 ]
 
 RAY_INSTALL = "install the optional extra: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
@@ -213,7 +217,37 @@ class InlineExecutor:
 _STARTS: list[Any] = []  # in a local worker: the queue its tasks report their start to
 
 
-def _local_init(fingerprint: str, extensions: list[str], setup: Callable[[], None] | None, starts: Any) -> None:
+# What a local worker imports before its first run: torch, smp and timm (with torchvision),
+# about 4.5 s of CPU. The fork server imports it once for every pool a driver starts.
+WORKER_PRELOAD = ("pneumobench.training.engine",)
+
+
+def worker_context(start_method: str | None = None) -> BaseContext:
+    """How local workers start: by default ``forkserver`` where the platform has one (each
+    worker is forked from a server that imported ``WORKER_PRELOAD`` once), else ``spawn`` (a
+    fresh interpreter that imports it again). A worker runs in the driver's folder with the
+    driver's environment and import path as they are when its pool starts; ask for ``spawn`` when a setting
+    must reach torch's own import (``ATEN_CPU_CAPABILITY``)."""
+    method = start_method or ("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(list(WORKER_PRELOAD))
+    return context
+
+
+def _local_init(
+    fingerprint: str,
+    extensions: list[str],
+    setup: Callable[[], None] | None,
+    starts: Any,
+    environment: dict[str, str],
+    folder: str,
+    import_path: list[str],
+) -> None:
+    os.chdir(folder)  # a worker forked from the server has the server's folder, environment and path
+    os.environ.clear()
+    os.environ.update(environment)
+    sys.path[:] = import_path
     pin_source_fingerprint(fingerprint)
     import_extensions(extensions)
     _STARTS[:] = [starts]
@@ -226,16 +260,20 @@ def _local_job(job: Job, dataset_path: str) -> Trained:
 
 
 class LocalExecutor:
-    """``workers`` spawned processes on this machine (CUDA cards in turn when there are several).
+    """``workers`` processes on this machine (CUDA cards in turn when there are several),
+    started as ``worker_context(start_method)`` says.
 
     Each worker imports the modules that registered a user's blocks, losses and modifications,
     and calls ``setup`` once (the sensitivity suite plants a bug with it)."""
 
     name = "local"
 
-    def __init__(self, workers: int = 2, setup: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, workers: int = 2, setup: Callable[[], None] | None = None, start_method: str | None = None
+    ) -> None:
         self.workers = workers
         self.setup = setup
+        self.start_method = start_method
 
     def run_device_kind(self, requested: str | None) -> str:
         return device_kind(select_device(requested))
@@ -253,9 +291,10 @@ class LocalExecutor:
     def train(self, jobs: list[Job], dataset: PreparedDataset) -> Iterator[Event]:
         if dataset.path is None:
             raise ValueError("the local executor needs a dataset loaded from disk (its path is passed to the workers)")
-        context = multiprocessing.get_context("spawn")
+        context = worker_context(self.start_method)
         starts = context.Queue()
-        initargs = (source_fingerprint(), extension_modules(), self.setup, starts)
+        driver = (dict(os.environ), os.getcwd(), list(sys.path))
+        initargs = (source_fingerprint(), extension_modules(), self.setup, starts, *driver)
         by_key = {job.key: job for job in jobs}
         with ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_local_init, initargs=initargs
