@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.stats import chi2
+from scipy.stats import f as f_distribution
 
 from pneumobench.judging.claims import Claim
 from pneumobench.judging.families import REGRESSION_ALPHA, Family, register_family
@@ -34,7 +34,7 @@ from pneumobench.judging.stats import Verdict
 from pneumobench.models.unet import PaperUNet
 from pneumobench.papers.viel_orhan_2020.modifications import modification
 from pneumobench.pytest_plugin import SENSITIVITY_PROPERTY
-from pneumobench.tools.sensitivity import PlantedBug, bug_runs
+from pneumobench.tools.sensitivity import PlantedBug, bug_runs, scored_again
 from pneumobench.training import engine as training
 from pneumobench.training import metrics
 from pneumobench.training.losses import register_seg_loss
@@ -183,19 +183,19 @@ def loss_transposed_target(config):
 
 BUGS = [
     PlantedBug("unnormalised-validation", "data path", "validation images not normalised like training images",
-               patch=unnormalised_validation),
+               patch=unnormalised_validation, scored_only=True),
     PlantedBug("validation-images-flipped", "data path", "validation images mirrored, their masks not",
-               patch=validation_images_flipped),
+               patch=validation_images_flipped, scored_only=True),
     PlantedBug("validation-masks-shifted", "data path", "validation ground truth one pixel off",
-               patch=validation_masks_shifted),
+               patch=validation_masks_shifted, scored_only=True),
     PlantedBug("mask-shifted-at-inference", "model", "predicted mask one pixel off at inference",
-               patch=mask_shifted_at_inference),
+               patch=mask_shifted_at_inference, scored_only=True),
     PlantedBug("lr-100x-small", "schedule", "learning rates 100x too small", modifications=("bug-lr-100x-small",)),
     PlantedBug("loss-transposed-target", "loss", "loss against the transposed mask",
                modifications=("bug-loss-transposed-target",)),
     PlantedBug("class-labels-inverted", "class branch", "class labels inverted in the loss", patch=class_labels_inverted),
     PlantedBug("empty-masks-score-zero", "metric", "empty mask predicted empty scores Dice 0",
-               patch=empty_masks_score_zero),
+               patch=empty_masks_score_zero, scored_only=True),
     PlantedBug("half-the-training-masks-emptied", "data path", "half of the training masks empty",
                patch=half_the_training_masks_emptied),
     PlantedBug("masks-not-flipped-with-images", "data path", "flip augmentation mirrors the image, not its mask",
@@ -227,9 +227,10 @@ def judge(pb, claim: Claim, runs) -> object:
     return pb.judging.with_runs(lambda mods: runs).judge(claim)
 
 
-def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
-    """One table row: the measured change of each metric, its check's verdict and detectable change."""
-    cells = {"bug": name, "kind": kind}
+def row(name: str, kind: str, results: dict, caught: bool | str, made: str) -> dict:
+    """One table row: the measured change of each metric, its check's verdict and detectable
+    change, and how its runs were made (``made``)."""
+    cells = {"bug": name, "kind": kind, "runs": made}
     for metric, stats in results.items():
         cells[f"{metric} change"] = f"{stats.estimate - stats.paper:+.3f}" if stats.paper is not None else ""
         cells[f"{metric} verdict"] = stats.verdict.value
@@ -239,14 +240,59 @@ def row(name: str, kind: str, results: dict, caught: bool | str) -> dict:
     return cells
 
 
+def planted_runs(pb, bug: PlantedBug) -> tuple[list, str]:
+    """The bug's runs over the check's seeds, and how they were made: a scored-only bug's from the
+    baseline's final models scored under it (``scored_again``), every other run trained with it."""
+    seeds = regression_seeds(pb)
+    scored = {}
+    if bug.scored_only:
+        baseline = pb.runs_of(pb.profile.config(), seeds)
+        scored = scored_again(bug, [(r, pb.final_model(pb.profile.config(), r.seed)) for r in baseline],
+                              pb.dataset, pb.device)
+    trained = bug_runs(bug, pb.profile.config(), tuple(s for s in seeds if s not in scored), pb.dataset, pb.device,
+                       store_path=pb.store_path, workers=pb.default_workers,
+                       checkpoint_every=pb.profile.checkpoint_every)
+    by_seed = {**scored, **{r.seed: r for r in trained}}
+    return [by_seed[seed] for seed in seeds], f"{len(trained)} trained, {len(scored)} scored again"
+
+
 @pytest.mark.parametrize("bug", BUGS, ids=lambda bug: bug.name)
 def test_planted_bug_is_caught(bug, pb, table):
-    runs = bug_runs(bug, pb.profile.config(), regression_seeds(pb), pb.dataset, pb.device, store_path=pb.store_path,
-                    workers=pb.default_workers, checkpoint_every=pb.profile.checkpoint_every)
+    runs, made = planted_runs(pb, bug)
     results = {metric: judge(pb, bug_claim(bug, metric), runs) for metric in ("dice", "accuracy")}
     expected = results[EXPECTED_METRIC[bug.name]]
-    table(row(bug.name, bug.kind, results, expected.verdict in CAUGHT))
+    table(row(bug.name, bug.kind, results, expected.verdict in CAUGHT, made))
     assert expected.verdict in CAUGHT, f"{bug.description}: not caught: {expected.verdict.value}; {expected.note}"
+
+
+SCORED_ONLY = [bug for bug in BUGS if bug.scored_only]
+
+
+@pytest.fixture(scope="module")
+def short_baseline(pb, tmp_path_factory):
+    """A two-epoch baseline run validated after each epoch (so a scored-only bug also meets a
+    validation pass before training ends), with its final weights kept."""
+    config = pb.profile.config()
+    config = config.replace(stages=tuple(dataclasses.replace(stage, epochs=1) for stage in config.stages[:2]),
+                            validate_every=1)
+    final_model = tmp_path_factory.mktemp("rescoring") / "final.pt"
+    result = training.train(config, pb.dataset, 0, "cpu", progress=False, final_model=final_model)
+    return config, result, final_model
+
+
+@pytest.mark.parametrize("bug", SCORED_ONLY, ids=lambda bug: bug.name)
+def test_scoring_again_gives_what_training_with_the_bug_gives(bug, pb, short_baseline):
+    """Why a scored-only bug's runs may come from the baseline's final models: the run trained with
+    the bug and the bug-free run's final model scored under it report the same scores, exactly
+    (and differ from the bug-free run's, so the bug was in force)."""
+    config, clean, final_model = short_baseline
+    with bug.planted():
+        trained = training.train(config, pb.dataset, 0, "cpu", progress=False)
+    again = scored_again(bug, [(clean, final_model)], pb.dataset, "cpu")[0]
+    fields = ("dice", "accuracy", "dice_per_image", "cls_prob", "correct", "mask_fraction", "examples")
+    assert {f: getattr(again, f) for f in fields} == {f: getattr(trained, f) for f in fields}
+    assert again.curves[-1] == {**trained.curves[-1], "seconds": again.curves[-1]["seconds"]}
+    assert again.dice_per_image != clean.dice_per_image
 
 
 def test_a_a_control_passes(pb, table):
@@ -263,8 +309,8 @@ def test_a_a_control_passes(pb, table):
     runs = [run(pb.profile.config(), seed, pb.dataset, pb.device, store=store, progress=False) for seed in seeds]
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
     results = {metric: judge(pb, checks[metric], runs) for metric in ("dice", "accuracy")}
-    table(row(f"A/A control (seeds {seeds[0]}-{seeds[-1]})", "none", results,
-                     "n/a (must not be)"))
+    table(row(f"A/A control (seeds {seeds[0]}-{seeds[-1]})", "none", results, "n/a (must not be)",
+              f"{len(runs)} trained"))
     assert {metric: r.verdict for metric, r in results.items()} == {
         "dice": Verdict.NO_REGRESSION, "accuracy": Verdict.NO_REGRESSION}, [r.note for r in results.values()]
 
@@ -275,13 +321,13 @@ CROSS_ISA = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 def decorrelated_bound(pb) -> dict[str, float]:
     """The most the per-seed differences between two machines may vary, per metric: as much as
     runs that changed code decorrelates (sqrt(2) x the sized design's seed SD, the case its
-    margins are sized for), taken at the upper 99% point of an SD estimated from this many
-    seeds. Empty without a sized design (nothing to hold the noise to)."""
+    margins are sized for), up to the upper 99% point of the variance ratio test, since both
+    SDs are estimates (this many seeds against the seeds the design's SDs were measured over).
+    Empty without a sized design (nothing to hold the noise to)."""
     design = pb.profile.baseline_regression
     if design is None:
         return {}
-    df = len(regression_seeds(pb)) - 1
-    upper = math.sqrt(chi2.ppf(0.99, df) / df)
+    upper = math.sqrt(f_distribution.ppf(0.99, len(regression_seeds(pb)) - 1, design.sd_seeds - 1))
     return {metric: math.sqrt(2) * sd * upper for metric, sd in design.sds}
 
 
@@ -291,6 +337,7 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     the per-seed differences no noisier than the runs of changed code the margins were sized for
     (``decorrelated_bound``), and the check says NO REGRESSION."""
     from pneumobench.papers.viel_orhan_2020.claims import regression_claims
+    from pneumobench.runs.executors import LocalExecutor
     from pneumobench.runs.runner import prefetch, run
     from pneumobench.runs.store import ResultStore
 
@@ -299,8 +346,9 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     store = ResultStore(pb.store_path.parent / "sensitivity" / "cross-isa.sqlite")  # the ISA is not in the run key
     for name, value in CROSS_ISA.items():
         monkeypatch.setenv(name, value)  # read by the workers' torch at import; this process's torch is loaded already
-    prefetch([(pb.profile.config(), seed) for seed in seeds], pb.dataset, "cpu", store=store, workers=pb.default_workers,
-             progress=False, checkpoint_every=pb.profile.checkpoint_every)
+    fresh_interpreters = LocalExecutor(pb.default_workers, start_method="spawn")  # the fork server's torch is loaded too
+    prefetch([(pb.profile.config(), seed) for seed in seeds], pb.dataset, "cpu", store=store,
+             executor=fresh_interpreters, progress=False, checkpoint_every=pb.profile.checkpoint_every)
     other = [run(pb.profile.config(), seed, pb.dataset, "cpu", store=store, progress=False) for seed in seeds]  # stored
     assert {r.environment["cpu_capability"] for r in other} == {"DEFAULT"}
     checks = {c.metric: c for c in regression_claims() if c.treatment == ()}
@@ -312,7 +360,7 @@ def test_cross_machine_noise_stays_inside_the_margin(pb, table, monkeypatch):
     table(row("another instruction set (" + ", ".join(f"{k}={v}" for k, v in CROSS_ISA.items()) + ")", "none",
                      results, "n/a (must not be); largest per-seed change "
                      + ", ".join(f"{m} {v:.4f}" for m, v in largest.items())
-                     + "; SD " + ", ".join(f"{m} {v:.4f}" for m, v in spread.items())))
+                     + "; SD " + ", ".join(f"{m} {v:.4f}" for m, v in spread.items()), f"{len(other)} trained"))
     bound = decorrelated_bound(pb)
     assert all(spread[metric] <= bound[metric] for metric in bound), (spread, bound)  # what the margins are sized for
     assert all(r.verdict == Verdict.NO_REGRESSION for r in results.values()), [r.note for r in results.values()]

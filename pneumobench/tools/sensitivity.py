@@ -5,7 +5,9 @@ modifications (a block, a loss or a schedule, as a user registers them) and/or a
 context manager that the suite applies in this process and in every worker). The core never
 knows the bugs; they live in ``suites/test_sensitivity.py``. A bug's runs go to a store of
 their own, named after the bug and the source that defines it, so they never mix with real
-runs and are trained again when the bug's code changes.
+runs and are trained again when the bug's code changes. A bug only in how a trained model is
+scored (``scored_only``) needs no training: ``scored_again`` scores the baseline's kept final
+models under it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.papers.viel_orhan_2020.modifications import MODIFICATIONS
 from pneumobench.runs.runner import prefetch, run
 from pneumobench.runs.store import ResultStore
+from pneumobench.training.rescoring import rescore
 
-__all__ = ["PlantedBug", "bug_runs", "bug_store_path"]
+__all__ = ["PlantedBug", "bug_runs", "bug_store_path", "scored_again"]
 
 Patch = Callable[[], AbstractContextManager[Any]]
 
@@ -45,6 +48,13 @@ class PlantedBug:
     description: str
     modifications: tuple[str, ...] = ()
     patch: Patch | None = None
+    # The bug is in how a trained model is scored (validation data, inference, the metric), never
+    # in training: a model trained without it, scored under it, is what training with it gives.
+    scored_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scored_only and (self.modifications or self.patch is None):
+            raise ValueError(f"planted bug {self.name!r}: a scored-only bug is a patch, with no modification")
 
     def planted(self) -> AbstractContextManager[Any]:
         """The bug's patch in this process (nothing to patch for a modification)."""
@@ -101,3 +111,24 @@ def bug_runs(
         )
     with bug.planted():
         return [run(config, seed, dataset, device, store=store, progress=False) for seed in seeds]
+
+
+def scored_again(
+    bug: PlantedBug,
+    baseline: list[tuple[RunResult, Path]],
+    dataset: PreparedDataset,
+    device: torch.device | str,
+) -> dict[int, RunResult]:
+    """A scored-only bug's runs, per seed, from the baseline's runs and their final weights
+    (``baseline``: each run with where it kept them): each model scored again under the bug's
+    patch (``pneumobench.training.rescoring``). Seeds whose weights were not kept are left out,
+    for ``bug_runs`` to train."""
+    if not bug.scored_only:
+        raise ValueError(f"planted bug {bug.name!r} changes training: its runs must be trained (bug_runs)")
+    scored: dict[int, RunResult] = {}
+    with bug.planted():
+        for result, final_model in baseline:
+            again = rescore(result, dataset, final_model, device)
+            if again is not None:
+                scored[result.seed] = again
+    return scored
