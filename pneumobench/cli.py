@@ -275,6 +275,8 @@ def _bench(args: argparse.Namespace) -> int:
         rows += bench.bench_ingest(args.ingest_images)
     if args.what in ("all", "smoke"):
         rows += bench.bench_smoke_run()
+    if args.what in ("all", "workers"):
+        rows += bench.bench_workers()
     if args.what in ("all", "train"):
         config = get_profile("paper").config(*args.mod).replace_model(encoder_weights=None)
         rows += bench.bench_train(
@@ -522,8 +524,9 @@ def _add_bench_command(commands: Any) -> None:
         "what",
         nargs="?",
         default="all",
-        choices=("all", "train", "metrics", "ingest", "smoke"),
-        help="which benchmark: train, metrics, ingest, smoke (the smoke run side by side) or all (default)",
+        choices=("all", "train", "metrics", "ingest", "smoke", "workers"),
+        help="which benchmark: train, metrics, ingest, smoke (the smoke run side by side), workers (a local "
+        "pool's start, spawned and forked) or all (default)",
     )
     bench.add_argument("--size", type=int, default=64, help="training image side (default 64)")
     bench.add_argument("--batch", type=int, default=32, help="training batch (default 32)")

@@ -10,7 +10,9 @@
 - ``smoke``: one whole smoke run (training and validation, one thread) of the smoke profile
   against the smoke run of pneumobench 0.2 (the full-width ResNet-10-T encoder, 128 validation
   images, every epoch validated and checkpointed), with each run's GFLOP/s as a share of this core's
-  matrix-multiply rate.
+  matrix-multiply rate;
+- ``workers``: a local pool made ready to train, spawned (each worker imports torch, smp and
+  timm) against forked from the server that imported them once.
 """
 
 from __future__ import annotations
@@ -332,3 +334,32 @@ def bench_ingest(n_images: int = 64, workers: int | None = None) -> list[dict[st
             )
             timings[label] = n_images / (time.perf_counter() - start)
     return [_row(f"ingest {n_images} DICOM 1024->256", "images/s", timings["one worker"], timings["all workers"])]
+
+
+def _worker_ready() -> None:
+    """A local worker's start: what it imports before its first run."""
+    import pneumobench.training.engine  # noqa: F401
+
+
+def _nothing(index: int) -> int:
+    return index
+
+
+def bench_workers(workers: int = 2, repeats: int = 3) -> list[dict[str, Any]]:
+    """A pool of ``workers`` local workers made ready to train (the engine imported in each):
+    spawned interpreters, as before, against processes forked from the fork server that imported
+    the engine once (``runs.executors.worker_context``; the server's own start, paid once per
+    driver, is made first and left out)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pneumobench.runs.executors import worker_context
+
+    def ready(method: str) -> None:
+        context = worker_context(method)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_ready) as pool:
+            list(pool.map(_nothing, range(workers)))
+
+    ready("forkserver")
+    spawned = _median_seconds(lambda: ready("spawn"), repeats)
+    forked = _median_seconds(lambda: ready("forkserver"), repeats)
+    return [_row(f"{workers} local workers ready to train", "pools/min", 60 / spawned, 60 / forked)]
