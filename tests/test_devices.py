@@ -15,8 +15,8 @@ from pneumobench.training.engine import (
     IMAGENET_STD,
     DeviceData,
     _close_epoch,
-    _summaries,
     example_indices,
+    summaries,
     train,
     train_epoch,
     validate,
@@ -114,5 +114,5 @@ def test_an_epoch_and_its_validation_never_wait_for_the_host(tiny_dataset):
             losses.sum().item()  # the mode is on: a sync does raise
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    values = _close_epoch(losses, _summaries(scores, config), "sync check", 1)
+    values = _close_epoch(losses, summaries(scores, config), "sync check", 1)
     assert np.isfinite(values).all() and kept is not None and len(kept) == len(keep)

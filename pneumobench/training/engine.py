@@ -68,15 +68,18 @@ __all__ = [
     "NonFiniteLossError",
     "derive_seeds",
     "example_indices",
+    "example_masks",
     "learning_rate",
     "numerics",
     "run_identity",
     "stage_loss_config",
     "steps_per_epoch",
+    "summaries",
     "train",
     "train_epoch",
     "train_step",
     "validate",
+    "validation_batch",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -466,7 +469,18 @@ def _enter_stage(state: _RunState, config: ExperimentConfig, epoch: int) -> None
     state.stage_index = stage_index
 
 
-def _summaries(scores: ScoreAccumulator | None, config: ExperimentConfig) -> list[torch.Tensor]:
+def validation_batch(config: ExperimentConfig) -> int:
+    """Images per validation forward pass: ``VALIDATION_BATCH``, or the training batch if larger."""
+    return max(VALIDATION_BATCH, config.batch_size)
+
+
+def example_masks(dataset: PreparedDataset, positions: np.ndarray, kept: torch.Tensor | None) -> dict[str, str]:
+    """The kept predicted masks of the validation images at ``positions``, as SIIM RLE by image id."""
+    predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
+    return {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
+
+
+def summaries(scores: ScoreAccumulator | None, config: ExperimentConfig) -> list[torch.Tensor]:
     """A split's mean Dice and accuracy, averaged as ``config.val_averaging`` says (on the device)."""
     if scores is None:
         return []
@@ -474,9 +488,9 @@ def _summaries(scores: ScoreAccumulator | None, config: ExperimentConfig) -> lis
     return [batch_mean(scores.dice, size), batch_mean(scores.correct.float(), size)]
 
 
-def _close_epoch(step_losses: torch.Tensor, summaries: list[torch.Tensor], where: str, epoch: int) -> list[float]:
+def _close_epoch(step_losses: torch.Tensor, means: list[torch.Tensor], where: str, epoch: int) -> list[float]:
     """The epoch's one host sync: mean loss and the validation summaries; a non-finite loss ends the run."""
-    values = torch.stack([step_losses.mean(), torch.isfinite(step_losses).all().float(), *summaries]).tolist()
+    values = torch.stack([step_losses.mean(), torch.isfinite(step_losses).all().float(), *means]).tolist()
     if values[1] < 1:
         bad_step = int(torch.nonzero(~torch.isfinite(step_losses))[0])
         raise NonFiniteLossError(
@@ -576,7 +590,7 @@ def _validate_epoch(
 ) -> tuple[ScoreAccumulator, torch.Tensor | None, ScoreAccumulator | None]:
     """Score the validation half (keeping the example masks where this epoch may be reported)
     and the held-out slice."""
-    batch = max(VALIDATION_BATCH, plan.config.batch_size)
+    batch = validation_batch(plan.config)
     keep = positions if last_epoch or plan.config.epoch_selection != "last" else None
     scores, kept = validate(state.model, splits.val, batch, plan.autocast, keep=keep)
     held = validate(state.model, splits.heldout, batch, plan.autocast)[0] if splits.heldout is not None else None
@@ -635,7 +649,7 @@ def _epochs(plan: _Plan, state: _RunState, splits: _Splits, positions: np.ndarra
         last_epoch = epoch == config.epochs - 1
         validated = last_epoch or (epoch + 1) % plan.validate_every == 0
         scores, kept, held = _validate_epoch(plan, state, splits, positions, last_epoch) if validated else (None,) * 3
-        values = _close_epoch(step_losses, _summaries(scores, config) + _summaries(held, config), plan.where, epoch)
+        values = _close_epoch(step_losses, summaries(scores, config) + summaries(held, config), plan.where, epoch)
         entry = _curve_entry(epoch + 1, state.stage_index + 1, lr, values, validated, splits.heldout is not None)
         state.curves.append({**entry, "seconds": time.perf_counter() - epoch_started})
         if scores is not None:
@@ -737,9 +751,7 @@ def train(
         if final_model is not None:
             _keep_final_model(plan, state, Path(final_model))
         assert state.selected is not None
-        kept = state.selected.kept
-        predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
-        examples = {dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)}
+        examples = example_masks(dataset, positions, state.selected.kept)
 
     timing = _timing(config, state, len(splits.train), started)
     if plan.checkpoint and not keep_checkpoint:

@@ -15,17 +15,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pneumobench.core.results import RunResult, encode_epoch_scores
 from pneumobench.data.prepared import PreparedDataset
-from pneumobench.data.rle import encode
 from pneumobench.experiment.config import ExperimentConfig
 from pneumobench.models import build_model
 from pneumobench.training import engine
 from pneumobench.training.checkpoints import load_verified
-from pneumobench.training.metrics import batch_mean
 
 __all__ = ["RescoringError", "rescore"]
 
@@ -76,11 +73,8 @@ def _scored_again(
     data = engine.DeviceData(dataset, dataset.val_indices, device, channels_last=channels_last)
     positions = engine.example_indices(dataset)
     autocast = channels_last and config.cuda_precision == "bf16"
-    batch = max(engine.VALIDATION_BATCH, config.batch_size)
-    scores, kept = engine.validate(model, data, batch, autocast, keep=positions)
-    size = config.batch_size if config.val_averaging == "batch" else None
-    dice, accuracy = torch.stack([batch_mean(scores.dice, size), batch_mean(scores.correct.float(), size)]).tolist()
-    predicted = kept.cpu().numpy() if kept is not None else np.zeros((0, 1, 1), bool)
+    scores, kept = engine.validate(model, data, engine.validation_batch(config), autocast, keep=positions)
+    dice, accuracy = torch.stack(engine.summaries(scores, config)).tolist()
     curves = [dict(entry) for entry in result.curves]
     curves[-1].update(val_dice=dice, val_accuracy=accuracy)
     return dataclasses.replace(
@@ -92,7 +86,7 @@ def _scored_again(
         dice=dice,
         accuracy=accuracy,
         curves=curves,
-        examples={dataset.ids[dataset.val_indices[p]]: encode(mask) for p, mask in zip(positions, predicted)},
+        examples=engine.example_masks(dataset, positions, kept),
         epoch_scores=_last_epoch_replaced(result, scores.dice, scores.correct),
     )
 
