@@ -81,6 +81,24 @@ def test_loss_is_non_negative_and_per_image_is_mean_of_images(seed, variant):
     torch.testing.assert_close(batched, torch.stack(singles).mean())
 
 
+@given(st.integers(0, 2**16), st.sampled_from(["hinge", "symmetric_elu"]))
+def test_whole_batch_loss_is_the_loss_of_the_batch_stacked_into_one_image(seed, variant):
+    logits, target = random_batch(seed, n=3, size=5)
+    stacked = [x.reshape(1, 1, 3 * 5, 5) for x in (logits, target)]  # the three images one above another
+    torch.testing.assert_close(
+        lovasz_hinge(logits, target, per_image=False, variant=variant), lovasz_hinge(*stacked, variant=variant)
+    )
+
+
+def test_registered_lovasz_losses_are_the_authors_variant_per_image_and_per_batch():
+    logits, target = random_batch(7)
+    for name, per_image in (("lovasz", True), ("lovasz_batch", False)):
+        expected = lovasz_hinge(logits, target, per_image=per_image, variant="symmetric_elu")
+        torch.testing.assert_close(SEG_LOSSES.get(name).fn(logits, target), expected)
+        assert SEG_LOSSES.get(name).cls_weight == 0.01
+    assert SEG_LOSSES.get("lovasz").fn(logits, target) != SEG_LOSSES.get("lovasz_batch").fn(logits, target)
+
+
 @given(st.integers(0, 2**16))
 def test_elu_variant_is_symmetric_under_complement(seed):
     logits, target = random_batch(seed, n=2, size=5)

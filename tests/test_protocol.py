@@ -84,6 +84,18 @@ def test_stage_two_of_the_authors_lovasz_rows_trains_with_bce_and_its_weight():
     assert stage_loss_config(paper, paper.epochs - 1) is paper  # the paper's text: Lovász in both stages
 
 
+def test_the_smoke_profile_trains_lovasz_over_each_batch_and_leaves_every_other_loss():
+    smoke, paper = get_profile("smoke"), get_profile("paper")
+    assert smoke.config("lovasz", "scse").seg_loss == "lovasz_batch"
+    assert paper.config("lovasz", "scse").seg_loss == "lovasz"
+    unsubstituted = dataclasses.replace(smoke, seg_loss_substitutes=())
+    assert smoke.config("aspp", "scse") == unsubstituted.config("aspp", "scse")
+    staged = dataclasses.replace(
+        smoke, base=smoke.base.replace(stages=(StageConfig(1, 1e-3, 1e-3, seg_loss="lovasz"), StageConfig(2, 1e-3, 1e-4)))
+    )
+    assert [stage.seg_loss for stage in staged.config().stages] == ["lovasz_batch", None]
+
+
 def test_kept_last_batch_trains_every_image_once_per_epoch(tiny_dataset):
     config = TINY.replace(batch_size=20, drop_last=False)  # 48 training images: 20 + 20 + 8
     assert steps_per_epoch(48, config) == 3 and steps_per_epoch(48, config.replace(drop_last=True)) == 2
