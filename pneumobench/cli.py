@@ -560,6 +560,13 @@ def _add_store_command(commands: Any) -> None:
         _add_store_option(action)
         if name == "forget":
             action.add_argument("keys", nargs="+", metavar="KEY", help="run keys, as `store list` prints them")
+            action.add_argument(
+                "--checkpoint-dir",
+                type=Path,
+                default=None,
+                help="where the runs checkpointed (default: beside the store); their checkpoints and kept "
+                "final weights there are deleted too, so they train again from their first epoch",
+            )
         action.set_defaults(handler=_store)
 
 
@@ -574,13 +581,25 @@ def _store(args: argparse.Namespace) -> int:
         if args.store_command == "retry":
             print(f"{store.clear_failed()} failed run(s) cleared from {args.store}; the next session trains them")
         elif args.store_command == "forget":
-            print(f"{store.forget(args.keys)} run(s) forgotten from {args.store}")
+            forgotten = store.forget(args.keys)
+            removed = _delete_run_files(store, forgotten, args.checkpoint_dir)
+            print(f"{len(forgotten)} run(s) forgotten from {args.store}; {removed} of their checkpoint files deleted")
         else:
             _print_unfinished(store)
     except StoreError as error:
         print(f"pneumobench store {args.store_command}: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _delete_run_files(store: Any, keys: list[str], checkpoint_dir: Path | None) -> int:
+    """Delete the forgotten runs' checkpoints and kept final weights; returns how many files."""
+    from pneumobench.runs.store import run_files
+
+    found = [path for key in keys for path in run_files(store, key, checkpoint_dir) if path.is_file()]
+    for path in found:
+        path.unlink()
+    return len(found)
 
 
 def _print_unfinished(store: Any) -> None:

@@ -8,7 +8,7 @@ from pneumobench.cli import main
 from pneumobench.core.results import RunResult
 from pneumobench.experiment.config import ExperimentConfig, ModelConfig, StageConfig
 from pneumobench.experiment.profiles import PROFILES, Profile, register_profile
-from pneumobench.runs.store import ResultStore
+from pneumobench.runs.store import ResultStore, run_files
 
 
 @pytest.fixture(scope="module")
@@ -173,13 +173,33 @@ def test_store_list_retry_and_forget(tmp_path, capsys):
 
     assert main(["store", "forget", "aaa", *args]) == 2  # ambiguous: both failed runs start with it
     assert "run key 'aaa' matches 2 runs; give more characters" in capsys.readouterr().err
+    kept = {key: run_files(store, key) for key in ("aaa111", "aaa222")}
+    for path in (*kept["aaa111"], *kept["aaa222"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
     assert main(["store", "forget", "aaa2", *args]) == 0
+    assert "1 run(s) forgotten" in (out := capsys.readouterr().out) and "; 2 of their checkpoint files deleted" in out
     assert [e["run_key"] for e in store.unfinished()] == ["aaa111", "bbb333"]
+    assert not any(path.exists() for path in kept["aaa222"]) and all(path.exists() for path in kept["aaa111"])
 
     assert main(["store", "retry", *args]) == 0
     assert "1 failed run(s) cleared" in capsys.readouterr().out
     assert [e["run_key"] for e in store.unfinished()] == ["bbb333"]
     assert main(["store", "list", "--store", str(tmp_path / "none.sqlite")]) == 2
+
+
+def test_forget_deletes_the_checkpoint_files_in_the_folder_it_is_given(tmp_path, capsys):
+    store = ResultStore(tmp_path / "results.sqlite")
+    _claim(store, "ccc444")
+    shared = tmp_path / "shared"
+    beside, elsewhere = run_files(store, "ccc444"), run_files(store, "ccc444", shared)
+    for path in (*beside, *elsewhere):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+    assert main(["store", "forget", "ccc", "--store", str(store.path), "--checkpoint-dir", str(shared)]) == 0
+    assert "; 2 of their checkpoint files deleted" in capsys.readouterr().out
+    assert all(path.exists() for path in beside) and not any(path.exists() for path in elsewhere)
+    assert elsewhere[1] == (shared / "final" / "ccc444.pt").resolve()
 
 
 @pytest.mark.parametrize(

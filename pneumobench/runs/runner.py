@@ -27,7 +27,7 @@ from pneumobench.runs.devices import device_kind, select_device
 from pneumobench.runs.executors import Executor, Job, LocalExecutor, Started, Trained, checkpoint_epochs
 from pneumobench.runs.fence import ClaimTakenOver, new_claim_token, release_claim_file, stamp_claim_file
 from pneumobench.runs.progress import BarProgress, RunProgress
-from pneumobench.runs.store import ResultStore, run_key, source_fingerprint
+from pneumobench.runs.store import ResultStore, run_files, run_key, source_fingerprint
 from pneumobench.training.engine import CPU_THREADS, train
 
 __all__ = [
@@ -174,14 +174,11 @@ class _Tally:
 
 
 def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
-    """Where run ``key`` checkpoints: ``checkpoint_dir`` (storage every node shares), else beside the store."""
-    folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
-    return folder.resolve() / f"{key}.pt"  # absolute: a worker on another node or in another cwd finds it
+    return run_files(store, key, checkpoint_dir)[0]
 
 
 def _final_model_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
-    """Where run ``key`` keeps its final weights: a ``final`` folder beside its checkpoint."""
-    return _checkpoint_path(store, checkpoint_dir, key).parent / "final" / f"{key}.pt"
+    return run_files(store, key, checkpoint_dir)[1]
 
 
 def final_model_path(

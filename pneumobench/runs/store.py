@@ -35,7 +35,16 @@ from typing import Any
 from pneumobench.core.atomic import process_alive, write_text_atomic
 from pneumobench.core.results import RunResult
 
-__all__ = ["DEFAULT_STORE", "ResultStore", "RunFailedError", "StoreError", "StoredRun", "run_key", "source_fingerprint"]
+__all__ = [
+    "DEFAULT_STORE",
+    "ResultStore",
+    "RunFailedError",
+    "StoreError",
+    "StoredRun",
+    "run_files",
+    "run_key",
+    "source_fingerprint",
+]
 
 DEFAULT_STORE = Path(".pneumobench") / "results.sqlite"
 SCHEMA = """
@@ -439,9 +448,9 @@ class ResultStore:
         with self._connect() as db:
             return db.execute("DELETE FROM runs WHERE status='failed'").rowcount
 
-    def forget(self, keys: list[str]) -> int:
-        """Delete the runs with these keys (or unique key prefixes), whatever their status; returns how many.
-        An unknown or ambiguous key is a ``StoreError`` naming it, and nothing is deleted."""
+    def forget(self, keys: list[str]) -> list[str]:
+        """Delete the runs with these keys (or unique key prefixes), whatever their status; returns
+        their full keys. An unknown or ambiguous key is a ``StoreError`` naming it, and nothing is deleted."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             matched = []
@@ -454,7 +463,7 @@ class ResultStore:
                 matched.append(found[0])
             db.executemany("DELETE FROM runs WHERE run_key = ?", [(key,) for key in matched])
             db.execute("COMMIT")
-        return len(set(matched))
+        return sorted(set(matched))
 
     def remember_judged_with(self, profile: str, device_type: str, path: str | os.PathLike, text: str | None) -> None:
         """Keep the recorded baseline (its path and text; None: there was none) that ``profile``'s
@@ -541,3 +550,12 @@ class ResultStore:
 
     def to_csv(self, path: str | os.PathLike) -> None:
         write_text_atomic(Path(path), self.to_dataframe().to_csv(index=False))
+
+
+def run_files(store: ResultStore, key: str, checkpoint_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Where run ``key`` checkpoints and where it keeps its final weights: in ``checkpoint_dir``
+    (storage every node shares), else in a ``checkpoints`` folder beside the store, the weights in
+    its ``final`` subfolder. Absolute, so a worker on another node or in another folder finds them."""
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else store.path.parent / "checkpoints"
+    checkpoint = folder.resolve() / f"{key}.pt"
+    return checkpoint, checkpoint.parent / "final" / f"{key}.pt"
