@@ -235,8 +235,8 @@ register_profile(
         # The class loss at 0.5 in every row (the losses' own weights are 0.1 and 0.01): at those the
         # scSE rows' accuracy lagged the baseline's by 0.03-0.2 and varied by up to 0.05 between seeds.
         cls_weight=0.5,
-        # Lovász over each batch, not each image: per image, the Lovász+scSE rows' Dice varied
-        # between seeds by up to 0.034 over 3 seeds (docs/regression.md).
+        # Lovász over each batch, not each image: on 32x32 masks it converges further and the
+        # Lovász+scSE rows vary less between seeds (docs/regression.md, .ci/lovasz_spread.py).
         seg_loss_substitutes=(("lovasz", "lovasz_batch"),),
         checkpoint_every=4,  # a killed run redoes at most 3 of its 12 epochs
         keep_baseline_models=True,  # 7.5 MB a run
