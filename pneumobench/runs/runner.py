@@ -115,17 +115,18 @@ def run(
         store.release(key)
         raise RuntimeError(f"run {config.name} seed {seed} is for {kind}, not this machine's {here}: prefetch it")
     try:
+        checkpoint, final_model = run_files(store, key, checkpoint_dir)
         with store.keep_alive():
             result = train(
                 config,
                 dataset,
                 seed,
                 device,
-                checkpoint=_checkpoint_path(store, checkpoint_dir, key),
+                checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every,
                 progress=progress,
                 cpu_threads=cpu_threads,
-                final_model=_final_model_path(store, checkpoint_dir, key) if keep_model else None,
+                final_model=final_model if keep_model else None,
             )
     except Exception as error:
         store.fail(key, error)
@@ -173,14 +174,6 @@ class _Tally:
         )
 
 
-def _checkpoint_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
-    return run_files(store, key, checkpoint_dir)[0]
-
-
-def _final_model_path(store: ResultStore, checkpoint_dir: str | os.PathLike | None, key: str) -> Path:
-    return run_files(store, key, checkpoint_dir)[1]
-
-
 def final_model_path(
     store: ResultStore,
     config: ExperimentConfig,
@@ -193,7 +186,7 @@ def final_model_path(
 ) -> Path:
     """Where the run of ``config`` with ``seed`` on a device of ``kind`` keeps its final weights
     when it was trained with ``keep_model`` (``pneumobench.training.rescoring`` reads them)."""
-    return _final_model_path(store, checkpoint_dir, key_of_kind(config, seed, dataset.fingerprint, kind, cpu_threads))
+    return run_files(store, key_of_kind(config, seed, dataset.fingerprint, kind, cpu_threads), checkpoint_dir)[1]
 
 
 def _file_result(store: ResultStore, job: Job, outcome: Trained | BaseException, kind: str, summary: PrefetchSummary):
@@ -247,12 +240,12 @@ def _claim_jobs(
     for config, seed in runs:
         key, identity = _run_identity(config, seed, dataset.fingerprint, kind, options["cpu_threads"])
         if store.try_claim(key, **identity):
-            checkpoint = _checkpoint_path(store, options["checkpoint_dir"], key)
+            checkpoint, final_model = run_files(store, key, options["checkpoint_dir"])
             token = new_claim_token()
             stamp_claim_file(checkpoint, token)  # the claim's tasks alone may write this checkpoint
             job_device = executor.job_device(device, len(jobs))
             keep = config.key() in options["keep_models"]
-            final = _final_model_path(store, options["checkpoint_dir"], key) if keep else ""
+            final = final_model if keep else ""
             jobs.append(
                 Job(
                     config.to_json(),
